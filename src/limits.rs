@@ -1,0 +1,53 @@
+//! Every hard limit of Strata, in one place, with the reason it exists.
+//!
+//! Limits are named so that a reader can find where a number comes from and so that tests can
+//! probe exactly the edge. Nothing here is tunable at run time except through the per-topic
+//! configuration that defaults to these values.
+
+/// Largest request frame the broker reads (`socket.request.max.bytes` in Kafka, 100 MiB).
+/// A length prefix above it closes the connection before any allocation.
+pub const MAX_REQUEST_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// Default largest record batch a topic accepts (`message.max.bytes`, Kafka's 1 MiB + overhead).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1024 * 1024 + 12;
+
+/// Absolute ceiling of `max.message.bytes`: a batch is held in memory whole while validated.
+pub const MAX_BATCH_BYTES: u32 = 64 * 1024 * 1024;
+
+/// Default segment size before a roll (`segment.bytes`, 1 GiB as in Kafka).
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Segment offsets are stored relative to the base offset as `u32`, positions as `u32`:
+/// a segment can never grow past 4 GiB.
+pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
+
+/// Smallest segment size accepted (Kafka's minimum is 14 bytes; we want at least one page).
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// Default segment age before a roll (`segment.ms`, 7 days).
+pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default retention by time (`retention.ms`, 7 days).
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default bytes between two offset-index entries (`index.interval.bytes`).
+pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
+
+/// Alignment of every direct-I/O write: the page size of the devices we target.
+pub const IO_ALIGNMENT: usize = 4096;
+
+/// Bytes the segment writer buffers before it writes whole pages out even without a flush.
+/// Large enough for big sequential DMA writes, small enough to bound memory per partition.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes of the most recent batches a partition keeps in memory to serve tailing consumers.
+pub const TAIL_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Largest single read a fetch issues against a segment file.
+pub const MAX_READ_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most partitions one topic may have (Kafka has no hard limit; we bound memory and file handles).
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// Longest topic name (Kafka's limit: 249 characters).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;

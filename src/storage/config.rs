@@ -1,0 +1,172 @@
+//! Per-topic log settings (Kafka's topic configs that the storage engine obeys), with Kafka's
+//! names and defaults. Parsing from strings lives here so that the broker's configs API and
+//! the command line share one definition.
+
+use super::error::{Result, StorageError};
+use crate::limits;
+
+/// When an appended batch becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// `flush.messages`: fsync after this many records (1 = before every acknowledgement).
+    pub messages: u64,
+    /// `flush.ms`: fsync when the oldest unsynced record is this old.
+    pub ms: i64,
+}
+
+/// Whether timestamps come from the producer or the broker (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// The storage-relevant configuration of one topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    /// `retention.ms`; negative means unlimited.
+    pub retention_ms: i64,
+    /// `retention.bytes`; negative means unlimited.
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u32,
+    pub max_message_bytes: u32,
+    pub flush: FlushPolicy,
+    pub timestamp_type: TimestampType,
+    /// `cleanup.policy`, recorded and reported; only `delete` is enforced.
+    pub cleanup_policy: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: limits::DEFAULT_SEGMENT_BYTES,
+            segment_ms: limits::DEFAULT_SEGMENT_MS,
+            retention_ms: limits::DEFAULT_RETENTION_MS,
+            retention_bytes: -1,
+            index_interval_bytes: limits::DEFAULT_INDEX_INTERVAL_BYTES,
+            max_message_bytes: limits::DEFAULT_MAX_MESSAGE_BYTES,
+            flush: FlushPolicy { messages: 1, ms: i64::MAX },
+            timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: "delete".into(),
+        }
+    }
+}
+
+/// Names of the topic configs Strata understands, in the order it reports them.
+pub const CONFIG_NAMES: &[&str] = &[
+    "cleanup.policy",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
+    v.trim().parse::<T>().map_err(|_| StorageError::InvalidConfig(format!("{name}: '{v}' is not a valid number")))
+}
+
+impl LogConfig {
+    /// Sets one config by its Kafka name, validating the value.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        match name {
+            "segment.bytes" => {
+                let v: u64 = parse_num(name, value)?;
+                if !(limits::MIN_SEGMENT_BYTES..=limits::MAX_SEGMENT_BYTES).contains(&v) {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "segment.bytes must be in [{}, {}]",
+                        limits::MIN_SEGMENT_BYTES,
+                        limits::MAX_SEGMENT_BYTES
+                    )));
+                }
+                self.segment_bytes = v;
+            }
+            "segment.ms" => self.segment_ms = positive(name, parse_num(name, value)?)?,
+            "retention.ms" => self.retention_ms = parse_num(name, value)?,
+            "retention.bytes" => self.retention_bytes = parse_num(name, value)?,
+            "index.interval.bytes" => self.index_interval_bytes = parse_num(name, value)?,
+            "max.message.bytes" => {
+                let v: u32 = parse_num(name, value)?;
+                if v > limits::MAX_BATCH_BYTES || v < crate::storage::batch::HEADER_BYTES as u32 {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "max.message.bytes must be in [61, {}]",
+                        limits::MAX_BATCH_BYTES
+                    )));
+                }
+                self.max_message_bytes = v;
+            }
+            "flush.messages" => self.flush.messages = parse_num::<u64>(name, value)?.max(1),
+            "flush.ms" => self.flush.ms = positive(name, parse_num(name, value)?)?,
+            "message.timestamp.type" => {
+                self.timestamp_type = match value {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => return Err(StorageError::InvalidConfig(format!("message.timestamp.type: '{value}'"))),
+                }
+            }
+            "cleanup.policy" => match value {
+                "delete" | "compact" | "compact,delete" | "delete,compact" => self.cleanup_policy = value.into(),
+                _ => return Err(StorageError::InvalidConfig(format!("cleanup.policy: '{value}'"))),
+            },
+            _ => return Err(StorageError::InvalidConfig(format!("unknown topic config '{name}'"))),
+        }
+        Ok(())
+    }
+
+    /// The current value of a config by its Kafka name.
+    pub fn get(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "flush.messages" => self.flush.messages.to_string(),
+            "flush.ms" => self.flush.ms.to_string(),
+            "message.timestamp.type" => match self.timestamp_type {
+                TimestampType::CreateTime => "CreateTime".into(),
+                TimestampType::LogAppendTime => "LogAppendTime".into(),
+            },
+            "cleanup.policy" => self.cleanup_policy.clone(),
+            _ => return None,
+        })
+    }
+
+    /// True when every append must be synced before it is acknowledged.
+    pub fn sync_every_append(&self) -> bool {
+        self.flush.messages <= 1
+    }
+}
+
+fn positive(name: &str, v: i64) -> Result<i64> {
+    if v <= 0 {
+        return Err(StorageError::InvalidConfig(format!("{name} must be positive")));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_config_round_trips_and_bad_values_are_refused() {
+        let mut c = LogConfig::default();
+        for name in CONFIG_NAMES {
+            let v = c.get(name).expect("known");
+            c.set(name, &v).expect("own value accepted");
+        }
+        assert!(c.set("segment.bytes", "12").is_err());
+        assert!(c.set("retention.ms", "soon").is_err());
+        assert!(c.set("no.such", "1").is_err());
+        c.set("retention.ms", "-1").expect("unlimited");
+        assert_eq!(c.retention_ms, -1);
+    }
+}

@@ -1,0 +1,312 @@
+//! Storage engine behaviour through its public API: round trips over many segments,
+//! recovery from corruption, rolls, retention and time lookups.
+
+mod common;
+
+use std::rc::Rc;
+
+use common::*;
+use strata::storage::{batch, LogConfig, ManualClock, StorageError};
+
+#[test]
+fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let mut config = small_segments(1 << 20);
+        config.flush.messages = 50_000; // sync in groups: the test is about content, not latency
+        let log = open(dir.path(), config.clone()).await;
+        let per_batch = 100u64;
+        let mut expected_offset = 0i64;
+        for b in 0..10_000u64 {
+            let payload = numbered_batch("r", b * per_batch, per_batch, 1_000 + b as i64);
+            let info = log.append(&payload).await.expect("append");
+            assert_eq!(info.base_offset, expected_offset, "offsets are dense");
+            assert_eq!(info.last_offset, expected_offset + per_batch as i64 - 1);
+            expected_offset += per_batch as i64;
+            if log.flush_due() {
+                log.flush(log.log_end()).await.expect("flush");
+            }
+        }
+        log.flush(log.log_end()).await.expect("flush");
+        assert_eq!(log.log_end(), 1_000_000);
+        assert!(log.segment_count() > 10, "expected many segments, got {}", log.segment_count());
+        let before = read_all(&log, 0).await;
+        log.close().await.expect("close");
+
+        let log = open(dir.path(), config).await;
+        assert_eq!(log.log_end(), 1_000_000);
+        let after = read_all(&log, 0).await;
+        assert_eq!(before.len(), after.len());
+        assert!(before == after, "stored bytes changed across reopen");
+        let vals = values(&after);
+        assert_eq!(vals.len(), 1_000_000);
+        for (i, (off, v)) in vals.iter().enumerate() {
+            assert_eq!(*off, i as i64);
+            assert_eq!(v, format!("r-{i}").as_bytes());
+        }
+        // A read from the middle starts at the batch holding the offset.
+        let r = log.read(123_456, 1, log.high_watermark()).await.expect("read");
+        let h = batch::BatchHeader::parse(&r.batches[0]).expect("header");
+        assert!(h.base_offset <= 123_456 && 123_456 <= h.last_offset());
+    });
+}
+
+/// Writes `n` batches of 10 records over small segments and closes the log.
+async fn write_closed_log(dir: &std::path::Path, n: u64, config: &LogConfig) -> Vec<bytes::Bytes> {
+    let log = open(dir, config.clone()).await;
+    for b in 0..n {
+        log.append(&numbered_batch("c", b * 10, 10, 5_000 + b as i64)).await.expect("append");
+        log.flush(log.log_end()).await.expect("flush");
+    }
+    let all = read_all(&log, 0).await;
+    log.close().await.expect("close");
+    all
+}
+
+fn last_log_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().expect("a log file")
+}
+
+fn corrupt_and_reopen(mutate: impl Fn(&std::path::Path, &[bytes::Bytes])) -> (Vec<bytes::Bytes>, Vec<bytes::Bytes>, i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_segments(8192);
+    run(async {
+        let before = write_closed_log(dir.path(), 60, &config).await;
+        mutate(dir.path(), &before);
+        let log = open(dir.path(), config.clone()).await;
+        let after = read_all(&log, 0).await;
+        let end = log.log_end();
+        // The repaired log takes new appends at the cut.
+        let info = log.append(&numbered_batch("n", 0, 3, 1)).await.expect("append after recovery");
+        assert_eq!(info.base_offset, end);
+        log.flush(log.log_end()).await.expect("flush");
+        log.close().await.expect("close");
+        let again = open(dir.path(), config).await;
+        assert_eq!(again.log_end(), end + 3);
+        (before, after, end)
+    })
+}
+
+#[test]
+fn flipped_byte_in_last_batch_is_cut_and_everything_before_survives() {
+    let (before, after, end) = corrupt_and_reopen(|dir, _| {
+        let p = last_log_file(dir);
+        let mut b = std::fs::read(&p).expect("read");
+        let n = b.len();
+        b[n - 3] ^= 0x40;
+        std::fs::write(&p, b).expect("write");
+    });
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(after[..] == before[..before.len() - 1]);
+    assert_eq!(end, 590);
+}
+
+#[test]
+fn truncation_mid_batch_is_cut_to_the_last_whole_batch() {
+    let (before, after, end) = corrupt_and_reopen(|dir, _| {
+        let p = last_log_file(dir);
+        let len = std::fs::metadata(&p).expect("meta").len();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).expect("open");
+        f.set_len(len - 20).expect("truncate");
+    });
+    assert_eq!(after.len(), before.len() - 1);
+    assert_eq!(end, 590);
+}
+
+#[test]
+fn appended_zeros_are_dropped_without_losing_data() {
+    let (before, after, end) = corrupt_and_reopen(|dir, _| {
+        let p = last_log_file(dir);
+        let mut b = std::fs::read(&p).expect("read");
+        b.extend(std::iter::repeat_n(0u8, 10_000));
+        std::fs::write(&p, b).expect("write");
+    });
+    assert!(before == after);
+    assert_eq!(end, 600);
+}
+
+#[test]
+fn deleted_or_corrupt_index_is_rebuilt_identically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = small_segments(16 * 1024);
+    config.index_interval_bytes = 512;
+    run(async {
+        let before = write_closed_log(dir.path(), 400, &config).await;
+        let log = open(dir.path(), config.clone()).await;
+        let indexes = log.index_entries();
+        assert!(indexes.len() > 3);
+        assert!(indexes.iter().any(|(_, o, t)| o.len() > 5 && !t.is_empty()), "indexes have entries");
+        log.close().await.expect("close");
+        drop(log);
+        let first = format!("{:020}", 0);
+        std::fs::remove_file(dir.path().join(format!("{first}.index"))).expect("delete index");
+        let second = indexes[1].0;
+        let tp = dir.path().join(format!("{second:020}.timeindex"));
+        let mut t = std::fs::read(&tp).expect("timeindex");
+        t[0] ^= 0xff;
+        std::fs::write(&tp, t).expect("write");
+
+        let log = open(dir.path(), config.clone()).await;
+        assert_eq!(log.index_entries(), indexes, "rebuilt indexes equal the originals");
+        assert!(std::fs::metadata(dir.path().join(format!("{first}.index"))).is_ok(), "index file rewritten");
+        let after = read_all(&log, 0).await;
+        assert!(before == after);
+        for probe in [0i64, 1, 9, 10, 777, 2_345, 3_999] {
+            let r = log.read(probe, 1, log.high_watermark()).await.expect("read");
+            let h = batch::BatchHeader::parse(&r.batches[0]).expect("header");
+            assert!(h.base_offset <= probe && probe <= h.last_offset());
+        }
+    });
+}
+
+#[test]
+fn rolls_by_size_and_by_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let clock = ManualClock::new(1_000_000);
+        let mut config = small_segments(16 * 1024);
+        config.segment_ms = 60_000;
+        let log = open_with(dir.path(), config, Rc::new(clock.clone())).await;
+        let payload = numbered_batch("s", 0, 10, 1);
+        let one = payload.len() as u64;
+        let per_segment = (16 * 1024) / one;
+        for _ in 0..per_segment {
+            log.append(&payload).await.expect("append");
+        }
+        assert_eq!(log.segment_count(), 1, "fits in one segment");
+        log.append(&payload).await.expect("append");
+        assert_eq!(log.segment_count(), 2, "size roll");
+        clock.advance(59_999);
+        log.append(&payload).await.expect("append");
+        assert_eq!(log.segment_count(), 2);
+        clock.advance(1);
+        log.append(&payload).await.expect("append");
+        assert_eq!(log.segment_count(), 3, "time roll once segment.ms passed");
+        for w in log.segment_bases().windows(2) {
+            assert!(w[0] < w[1]);
+        }
+    });
+}
+
+#[test]
+fn retention_by_time_and_by_size_deletes_whole_old_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let day = 24 * 3600 * 1000i64;
+        let clock = ManualClock::new(100 * day);
+        let mut config = small_segments(1 << 20);
+        config.retention_ms = 7 * day;
+        config.segment_ms = day;
+        let log = open_with(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        // Ten days of data, 20 batches a day; segment.ms = 1 day makes one segment per day.
+        for d in 0..10 {
+            let ts = (90 + d) * day;
+            clock.set(ts);
+            for _ in 0..20 {
+                log.append(&numbered_batch("t", 0, 10, ts)).await.expect("append");
+            }
+        }
+        assert_eq!(log.segment_count(), 10);
+        clock.set(100 * day);
+        log.flush(log.log_end()).await.expect("flush");
+        assert_eq!(log.log_start(), 0);
+        let removed = log.enforce_retention().await.expect("retention");
+        // now = day 100: days 90, 91, 92 are older than 7 days; day 93 is exactly 7 days old.
+        assert_eq!(removed, 3, "segments older than retention.ms go");
+        let start = log.log_start();
+        assert_eq!(start, 600);
+        assert_eq!(start, log.segment_bases()[0]);
+        assert!(matches!(log.read(0, 100, log.high_watermark()).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert_eq!(values(&log.read(start, 100, log.high_watermark()).await.expect("read").batches)[0].0, 600);
+
+        // By size: keep at most three segments' bytes besides the active one.
+        let seg_bytes = log.size_bytes() / 7;
+        let mut c2 = config.clone();
+        c2.retention_ms = -1;
+        c2.retention_bytes = (3 * seg_bytes) as i64;
+        log.set_config(c2.clone());
+        assert_eq!(log.enforce_retention().await.expect("retention"), 4);
+        assert_eq!(log.segment_count(), 3);
+        assert!(log.size_bytes() <= 3 * seg_bytes);
+        let start = log.log_start();
+        log.close().await.expect("close");
+        let log = open_with(dir.path(), c2, Rc::new(clock.clone())).await;
+        assert_eq!(log.log_start(), start, "log start offset persisted");
+    });
+}
+
+#[test]
+fn lookup_by_timestamp_finds_first_record_at_or_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let mut config = small_segments(8 * 1024);
+        config.index_interval_bytes = 256;
+        let log = open(dir.path(), config).await;
+        // Batch b has timestamp 10_000 + 10*b.
+        for b in 0..500u64 {
+            log.append(&numbered_batch("ts", b * 5, 5, 10_000 + 10 * b as i64)).await.expect("append");
+        }
+        log.flush(log.log_end()).await.expect("flush");
+        assert!(log.segment_count() > 3);
+        for b in [0u64, 1, 77, 250, 499] {
+            let ts = 10_000 + 10 * b as i64;
+            assert_eq!(log.offset_for_timestamp(ts).await.expect("lookup"), Some(((b * 5) as i64, ts)));
+            // Between two batches: the later batch.
+            if b < 499 {
+                assert_eq!(log.offset_for_timestamp(ts + 1).await.expect("lookup"), Some((((b + 1) * 5) as i64, ts + 10)));
+            }
+        }
+        assert_eq!(log.offset_for_timestamp(0).await.expect("lookup"), Some((0, 10_000)));
+        assert_eq!(log.offset_for_timestamp(99_999).await.expect("lookup"), None);
+    });
+}
+
+#[test]
+fn bad_batches_are_refused_whole_and_reads_out_of_range_are_typed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log = open(dir.path(), LogConfig::default()).await;
+        let good = numbered_batch("g", 0, 2, 1);
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        let mut both = good.clone();
+        both.extend_from_slice(&bad);
+        assert!(matches!(log.append(&both).await, Err(StorageError::Corrupt(_))));
+        assert_eq!(log.log_end(), 0, "nothing of a half-bad request is written");
+        let big = numbered_batch("x", 0, 1, 1);
+        let mut c = LogConfig::default();
+        c.max_message_bytes = (big.len() - 1) as u32;
+        log.set_config(c);
+        assert!(matches!(log.append(&big).await, Err(StorageError::TooLarge { .. })));
+        log.set_config(LogConfig::default());
+        log.append(&good).await.expect("append");
+        log.flush(2).await.expect("flush");
+        assert!(matches!(log.read(3, 10, 2).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(matches!(log.read(-1, 10, 2).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(log.read(2, 10, 2).await.expect("at end").batches.is_empty());
+    });
+}
+
+#[test]
+fn log_append_time_is_stamped_by_the_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let clock = ManualClock::new(42_000);
+        let mut c = LogConfig::default();
+        c.timestamp_type = strata::storage::TimestampType::LogAppendTime;
+        let log = open_with(dir.path(), c, Rc::new(clock)).await;
+        let info = log.append(&numbered_batch("l", 0, 3, 7)).await.expect("append");
+        assert_eq!(info.log_append_time, 42_000);
+        log.flush(log.log_end()).await.expect("flush");
+        let b = read_all(&log, 0).await;
+        let h = batch::check_frame(&b[0]).expect("valid crc after stamping");
+        assert_eq!(h.max_timestamp, 42_000);
+    });
+}
