@@ -14,3 +14,8 @@
 
 pub mod limits;
 pub mod storage;
+pub mod cluster;
+pub mod config;
+pub mod kafka;
+pub mod partition;
+pub mod shard;

@@ -1,1 +1,112 @@
-fn main(){}
+//! The `strata` binary: `strata serve` runs the broker; the other subcommands are tools.
+//! This is the edge of the program: errors become `anyhow` reports here and nowhere else.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use strata::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "A Kafka-compatible log appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (data in ./strata-data, listening on 127.0.0.1:9092 by default).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML file with the same settings (flags and STRATA_* variables win over it).
+    #[arg(long, env = "STRATA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder holding all partitions and cluster metadata.
+    #[arg(long, env = "STRATA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (every core accepts on it).
+    #[arg(long, env = "STRATA_LISTEN")]
+    listen: Option<String>,
+    /// host:port clients are told to connect to (defaults to --listen).
+    #[arg(long, env = "STRATA_ADVERTISED_LISTENER")]
+    advertised_listener: Option<String>,
+    /// Number of cores (executors) to run, default all.
+    #[arg(long, env = "STRATA_CORES")]
+    cores: Option<usize>,
+    /// Partitions of an auto-created topic.
+    #[arg(long, env = "STRATA_DEFAULT_PARTITIONS")]
+    default_partitions: Option<i32>,
+    /// Create unknown topics when a client asks for their metadata.
+    #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS")]
+    auto_create_topics: Option<bool>,
+    /// A topic default, as Kafka names it: `--topic-default retention.ms=86400000` (repeatable).
+    #[arg(long = "topic-default", value_parser = parse_key_value)]
+    topic_defaults: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("'{s}' is not name=value"))
+}
+
+/// Blocks SIGINT and SIGTERM in every thread and returns a flag set when one arrives.
+fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use; pthread_sigmask is
+    // called before any other thread exists, so every thread inherits the blocked set and the
+    // signals are only ever consumed by the sigwait below.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            anyhow::bail!("cannot block SIGINT/SIGTERM");
+        }
+        set
+    };
+    let f = flag.clone();
+    std::thread::Builder::new().name("strata-signals".into()).spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid, initialised signal set and `sig` a valid out-pointer.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            tracing::info!(signal = sig, "shutting down");
+            f.store(true, Ordering::SeqCst);
+        }
+    })?;
+    Ok(flag)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let flags = Settings {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertised_listener: args.advertised_listener,
+        cores: args.cores,
+        default_partitions: args.default_partitions,
+        auto_create_topics: args.auto_create_topics,
+        topic_defaults: args.topic_defaults.into_iter().collect(),
+    };
+    let file = match &args.config {
+        Some(p) => Settings::from_toml_file(p)?,
+        None => Settings::default(),
+    };
+    let config = flags.over(file).resolve()?;
+    let shutdown = shutdown_on_signals()?;
+    strata::kafka::server::run(config, shutdown).context("broker failed")
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+    }
+}

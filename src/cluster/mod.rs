@@ -1,0 +1,225 @@
+//! Cluster metadata: which topics exist, their ids, partition counts and configs, persisted in
+//! `<data>/cluster.meta` (rkyv + CRC-32C, replaced atomically).
+//!
+//! This is the control plane. It is shared by every core behind one `RwLock` because it
+//! changes rarely (topic create/delete/alter) and is only read on the request path; the data
+//! path (partitions, segments) is sharded and lock-free. It never touches a partition's files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rkyv::{rancor, Archive, Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::limits::{MAX_PARTITIONS_PER_TOPIC, MAX_TOPIC_NAME_LEN};
+use crate::storage::{meta, LogConfig, StorageError};
+
+pub const CLUSTER_META_FILE: &str = "cluster.meta";
+
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{0}': {1}")]
+    InvalidName(String, &'static str),
+    #[error("invalid partition count {0}")]
+    InvalidPartitions(i32),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// One topic.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: [u8; 16],
+    pub partitions: i32,
+    /// Topic-level config overrides, by Kafka name.
+    pub configs: Vec<(String, String)>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Default)]
+struct CatalogFile {
+    topics: Vec<TopicMeta>,
+}
+
+/// All topics, and the broker-wide defaults their configs override.
+#[derive(Debug)]
+pub struct Catalog {
+    path: PathBuf,
+    defaults: LogConfig,
+    topics: BTreeMap<String, TopicMeta>,
+}
+
+pub type SharedCatalog = Arc<RwLock<Catalog>>;
+
+/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), CatalogError> {
+    let bad = |why| Err(CatalogError::InvalidName(name.into(), why));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return bad("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are reserved");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// Loads the catalog from `data_dir` (empty if there is none yet).
+    pub fn load(data_dir: &Path, defaults: LogConfig) -> Result<Catalog, CatalogError> {
+        std::fs::create_dir_all(data_dir).map_err(StorageError::from)?;
+        let path = data_dir.join(CLUSTER_META_FILE);
+        let mut topics = BTreeMap::new();
+        if let Some(bytes) = meta::read_checked(&path)? {
+            let file = rkyv::from_bytes::<CatalogFile, rancor::Error>(&bytes).map_err(|e| {
+                StorageError::BadFile { path: path.display().to_string(), reason: e.to_string() }
+            })?;
+            for t in file.topics {
+                topics.insert(t.name.clone(), t);
+            }
+        }
+        Ok(Catalog { path, defaults, topics })
+    }
+
+    fn persist(&self) -> Result<(), CatalogError> {
+        let file = CatalogFile { topics: self.topics.values().cloned().collect() };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&file)
+            .map_err(|e| CatalogError::InvalidConfig(format!("encode catalog: {e}")))?;
+        meta::write_atomic(&self.path, &bytes)?;
+        Ok(())
+    }
+
+    pub fn defaults(&self) -> &LogConfig {
+        &self.defaults
+    }
+
+    /// The effective log config of a topic: broker defaults, then the topic's overrides.
+    pub fn log_config(&self, topic: &str) -> Option<LogConfig> {
+        let t = self.topics.get(topic)?;
+        let mut c = self.defaults.clone();
+        for (k, v) in &t.configs {
+            // Overrides were validated when stored; a bad one left by an older version is ignored.
+            let _ = c.set(k, v);
+        }
+        Some(c)
+    }
+
+    /// Checks a set of config overrides without storing them.
+    pub fn check_configs(&self, configs: &[(String, String)]) -> Result<(), CatalogError> {
+        let mut c = self.defaults.clone();
+        for (k, v) in configs {
+            c.set(k, v).map_err(|e| CatalogError::InvalidConfig(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn create_topic(&mut self, name: &str, partitions: i32, configs: Vec<(String, String)>) -> Result<TopicMeta, CatalogError> {
+        validate_topic_name(name)?;
+        if self.topics.contains_key(name) {
+            return Err(CatalogError::TopicExists(name.into()));
+        }
+        if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(CatalogError::InvalidPartitions(partitions));
+        }
+        self.check_configs(&configs)?;
+        let t = TopicMeta { name: name.into(), id: *uuid::Uuid::new_v4().as_bytes(), partitions, configs };
+        self.topics.insert(name.into(), t.clone());
+        if let Err(e) = self.persist() {
+            self.topics.remove(name);
+            return Err(e);
+        }
+        Ok(t)
+    }
+
+    pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, CatalogError> {
+        let t = self.topics.remove(name).ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+        if let Err(e) = self.persist() {
+            self.topics.insert(name.into(), t);
+            return Err(e);
+        }
+        Ok(t)
+    }
+
+    /// Grows a topic to `total` partitions (Kafka never shrinks).
+    pub fn set_partition_count(&mut self, name: &str, total: i32) -> Result<TopicMeta, CatalogError> {
+        let t = self.topics.get(name).ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+        if total <= t.partitions || total > MAX_PARTITIONS_PER_TOPIC {
+            return Err(CatalogError::InvalidPartitions(total));
+        }
+        let old = t.partitions;
+        self.topics.get_mut(name).map(|t| t.partitions = total);
+        if let Err(e) = self.persist() {
+            self.topics.get_mut(name).map(|t| t.partitions = old);
+            return Err(e);
+        }
+        Ok(self.topics[name].clone())
+    }
+
+    /// Applies config changes: `Some(v)` sets, `None` removes the override.
+    pub fn alter_configs(&mut self, name: &str, changes: &[(String, Option<String>)]) -> Result<(), CatalogError> {
+        let t = self.topics.get(name).ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+        let mut configs: BTreeMap<String, String> = t.configs.iter().cloned().collect();
+        for (k, v) in changes {
+            match v {
+                Some(v) => configs.insert(k.clone(), v.clone()),
+                None => configs.remove(k),
+            };
+        }
+        let configs: Vec<(String, String)> = configs.into_iter().collect();
+        self.check_configs(&configs)?;
+        let old = std::mem::replace(&mut self.topics.get_mut(name).expect("checked").configs, configs);
+        if let Err(e) = self.persist() {
+            self.topics.get_mut(name).expect("checked").configs = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &[u8; 16]) -> Option<&TopicMeta> {
+        self.topics.values().find(|t| &t.id == id)
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &TopicMeta> {
+        self.topics.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_persists_and_validates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::load(dir.path(), LogConfig::default()).expect("load");
+        c.create_topic("orders", 3, vec![("retention.ms".into(), "1000".into())]).expect("create");
+        assert!(matches!(c.create_topic("orders", 1, vec![]), Err(CatalogError::TopicExists(_))));
+        assert!(matches!(c.create_topic("bad name", 1, vec![]), Err(CatalogError::InvalidName(..))));
+        assert!(matches!(c.create_topic("x", 0, vec![]), Err(CatalogError::InvalidPartitions(0))));
+        assert!(c.create_topic("y", 1, vec![("segment.bytes".into(), "1".into())]).is_err());
+        c.set_partition_count("orders", 5).expect("grow");
+        c.alter_configs("orders", &[("segment.bytes".into(), Some("1048576".into()))]).expect("alter");
+        let c2 = Catalog::load(dir.path(), LogConfig::default()).expect("reload");
+        let t = c2.topic("orders").expect("persisted");
+        assert_eq!(t.partitions, 5);
+        assert_eq!(c2.log_config("orders").expect("config").retention_ms, 1000);
+        assert_eq!(c2.log_config("orders").expect("config").segment_bytes, 1048576);
+        assert!(c2.topic("y").is_none());
+    }
+}

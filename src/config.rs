@@ -1,0 +1,133 @@
+//! Broker settings, resolved from (in order of precedence) command-line flags, `STRATA_*`
+//! environment variables, a TOML file given with `--config`, and built-in defaults that make
+//! `strata serve` work with no configuration at all.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::storage::LogConfig;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("bad config file {0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("bad value for {0}: {1}")]
+    Value(&'static str, String),
+}
+
+/// Settings as given; every field optional so that layers can be merged.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub advertised_listener: Option<String>,
+    pub cores: Option<usize>,
+    pub default_partitions: Option<i32>,
+    pub auto_create_topics: Option<bool>,
+    /// Topic defaults, by Kafka config name (`retention.ms`, `segment.bytes`, ...).
+    #[serde(default)]
+    pub topic_defaults: std::collections::BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e.to_string()))
+    }
+
+    /// `self` wins over `lower` field by field.
+    pub fn over(self, lower: Settings) -> Settings {
+        let mut topic_defaults = lower.topic_defaults;
+        topic_defaults.extend(self.topic_defaults);
+        Settings {
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            advertised_listener: self.advertised_listener.or(lower.advertised_listener),
+            cores: self.cores.or(lower.cores),
+            default_partitions: self.default_partitions.or(lower.default_partitions),
+            auto_create_topics: self.auto_create_topics.or(lower.auto_create_topics),
+            topic_defaults,
+        }
+    }
+
+    pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
+        let listen_s = self.listen.unwrap_or_else(|| "127.0.0.1:9092".into());
+        let listen: SocketAddr = listen_s
+            .to_socket_addrs()
+            .map_err(|e| ConfigError::Value("listen", e.to_string()))?
+            .next()
+            .ok_or_else(|| ConfigError::Value("listen", listen_s.clone()))?;
+        let advertised = self.advertised_listener.unwrap_or_else(|| listen_s.clone());
+        let (host, port) = advertised
+            .rsplit_once(':')
+            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.trim_matches(['[', ']']).to_string(), p)))
+            .ok_or_else(|| ConfigError::Value("advertised-listener", format!("'{advertised}' is not host:port")))?;
+        let available = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = self.cores.unwrap_or(available);
+        if cores == 0 || cores > available {
+            return Err(ConfigError::Value("cores", format!("{cores} (this machine has {available})")));
+        }
+        let default_partitions = self.default_partitions.unwrap_or(1);
+        if default_partitions < 1 {
+            return Err(ConfigError::Value("default-partitions", default_partitions.to_string()));
+        }
+        let mut log_defaults = LogConfig::default();
+        for (k, v) in &self.topic_defaults {
+            log_defaults.set(k, v).map_err(|e| ConfigError::Value("topic-defaults", e.to_string()))?;
+        }
+        Ok(BrokerConfig {
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("strata-data")),
+            listen,
+            advertised_host: host,
+            advertised_port: port,
+            cores,
+            default_partitions,
+            auto_create_topics: self.auto_create_topics.unwrap_or(true),
+            node_id: 0,
+            cluster_id: "strata".into(),
+            log_defaults,
+        })
+    }
+}
+
+/// The resolved settings of a running broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub cores: usize,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub log_defaults: LogConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file_and_layers_merge() {
+        let c = Settings::default().resolve().expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9092));
+        assert_eq!(c.data_dir, PathBuf::from("strata-data"));
+        let file: Settings = toml::from_str("listen = \"127.0.0.1:9999\"\ndefault-partitions = 4\n[topic-defaults]\n\"retention.ms\" = \"1000\"\n").expect("toml");
+        let flags = Settings { default_partitions: Some(8), ..Default::default() };
+        let c = flags.over(file).resolve().expect("merged");
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.default_partitions, 8);
+        assert_eq!(c.log_defaults.retention_ms, 1000);
+        assert!(Settings { cores: Some(0), ..Default::default() }.resolve().is_err());
+        assert!(toml::from_str::<Settings>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! The one place where Strata's typed errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::cluster::CatalogError;
+use crate::shard::ShardError;
+use crate::storage::StorageError;
+
+pub fn storage_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::Corrupt(_) => ResponseError::CorruptMessage.code(),
+        StorageError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        StorageError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        StorageError::Closed => ResponseError::NotLeaderOrFollower.code(),
+        StorageError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+        StorageError::BadFile { .. } | StorageError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+pub fn shard_code(e: &ShardError) -> i16 {
+    match e {
+        ShardError::UnknownPartition => ResponseError::UnknownTopicOrPartition.code(),
+        ShardError::Storage(s) => storage_code(s),
+        ShardError::Unreachable(_) => ResponseError::UnknownServerError.code(),
+    }
+}
+
+pub fn catalog_code(e: &CatalogError) -> i16 {
+    match e {
+        CatalogError::TopicExists(_) => ResponseError::TopicAlreadyExists.code(),
+        CatalogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
+        CatalogError::InvalidName(..) => ResponseError::InvalidTopicException.code(),
+        CatalogError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+        CatalogError::Storage(s) => storage_code(s),
+    }
+}
+
+pub const NONE: i16 = 0;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
+pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
+pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
+pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
+pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
+pub const INVALID_REQUIRED_ACKS: i16 = ResponseError::InvalidRequiredAcks.code();
+pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = ResponseError::TransactionalIdAuthorizationFailed.code();

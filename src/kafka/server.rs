@@ -1,0 +1,191 @@
+//! The broker process: one pinned glommio executor per core, each accepting connections on the
+//! same port (SO_REUSEPORT) and serving each connection as one task. Requests on a connection
+//! are answered in order, as Kafka requires.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::io::BufReader;
+use futures_lite::AsyncWriteExt;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use thiserror::Error;
+
+use super::frame::{read_frame, FrameError};
+use super::handlers::{self, api_versions, dispatch, Ctx};
+use crate::cluster::{Catalog, CatalogError};
+use crate::config::BrokerConfig;
+use crate::shard::{self, Shard};
+
+/// How often each core looks for partitions whose flush.ms has passed.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// How often retention runs (Kafka's `log.retention.check.interval.ms` is 5 minutes).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+/// How often executors look at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+/// Read buffer per connection.
+const CONN_READ_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("core {core}: {reason}")]
+    Core { core: usize, reason: String },
+}
+
+/// Runs the broker until `shutdown` is set, then closes every partition cleanly.
+pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), ServerError> {
+    let catalog = Arc::new(RwLock::new(Catalog::load(&config.data_dir, config.log_defaults.clone())?));
+    let config = Arc::new(config);
+    let mesh = shard::mesh(config.cores);
+    let cpus: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let mut handles = Vec::new();
+    for core in 0..config.cores {
+        let placement = match cpus.get(core) {
+            Some(cpu) => Placement::Fixed(*cpu),
+            None => Placement::Unbound,
+        };
+        let (config, catalog, mesh, shutdown) = (config.clone(), catalog.clone(), mesh.clone(), shutdown.clone());
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("strata-core-{core}"))
+            .spawn(move || async move { core_main(core, config, catalog, mesh, shutdown).await })
+            .map_err(|e| ServerError::Core { core, reason: e.to_string() })?;
+        handles.push(handle);
+    }
+    let mut first_error = None;
+    for (core, h) in handles.into_iter().enumerate() {
+        let result = h.join().map_err(|e| ServerError::Core { core, reason: e.to_string() }).and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(core, error = %e, "core stopped with an error");
+            shutdown.store(true, Ordering::SeqCst);
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn core_main(
+    core: usize,
+    config: Arc<BrokerConfig>,
+    catalog: crate::cluster::SharedCatalog,
+    mesh: glommio::channels::channel_mesh::MeshBuilder<shard::Envelope, glommio::channels::channel_mesh::Full>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), ServerError> {
+    let err = |reason: String| ServerError::Core { core, reason };
+    let shard = Shard::start(core, config.cores, config.data_dir.clone(), catalog, mesh).await.map_err(|e| err(e.to_string()))?;
+    let listener = TcpListener::bind(config.listen).map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
+    if core == 0 {
+        tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "strata is serving");
+    }
+    let ctx = Rc::new(Ctx { shard: shard.clone(), broker: config.clone() });
+    let housekeeping = glommio::spawn_local({
+        let shard = shard.clone();
+        async move {
+            let mut last_retention = std::time::Instant::now();
+            loop {
+                glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
+                let retention = last_retention.elapsed() >= RETENTION_INTERVAL;
+                if retention {
+                    last_retention = std::time::Instant::now();
+                }
+                shard.housekeeping(retention).await;
+            }
+        }
+    });
+    let accept = async {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    let ctx = ctx.clone();
+                    glommio::spawn_local(async move { serve_connection(ctx, stream).await }).detach();
+                }
+                Err(e) => {
+                    tracing::warn!(core, error = %e, "accept failed");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    let stop = async {
+        while !shutdown.load(Ordering::SeqCst) {
+            glommio::timer::sleep(SHUTDOWN_POLL).await;
+        }
+    };
+    futures_lite::future::or(accept, stop).await;
+    drop(housekeeping);
+    shard.close_all().await;
+    tracing::info!(core, "core stopped cleanly");
+    Ok(())
+}
+
+/// Serves one connection until the peer closes it or breaks the protocol.
+async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let mut stream = BufReader::with_capacity(CONN_READ_BUFFER, stream);
+    loop {
+        let frame = match read_frame(&mut stream).await {
+            Ok(f) => f,
+            Err(FrameError::Closed) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "closing connection");
+                return;
+            }
+        };
+        match handle_frame(&ctx, frame).await {
+            Ok(Some(response)) => {
+                if let Err(e) = stream.get_mut().write_all(&response).await {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::info!(%peer, %reason, "closing connection after a bad request");
+                return;
+            }
+        }
+    }
+}
+
+fn frame_response(correlation_id: i32, header_version: i16, body: &[u8]) -> Result<Bytes, String> {
+    let mut out = BytesMut::with_capacity(body.len() + 16);
+    out.put_i32(0);
+    ResponseHeader::default().with_correlation_id(correlation_id).encode(&mut out, header_version).map_err(|e| e.to_string())?;
+    out.extend_from_slice(body);
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out.freeze())
+}
+
+/// Handles one request frame. `Err` means the connection must be closed (Kafka's answer to an
+/// unknown API, an unsupported version other than ApiVersions', or a malformed request).
+async fn handle_frame(ctx: &Ctx, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api = ApiKey::try_from(api_key).map_err(|_| format!("unknown api key {api_key}"))?;
+    let Some((lo, hi)) = handlers::supported(api) else { return Err(format!("unsupported api {api:?}")) };
+    if version < lo || version > hi {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 format so any client can read which versions we speak.
+            let mut body = BytesMut::new();
+            api_versions::response(super::errors::UNSUPPORTED_VERSION).encode(&mut body, 0).map_err(|e| e.to_string())?;
+            return frame_response(correlation_id, 0, &body).map(Some);
+        }
+        return Err(format!("{api:?} v{version} is not supported (v{lo}-v{hi})"));
+    }
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| format!("bad request header: {e}"))?;
+    debug_assert_eq!(header.correlation_id, correlation_id);
+    let body = dispatch(ctx, api, version, &mut frame).await.map_err(|e| e.to_string())?;
+    match body {
+        None => Ok(None),
+        Some(body) => frame_response(correlation_id, api.response_header_version(version), &body).map(Some),
+    }
+}
