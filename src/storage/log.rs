@@ -549,6 +549,11 @@ impl PartitionLog {
                     // LogAppendTime: every record carries the batch's time.
                     return Ok(Some((h.base_offset, h.max_timestamp)));
                 }
+                if h.compression() != 0 {
+                    // Decompressing client data here could be a decompression bomb: answer with
+                    // the batch, as precise as the batch index allows.
+                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                }
                 let mut bytes = b.clone();
                 if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
                     if let Some(r) = set.records.iter().find(|r| r.timestamp >= ts) {
