@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs real third-party Kafka clients against a fresh Strata broker:
+#   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
+# Each produces and consumes, with every compression codec. Installs what it needs.
+# Usage: tests/compat/run.sh [path/to/strata]   (default: target/release/strata)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bin=${1:-$root/target/release/strata}
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+broker="127.0.0.1:$port"
+
+if ! command -v kcat >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+fi
+venv=${STRATA_COMPAT_VENV:-$root/target/compat-venv}
+if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
+"$venv/bin/pip" install -q confluent-kafka kafka-python aiokafka lz4 python-snappy zstandard cramjam
+
+"$bin" serve --data-dir "$work/data" --listen "$broker" >"$work/broker.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+passed=0; failed=0
+echo "== kcat $(kcat -V | head -1)"
+for codec in none gzip snappy lz4 zstd; do
+  topic="kcat-$codec"
+  seq 1 1000 | sed 's/^/line-/' | kcat -b "$broker" -P -t "$topic" -z "$codec" -X acks=all
+  got=$(kcat -b "$broker" -C -t "$topic" -o beginning -e -q | tr '\n' ' ')
+  want=$(seq 1 1000 | sed 's/^/line-/' | tr '\n' ' ')
+  if [ "$got" == "$want" ]; then echo "ok kcat $codec"; passed=$((passed+1)); else echo "FAIL kcat $codec"; failed=$((failed+1)); fi
+done
+kcat -b "$broker" -L | grep -q 'topic "kcat-zstd"' && passed=$((passed+1)) || { echo "FAIL kcat metadata"; failed=$((failed+1)); }
+
+echo "== python clients"
+if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+
+# The broker must still be alive and must shut down cleanly on SIGTERM.
+kill -TERM $pid
+if wait $pid; then passed=$((passed+1)); else echo "FAIL broker exit status"; failed=$((failed+1)); fi
+trap 'rm -rf "$work"' EXIT
+echo "compat: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
