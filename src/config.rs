@@ -66,23 +66,44 @@ impl Settings {
         let advertised = self.advertised_listener.unwrap_or_else(|| listen_s.clone());
         let (host, port) = advertised
             .rsplit_once(':')
-            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.trim_matches(['[', ']']).to_string(), p)))
-            .ok_or_else(|| ConfigError::Value("advertised-listener", format!("'{advertised}' is not host:port")))?;
-        let available = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            .and_then(|(h, p)| {
+                p.parse::<u16>()
+                    .ok()
+                    .map(|p| (h.trim_matches(['[', ']']).to_string(), p))
+            })
+            .ok_or_else(|| {
+                ConfigError::Value(
+                    "advertised-listener",
+                    format!("'{advertised}' is not host:port"),
+                )
+            })?;
+        let available = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let cores = self.cores.unwrap_or(available);
         if cores == 0 || cores > available {
-            return Err(ConfigError::Value("cores", format!("{cores} (this machine has {available})")));
+            return Err(ConfigError::Value(
+                "cores",
+                format!("{cores} (this machine has {available})"),
+            ));
         }
         let default_partitions = self.default_partitions.unwrap_or(1);
         if default_partitions < 1 {
-            return Err(ConfigError::Value("default-partitions", default_partitions.to_string()));
+            return Err(ConfigError::Value(
+                "default-partitions",
+                default_partitions.to_string(),
+            ));
         }
         let mut log_defaults = LogConfig::default();
         for (k, v) in &self.topic_defaults {
-            log_defaults.set(k, v).map_err(|e| ConfigError::Value("topic-defaults", e.to_string()))?;
+            log_defaults
+                .set(k, v)
+                .map_err(|e| ConfigError::Value("topic-defaults", e.to_string()))?;
         }
         Ok(BrokerConfig {
-            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("strata-data")),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("strata-data")),
             listen,
             advertised_host: host,
             advertised_port: port,
@@ -119,15 +140,26 @@ mod tests {
     fn defaults_need_no_file_and_layers_merge() {
         let c = Settings::default().resolve().expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
-        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9092));
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("127.0.0.1", 9092)
+        );
         assert_eq!(c.data_dir, PathBuf::from("strata-data"));
         let file: Settings = toml::from_str("listen = \"127.0.0.1:9999\"\ndefault-partitions = 4\n[topic-defaults]\n\"retention.ms\" = \"1000\"\n").expect("toml");
-        let flags = Settings { default_partitions: Some(8), ..Default::default() };
+        let flags = Settings {
+            default_partitions: Some(8),
+            ..Default::default()
+        };
         let c = flags.over(file).resolve().expect("merged");
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.default_partitions, 8);
         assert_eq!(c.log_defaults.retention_ms, 1000);
-        assert!(Settings { cores: Some(0), ..Default::default() }.resolve().is_err());
+        assert!(Settings {
+            cores: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .is_err());
         assert!(toml::from_str::<Settings>("bogus = 1").is_err());
     }
 }

@@ -12,10 +12,10 @@
 //! only the base offset, and the timestamp under LogAppendTime), so a fetch returns stored
 //! bytes without re-encoding them.
 
-pub mod limits;
-pub mod storage;
 pub mod cluster;
 pub mod config;
 pub mod kafka;
+pub mod limits;
 pub mod partition;
 pub mod shard;
+pub mod storage;

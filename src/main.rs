@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata::config::Settings;
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A Kafka-compatible log appliance")]
 struct Cli {
@@ -20,6 +22,27 @@ struct Cli {
 enum Command {
     /// Run the broker (data in ./strata-data, listening on 127.0.0.1:9092 by default).
     Serve(ServeArgs),
+    /// Manage topics on a broker.
+    Topic {
+        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[command(subcommand)]
+        command: cli::topic::TopicCommand,
+    },
+    /// Produce lines from standard input as records.
+    Produce {
+        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[command(flatten)]
+        args: cli::produce::ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[command(flatten)]
+        args: cli::consume::ConsumeArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -46,12 +69,8 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS")]
     auto_create_topics: Option<bool>,
     /// A topic default, as Kafka names it: `--topic-default retention.ms=86400000` (repeatable).
-    #[arg(long = "topic-default", value_parser = parse_key_value)]
+    #[arg(long = "topic-default", value_parser = cli::parse_key_value)]
     topic_defaults: Vec<(String, String)>,
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("'{s}' is not name=value"))
 }
 
 /// Blocks SIGINT and SIGTERM in every thread and returns a flag set when one arrives.
@@ -71,14 +90,16 @@ fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
         set
     };
     let f = flag.clone();
-    std::thread::Builder::new().name("strata-signals".into()).spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: `set` is a valid, initialised signal set and `sig` a valid out-pointer.
-        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-            tracing::info!(signal = sig, "shutting down");
-            f.store(true, Ordering::SeqCst);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("strata-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid, initialised signal set and `sig` a valid out-pointer.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                tracing::info!(signal = sig, "shutting down");
+                f.store(true, Ordering::SeqCst);
+            }
+        })?;
     Ok(flag)
 }
 
@@ -103,10 +124,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Topic { brokers, command } => cli::topic::run(&brokers, command),
+        Command::Produce { brokers, args } => cli::produce::run(&brokers, args),
+        Command::Consume { brokers, args } => cli::consume::run(&brokers, args),
     }
 }

@@ -17,7 +17,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 fn admin(b: &Broker) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().expect("admin client")
+    ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("admin client")
 }
 
 fn create_topic(b: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
@@ -25,7 +28,8 @@ fn create_topic(b: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)
     for (k, v) in configs {
         t = t.set(k, v);
     }
-    let res = futures_lite::future::block_on(admin(b).create_topics([&t], &AdminOptions::new())).expect("create_topics");
+    let res = futures_lite::future::block_on(admin(b).create_topics([&t], &AdminOptions::new()))
+        .expect("create_topics");
     for r in res {
         r.expect("topic created");
     }
@@ -47,7 +51,10 @@ impl ProducerContext for Acks {
             Ok(m) => {
                 self.ok.fetch_add(1, Ordering::SeqCst);
                 let v = m.payload().map(|p| p.to_vec()).unwrap_or_default();
-                self.acked.lock().expect("lock").insert((m.partition(), m.offset()), v);
+                self.acked
+                    .lock()
+                    .expect("lock")
+                    .insert((m.partition(), m.offset()), v);
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::SeqCst);
@@ -59,7 +66,10 @@ impl ProducerContext for Acks {
 
 fn producer(b: &Broker, extra: &[(&str, &str)]) -> BaseProducer<Acks> {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", b.bootstrap()).set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "30000");
+    c.set("bootstrap.servers", b.bootstrap())
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
     for (k, v) in extra {
         c.set(*k, *v);
     }
@@ -78,21 +88,31 @@ fn consumer(b: &Broker) -> BaseConsumer {
 }
 
 /// Reads `want` records from each listed partition, from the beginning.
-fn consume_all(b: &Broker, topic: &str, want: &HashMap<i32, usize>) -> HashMap<i32, Vec<(i64, Vec<u8>)>> {
+fn consume_all(
+    b: &Broker,
+    topic: &str,
+    want: &HashMap<i32, usize>,
+) -> HashMap<i32, Vec<(i64, Vec<u8>)>> {
     let c = consumer(b);
     let mut tpl = TopicPartitionList::new();
     for p in want.keys() {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("tpl");
     }
     c.assign(&tpl).expect("assign");
     let mut got: HashMap<i32, Vec<(i64, Vec<u8>)>> = HashMap::new();
     let total: usize = want.values().sum();
     let start = Instant::now();
     while got.values().map(|v| v.len()).sum::<usize>() < total {
-        assert!(start.elapsed() < Duration::from_secs(120), "timed out consuming");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out consuming"
+        );
         if let Some(m) = c.poll(Duration::from_millis(200)) {
             let m = m.expect("consume");
-            got.entry(m.partition()).or_default().push((m.offset(), m.payload().unwrap_or_default().to_vec()));
+            got.entry(m.partition())
+                .or_default()
+                .push((m.offset(), m.payload().unwrap_or_default().to_vec()));
         }
     }
     got
@@ -114,10 +134,21 @@ fn two_hundred_thousand_records_over_eight_partitions_round_trip_and_survive_res
         let part = (i % 8) as i32;
         let value = format!("value-{i}-{}", "x".repeat(i % 50)).into_bytes();
         loop {
-            match p.send(BaseRecord::to("bulk").partition(part).payload(&value).key("k")) {
+            match p.send(
+                BaseRecord::to("bulk")
+                    .partition(part)
+                    .payload(&value)
+                    .key("k"),
+            ) {
                 Ok(()) => break,
                 Err((e, _)) => {
-                    assert!(matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    assert!(
+                        matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
+                        "{e}"
+                    );
                     p.poll(Duration::from_millis(10));
                 }
             }
@@ -125,7 +156,12 @@ fn two_hundred_thousand_records_over_eight_partitions_round_trip_and_survive_res
         sent.entry(part).or_default().push(value);
     }
     flush(&p);
-    assert_eq!(p.context().failed.load(Ordering::SeqCst), 0, "{:?}", p.context().last_error.lock().expect("lock"));
+    assert_eq!(
+        p.context().failed.load(Ordering::SeqCst),
+        0,
+        "{:?}",
+        p.context().last_error.lock().expect("lock")
+    );
     assert_eq!(p.context().ok.load(Ordering::SeqCst), n);
     let want: HashMap<i32, usize> = sent.iter().map(|(k, v)| (*k, v.len())).collect();
     let check = |got: HashMap<i32, Vec<(i64, Vec<u8>)>>| {
@@ -134,7 +170,10 @@ fn two_hundred_thousand_records_over_eight_partitions_round_trip_and_survive_res
             assert_eq!(g.len(), values.len(), "partition {part}");
             for (i, (off, v)) in g.iter().enumerate() {
                 assert_eq!(*off, i as i64, "dense offsets in partition {part}");
-                assert_eq!(v, &values[i], "byte-identical record {i} of partition {part}");
+                assert_eq!(
+                    v, &values[i],
+                    "byte-identical record {i} of partition {part}"
+                );
             }
         }
     };
@@ -155,7 +194,8 @@ fn long_poll_fetch_wakes_when_data_arrives() {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("poll", 0, Offset::Beginning).expect("tpl");
+    tpl.add_partition_offset("poll", 0, Offset::Beginning)
+        .expect("tpl");
     c.assign(&tpl).expect("assign");
     // Let the consumer park a fetch on the empty partition.
     let start = Instant::now();
@@ -163,7 +203,8 @@ fn long_poll_fetch_wakes_when_data_arrives() {
         assert!(c.poll(Duration::from_millis(100)).is_none());
     }
     let p = producer(&b, &[]);
-    p.send(BaseRecord::<(), _>::to("poll").partition(0).payload("wake")).expect("send");
+    p.send(BaseRecord::<(), _>::to("poll").partition(0).payload("wake"))
+        .expect("send");
     flush(&p);
     let sent_at = Instant::now();
     loop {
@@ -172,7 +213,10 @@ fn long_poll_fetch_wakes_when_data_arrives() {
             break;
         }
         // A fetch that only returned at fetch.wait.max.ms would take 20 s.
-        assert!(sent_at.elapsed() < Duration::from_secs(10), "parked fetch was not woken by new data");
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(10),
+            "parked fetch was not woken by new data"
+        );
     }
 }
 
@@ -183,21 +227,44 @@ fn list_offsets_by_time_earliest_and_latest() {
     create_topic(&b, "times", 1, &[]);
     let p = producer(&b, &[("linger.ms", "0")]);
     for i in 0..100i64 {
-        p.send(BaseRecord::<(), _>::to("times").partition(0).payload("t").timestamp(1_000_000 + i * 1000)).expect("send");
+        p.send(
+            BaseRecord::<(), _>::to("times")
+                .partition(0)
+                .payload("t")
+                .timestamp(1_000_000 + i * 1000),
+        )
+        .expect("send");
         flush(&p);
     }
     let c = consumer(&b);
-    let (lo, hi) = c.fetch_watermarks("times", 0, Duration::from_secs(10)).expect("watermarks");
+    let (lo, hi) = c
+        .fetch_watermarks("times", 0, Duration::from_secs(10))
+        .expect("watermarks");
     assert_eq!((lo, hi), (0, 100));
-    for (ts, want) in [(1_000_000, 0), (1_000_500, 1), (1_050_000, 50), (1_099_000, 99)] {
+    for (ts, want) in [
+        (1_000_000, 0),
+        (1_000_500, 1),
+        (1_050_000, 50),
+        (1_099_000, 99),
+    ] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("times", 0, Offset::Offset(ts)).expect("tpl");
-        let r = c.offsets_for_times(tpl, Duration::from_secs(10)).expect("offsets_for_times");
-        assert_eq!(r.elements()[0].offset(), Offset::Offset(want), "timestamp {ts}");
+        tpl.add_partition_offset("times", 0, Offset::Offset(ts))
+            .expect("tpl");
+        let r = c
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .expect("offsets_for_times");
+        assert_eq!(
+            r.elements()[0].offset(),
+            Offset::Offset(want),
+            "timestamp {ts}"
+        );
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("times", 0, Offset::Offset(9_000_000)).expect("tpl");
-    let r = c.offsets_for_times(tpl, Duration::from_secs(10)).expect("offsets_for_times");
+    tpl.add_partition_offset("times", 0, Offset::Offset(9_000_000))
+        .expect("tpl");
+    let r = c
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .expect("offsets_for_times");
     assert_eq!(r.elements()[0].offset(), Offset::End, "no record that late");
 }
 
@@ -207,23 +274,45 @@ fn create_and_delete_topics_through_the_admin_api() {
     let b = Broker::start(&dir.path().join("data"), &["--auto-create-topics", "false"]);
     create_topic(&b, "alpha", 3, &[("retention.ms", "3600000")]);
     let a = admin(&b);
-    let again = futures_lite::future::block_on(a.create_topics([&NewTopic::new("alpha", 1, TopicReplication::Fixed(1))], &AdminOptions::new())).expect("call");
+    let again = futures_lite::future::block_on(a.create_topics(
+        [&NewTopic::new("alpha", 1, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .expect("call");
     assert!(again[0].is_err(), "duplicate create fails");
     let c = consumer(&b);
-    let md = c.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
-    let alpha = md.topics().iter().find(|t| t.name() == "alpha").expect("alpha listed");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    let alpha = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == "alpha")
+        .expect("alpha listed");
     assert_eq!(alpha.partitions().len(), 3);
     let p = producer(&b, &[]);
-    p.send(BaseRecord::<(), _>::to("alpha").partition(2).payload("x")).expect("send");
+    p.send(BaseRecord::<(), _>::to("alpha").partition(2).payload("x"))
+        .expect("send");
     flush(&p);
     assert!(dir.path().join("data/alpha-2").is_dir());
-    let del = futures_lite::future::block_on(a.delete_topics(&["alpha"], &AdminOptions::new())).expect("delete");
+    let del = futures_lite::future::block_on(a.delete_topics(&["alpha"], &AdminOptions::new()))
+        .expect("delete");
     del[0].as_ref().expect("deleted");
-    let md = c.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
     assert!(md.topics().iter().all(|t| t.name() != "alpha"));
-    assert!(!dir.path().join("data/alpha-2").exists(), "partition files removed");
-    let md = c.fetch_metadata(Some("nope"), Duration::from_secs(10)).expect("metadata");
-    assert!(md.topics()[0].error().is_some(), "unknown topic is reported, not created");
+    assert!(
+        !dir.path().join("data/alpha-2").exists(),
+        "partition files removed"
+    );
+    let md = c
+        .fetch_metadata(Some("nope"), Duration::from_secs(10))
+        .expect("metadata");
+    assert!(
+        md.topics()[0].error().is_some(),
+        "unknown topic is reported, not created"
+    );
 }
 
 #[test]
@@ -237,7 +326,11 @@ fn acknowledged_records_survive_kill_9_of_the_broker() {
     let killed = Arc::new(AtomicI64::new(0));
     while Instant::now() < stop_at {
         let v = format!("d-{i}");
-        let _ = p.send(BaseRecord::<(), _>::to("durable").partition((i % 2) as i32).payload(&v));
+        let _ = p.send(
+            BaseRecord::<(), _>::to("durable")
+                .partition((i % 2) as i32)
+                .payload(&v),
+        );
         i += 1;
         p.poll(Duration::ZERO);
         if i % 500 == 0 {
@@ -248,15 +341,31 @@ fn acknowledged_records_survive_kill_9_of_the_broker() {
     killed.store(1, Ordering::SeqCst);
     let _ = p.flush(Duration::from_secs(10));
     let acked = p.context().acked.lock().expect("lock").clone();
-    assert!(acked.len() > 100, "producer made progress: {} acks", acked.len());
+    assert!(
+        acked.len() > 100,
+        "producer made progress: {} acks",
+        acked.len()
+    );
     b.start_again();
     let c = consumer(&b);
     for part in 0..2 {
-        let (_, hi) = c.fetch_watermarks("durable", part, Duration::from_secs(10)).expect("watermarks");
-        let max_acked = acked.keys().filter(|(pp, _)| *pp == part).map(|(_, o)| *o).max().unwrap_or(-1);
-        assert!(hi > max_acked, "partition {part}: acked offset {max_acked} lost, high watermark {hi}");
+        let (_, hi) = c
+            .fetch_watermarks("durable", part, Duration::from_secs(10))
+            .expect("watermarks");
+        let max_acked = acked
+            .keys()
+            .filter(|(pp, _)| *pp == part)
+            .map(|(_, o)| *o)
+            .max()
+            .unwrap_or(-1);
+        assert!(
+            hi > max_acked,
+            "partition {part}: acked offset {max_acked} lost, high watermark {hi}"
+        );
     }
-    let want: HashMap<i32, usize> = (0..2).map(|part| (part, acked.keys().filter(|(pp, _)| *pp == part).count())).collect();
+    let want: HashMap<i32, usize> = (0..2)
+        .map(|part| (part, acked.keys().filter(|(pp, _)| *pp == part).count()))
+        .collect();
     let got = consume_all(&b, "durable", &want);
     for ((part, off), v) in &acked {
         let (o, gv) = &got[part][*off as usize];

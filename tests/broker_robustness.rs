@@ -19,7 +19,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 fn connect(b: &Broker) -> TcpStream {
     let s = TcpStream::connect(b.bootstrap()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s
 }
 
@@ -44,7 +45,11 @@ fn request<Req: Encodable + HeaderVersion>(api: ApiKey, version: i16, req: &Req)
     out
 }
 
-fn roundtrip<Resp: Decodable + HeaderVersion>(s: &mut TcpStream, frame: &[u8], version: i16) -> Resp {
+fn roundtrip<Resp: Decodable + HeaderVersion>(
+    s: &mut TcpStream,
+    frame: &[u8],
+    version: i16,
+) -> Resp {
     s.write_all(frame).expect("write");
     let mut len = [0u8; 4];
     s.read_exact(&mut len).expect("response length");
@@ -57,11 +62,21 @@ fn roundtrip<Resp: Decodable + HeaderVersion>(s: &mut TcpStream, frame: &[u8], v
 }
 
 fn client_still_works(b: &Broker, topic: &str) {
-    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().expect("producer");
-    p.send(BaseRecord::<(), _>::to(topic).payload("still alive")).expect("send");
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("producer");
+    p.send(BaseRecord::<(), _>::to(topic).payload("still alive"))
+        .expect("send");
     p.flush(Duration::from_secs(30)).expect("delivered");
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", b.bootstrap()).set("group.id", "x").create().expect("consumer");
-    let (lo, hi) = c.fetch_watermarks(topic, 0, Duration::from_secs(10)).expect("watermarks");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", "x")
+        .create()
+        .expect("consumer");
+    let (lo, hi) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
     assert!(hi > lo);
 }
 
@@ -71,15 +86,23 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
     let mut b = Broker::start(&dir.path().join("data"), &[]);
 
     let mut s = connect(&b);
-    s.write_all(&[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]).expect("garbage");
+    s.write_all(&[
+        0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ])
+    .expect("garbage");
     assert!(closed_by_broker(s), "garbage closes the connection");
 
     let mut s = connect(&b);
-    s.write_all(&0x7fff_ffffi32.to_be_bytes()).expect("2 GiB length");
-    assert!(closed_by_broker(s), "a 2 GiB frame is refused before allocation");
+    s.write_all(&0x7fff_ffffi32.to_be_bytes())
+        .expect("2 GiB length");
+    assert!(
+        closed_by_broker(s),
+        "a 2 GiB frame is refused before allocation"
+    );
 
     let mut s = connect(&b);
-    s.write_all(&(-1i32).to_be_bytes()).expect("negative length");
+    s.write_all(&(-1i32).to_be_bytes())
+        .expect("negative length");
     assert!(closed_by_broker(s));
 
     let mut s = connect(&b);
@@ -97,7 +120,10 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
     let mut f = request(ApiKey::Metadata, 1, &MetadataRequest::default());
     f[6..8].copy_from_slice(&99i16.to_be_bytes());
     s.write_all(&f).expect("unsupported version");
-    assert!(closed_by_broker(s), "unsupported version closes the connection");
+    assert!(
+        closed_by_broker(s),
+        "unsupported version closes the connection"
+    );
 
     let mut s = connect(&b);
     let mut f = request(ApiKey::Metadata, 1, &MetadataRequest::default());
@@ -105,7 +131,10 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
     f[n - 3] = 0xff; // topics array length garbage inside a well-framed request
     f[n - 4] = 0x7f;
     s.write_all(&f).expect("malformed body");
-    assert!(closed_by_broker(s), "a malformed body closes the connection");
+    assert!(
+        closed_by_broker(s),
+        "a malformed body closes the connection"
+    );
 
     assert!(b.is_running(), "broker survived");
     client_still_works(&b, "after-garbage");
@@ -127,14 +156,32 @@ fn api_versions_answers_an_unknown_version_in_v0_format() {
     assert_eq!(b2.get_i32(), 7, "v0 header: correlation id only");
     let resp = ApiVersionsResponse::decode(&mut b2, 0).expect("v0 body");
     assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
-    let fetch = resp.api_keys.iter().find(|k| k.api_key == ApiKey::Fetch as i16).expect("fetch listed");
+    let fetch = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Fetch as i16)
+        .expect("fetch listed");
     assert!(fetch.min_version <= 4 && fetch.max_version >= 13);
-    assert!(resp.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16), "only implemented APIs are advertised");
+    assert!(
+        resp.api_keys
+            .iter()
+            .all(|k| k.api_key != ApiKey::JoinGroup as i16),
+        "only implemented APIs are advertised"
+    );
 
     // And a normal v3 request gets a v3 answer.
     let mut s = connect(&b);
-    let resp: ApiVersionsResponse = roundtrip(&mut s, &request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("t")).with_client_software_version(StrBytes::from_static_str("1"))), 3);
+    let resp: ApiVersionsResponse = roundtrip(
+        &mut s,
+        &request(
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("t"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        ),
+        3,
+    );
     assert_eq!(resp.error_code, 0);
 }
 
@@ -151,7 +198,8 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
     ]);
     let r: CreateTopicsResponse = roundtrip(&mut s, &request(ApiKey::CreateTopics, 7, &create), 7);
     assert_eq!(r.topics[0].error_code, 0);
-    let again: CreateTopicsResponse = roundtrip(&mut s, &request(ApiKey::CreateTopics, 7, &create), 7);
+    let again: CreateTopicsResponse =
+        roundtrip(&mut s, &request(ApiKey::CreateTopics, 7, &create), 7);
     assert_eq!(again.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
 
     let good = strata::storage::batch::build_batch(0, 1, &[(None, b"ok")]);
@@ -161,19 +209,40 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
     let mut old_magic = good.clone();
     old_magic[16] = 1;
     let produce = |topic: &'static str, part: i32, records: Vec<u8>| {
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str(topic)))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(part).with_records(Some(Bytes::from(records)))])])
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(part)
+                    .with_records(Some(Bytes::from(records)))])])
     };
     let code = |s: &mut TcpStream, req: ProduceRequest| {
         let r: ProduceResponse = roundtrip(s, &request(ApiKey::Produce, 9, &req), 9);
         r.responses[0].partition_responses[0].error_code
     };
     assert_eq!(code(&mut s, produce("t", 0, corrupt)), 2, "CORRUPT_MESSAGE");
-    assert_eq!(code(&mut s, produce("t", 0, old_magic)), 87, "INVALID_RECORD");
-    assert_eq!(code(&mut s, produce("t", 0, good[..30].to_vec())), 2, "truncated batch is corrupt");
-    assert_eq!(code(&mut s, produce("nope", 0, good.clone())), 3, "UNKNOWN_TOPIC_OR_PARTITION");
-    assert_eq!(code(&mut s, produce("t", 5, good.clone())), 3, "unknown partition");
+    assert_eq!(
+        code(&mut s, produce("t", 0, old_magic)),
+        87,
+        "INVALID_RECORD"
+    );
+    assert_eq!(
+        code(&mut s, produce("t", 0, good[..30].to_vec())),
+        2,
+        "truncated batch is corrupt"
+    );
+    assert_eq!(
+        code(&mut s, produce("nope", 0, good.clone())),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        code(&mut s, produce("t", 5, good.clone())),
+        3,
+        "unknown partition"
+    );
     let big = strata::storage::batch::build_batch(0, 1, &[(None, &vec![7u8; 2 * 1024 * 1024])]);
     assert_eq!(code(&mut s, produce("t", 0, big)), 10, "MESSAGE_TOO_LARGE");
     assert_eq!(code(&mut s, produce("t", 0, good.clone())), 0);
@@ -182,20 +251,34 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
     assert_eq!(code(&mut s, bad_acks), 21, "INVALID_REQUIRED_ACKS");
 
     let fetch = |offset: i64| {
-        FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("t")))
-            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])])
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])])
     };
     let r: FetchResponse = roundtrip(&mut s, &request(ApiKey::Fetch, 11, &fetch(-5)), 11);
-    assert_eq!(r.responses[0].partitions[0].error_code, 1, "negative offset: OFFSET_OUT_OF_RANGE");
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 1,
+        "negative offset: OFFSET_OUT_OF_RANGE"
+    );
     let r: FetchResponse = roundtrip(&mut s, &request(ApiKey::Fetch, 11, &fetch(99)), 11);
-    assert_eq!(r.responses[0].partitions[0].error_code, 1, "beyond the end: OFFSET_OUT_OF_RANGE");
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 1,
+        "beyond the end: OFFSET_OUT_OF_RANGE"
+    );
     assert_eq!(r.responses[0].partitions[0].high_watermark, 1);
     let r: FetchResponse = roundtrip(&mut s, &request(ApiKey::Fetch, 11, &fetch(0)), 11);
     let p = &r.responses[0].partitions[0];
     assert_eq!((p.error_code, p.high_watermark), (0, 1));
     let mut records = p.records.clone().expect("records");
-    let stored = kafka_protocol::records::RecordBatchDecoder::decode(&mut records).expect("decodes");
+    let stored =
+        kafka_protocol::records::RecordBatchDecoder::decode(&mut records).expect("decodes");
     assert_eq!(stored.records[0].value.as_deref(), Some(&b"ok"[..]));
     let _ = records.remaining();
     let _ = BufMut::remaining_mut(&mut BytesMut::new());

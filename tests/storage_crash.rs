@@ -20,14 +20,22 @@ fn config() -> LogConfig {
 /// Entry point of the child process (a no-op in a normal test run).
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     run(async move {
         let log = open(std::path::Path::new(&dir), config()).await;
         let mut next = log.log_end() as u64;
         loop {
             let n = 1 + next % 7;
-            let info = log.append(&numbered_batch("k", next, n, next as i64)).await.expect("append");
-            assert_eq!(info.base_offset as u64, next, "child resumes at the log end");
+            let info = log
+                .append(&numbered_batch("k", next, n, next as i64))
+                .await
+                .expect("append");
+            assert_eq!(
+                info.base_offset as u64, next,
+                "child resumes at the log end"
+            );
             log.flush(info.last_offset + 1).await.expect("flush");
             next = info.last_offset as u64 + 1;
             println!("FLUSHED {}", info.last_offset);
@@ -83,7 +91,13 @@ fn acknowledged_batches_survive_twenty_kill_9s() {
             }
             log.log_end()
         });
-        assert!(end > highest_acked, "round {round}: acknowledged offset {highest_acked} lost (log end {end})");
+        assert!(
+            end > highest_acked,
+            "round {round}: acknowledged offset {highest_acked} lost (log end {end})"
+        );
     }
-    assert!(highest_acked > 100, "the child made progress ({highest_acked})");
+    assert!(
+        highest_acked > 100,
+        "the child made progress ({highest_acked})"
+    );
 }

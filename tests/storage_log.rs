@@ -29,7 +29,11 @@ fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
         }
         log.flush(log.log_end()).await.expect("flush");
         assert_eq!(log.log_end(), 1_000_000);
-        assert!(log.segment_count() > 10, "expected many segments, got {}", log.segment_count());
+        assert!(
+            log.segment_count() > 10,
+            "expected many segments, got {}",
+            log.segment_count()
+        );
         let before = read_all(&log, 0).await;
         log.close().await.expect("close");
 
@@ -45,7 +49,10 @@ fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
             assert_eq!(v, format!("r-{i}").as_bytes());
         }
         // A read from the middle starts at the batch holding the offset.
-        let r = log.read(123_456, 1, log.high_watermark()).await.expect("read");
+        let r = log
+            .read(123_456, 1, log.high_watermark())
+            .await
+            .expect("read");
         let h = batch::BatchHeader::parse(&r.batches[0]).expect("header");
         assert!(h.base_offset <= 123_456 && 123_456 <= h.last_offset());
     });
@@ -55,7 +62,9 @@ fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
 async fn write_closed_log(dir: &std::path::Path, n: u64, config: &LogConfig) -> Vec<bytes::Bytes> {
     let log = open(dir, config.clone()).await;
     for b in 0..n {
-        log.append(&numbered_batch("c", b * 10, 10, 5_000 + b as i64)).await.expect("append");
+        log.append(&numbered_batch("c", b * 10, 10, 5_000 + b as i64))
+            .await
+            .expect("append");
         log.flush(log.log_end()).await.expect("flush");
     }
     let all = read_all(&log, 0).await;
@@ -73,7 +82,9 @@ fn last_log_file(dir: &std::path::Path) -> std::path::PathBuf {
     logs.pop().expect("a log file")
 }
 
-fn corrupt_and_reopen(mutate: impl Fn(&std::path::Path, &[bytes::Bytes])) -> (Vec<bytes::Bytes>, Vec<bytes::Bytes>, i64) {
+fn corrupt_and_reopen(
+    mutate: impl Fn(&std::path::Path, &[bytes::Bytes]),
+) -> (Vec<bytes::Bytes>, Vec<bytes::Bytes>, i64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_segments(8192);
     run(async {
@@ -83,7 +94,10 @@ fn corrupt_and_reopen(mutate: impl Fn(&std::path::Path, &[bytes::Bytes])) -> (Ve
         let after = read_all(&log, 0).await;
         let end = log.log_end();
         // The repaired log takes new appends at the cut.
-        let info = log.append(&numbered_batch("n", 0, 3, 1)).await.expect("append after recovery");
+        let info = log
+            .append(&numbered_batch("n", 0, 3, 1))
+            .await
+            .expect("append after recovery");
         assert_eq!(info.base_offset, end);
         log.flush(log.log_end()).await.expect("flush");
         log.close().await.expect("close");
@@ -112,7 +126,10 @@ fn truncation_mid_batch_is_cut_to_the_last_whole_batch() {
     let (before, after, end) = corrupt_and_reopen(|dir, _| {
         let p = last_log_file(dir);
         let len = std::fs::metadata(&p).expect("meta").len();
-        let f = std::fs::OpenOptions::new().write(true).open(&p).expect("open");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .expect("open");
         f.set_len(len - 20).expect("truncate");
     });
     assert_eq!(after.len(), before.len() - 1);
@@ -141,7 +158,10 @@ fn deleted_or_corrupt_index_is_rebuilt_identically() {
         let log = open(dir.path(), config.clone()).await;
         let indexes = log.index_entries();
         assert!(indexes.len() > 3);
-        assert!(indexes.iter().any(|(_, o, t)| o.len() > 5 && !t.is_empty()), "indexes have entries");
+        assert!(
+            indexes.iter().any(|(_, o, t)| o.len() > 5 && !t.is_empty()),
+            "indexes have entries"
+        );
         log.close().await.expect("close");
         drop(log);
         let first = format!("{:020}", 0);
@@ -153,12 +173,22 @@ fn deleted_or_corrupt_index_is_rebuilt_identically() {
         std::fs::write(&tp, t).expect("write");
 
         let log = open(dir.path(), config.clone()).await;
-        assert_eq!(log.index_entries(), indexes, "rebuilt indexes equal the originals");
-        assert!(std::fs::metadata(dir.path().join(format!("{first}.index"))).is_ok(), "index file rewritten");
+        assert_eq!(
+            log.index_entries(),
+            indexes,
+            "rebuilt indexes equal the originals"
+        );
+        assert!(
+            std::fs::metadata(dir.path().join(format!("{first}.index"))).is_ok(),
+            "index file rewritten"
+        );
         let after = read_all(&log, 0).await;
         assert!(before == after);
         for probe in [0i64, 1, 9, 10, 777, 2_345, 3_999] {
-            let r = log.read(probe, 1, log.high_watermark()).await.expect("read");
+            let r = log
+                .read(probe, 1, log.high_watermark())
+                .await
+                .expect("read");
             let h = batch::BatchHeader::parse(&r.batches[0]).expect("header");
             assert!(h.base_offset <= probe && probe <= h.last_offset());
         }
@@ -209,7 +239,9 @@ fn retention_by_time_and_by_size_deletes_whole_old_segments() {
             let ts = (90 + d) * day;
             clock.set(ts);
             for _ in 0..20 {
-                log.append(&numbered_batch("t", 0, 10, ts)).await.expect("append");
+                log.append(&numbered_batch("t", 0, 10, ts))
+                    .await
+                    .expect("append");
             }
         }
         assert_eq!(log.segment_count(), 10);
@@ -222,8 +254,20 @@ fn retention_by_time_and_by_size_deletes_whole_old_segments() {
         let start = log.log_start();
         assert_eq!(start, 600);
         assert_eq!(start, log.segment_bases()[0]);
-        assert!(matches!(log.read(0, 100, log.high_watermark()).await, Err(StorageError::OffsetOutOfRange { .. })));
-        assert_eq!(values(&log.read(start, 100, log.high_watermark()).await.expect("read").batches)[0].0, 600);
+        assert!(matches!(
+            log.read(0, 100, log.high_watermark()).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            values(
+                &log.read(start, 100, log.high_watermark())
+                    .await
+                    .expect("read")
+                    .batches
+            )[0]
+            .0,
+            600
+        );
 
         // By size: keep at most three segments' bytes besides the active one.
         let seg_bytes = log.size_bytes() / 7;
@@ -250,20 +294,34 @@ fn lookup_by_timestamp_finds_first_record_at_or_after() {
         let log = open(dir.path(), config).await;
         // Batch b has timestamp 10_000 + 10*b.
         for b in 0..500u64 {
-            log.append(&numbered_batch("ts", b * 5, 5, 10_000 + 10 * b as i64)).await.expect("append");
+            log.append(&numbered_batch("ts", b * 5, 5, 10_000 + 10 * b as i64))
+                .await
+                .expect("append");
         }
         log.flush(log.log_end()).await.expect("flush");
         assert!(log.segment_count() > 3);
         for b in [0u64, 1, 77, 250, 499] {
             let ts = 10_000 + 10 * b as i64;
-            assert_eq!(log.offset_for_timestamp(ts).await.expect("lookup"), Some(((b * 5) as i64, ts)));
+            assert_eq!(
+                log.offset_for_timestamp(ts).await.expect("lookup"),
+                Some(((b * 5) as i64, ts))
+            );
             // Between two batches: the later batch.
             if b < 499 {
-                assert_eq!(log.offset_for_timestamp(ts + 1).await.expect("lookup"), Some((((b + 1) * 5) as i64, ts + 10)));
+                assert_eq!(
+                    log.offset_for_timestamp(ts + 1).await.expect("lookup"),
+                    Some((((b + 1) * 5) as i64, ts + 10))
+                );
             }
         }
-        assert_eq!(log.offset_for_timestamp(0).await.expect("lookup"), Some((0, 10_000)));
-        assert_eq!(log.offset_for_timestamp(99_999).await.expect("lookup"), None);
+        assert_eq!(
+            log.offset_for_timestamp(0).await.expect("lookup"),
+            Some((0, 10_000))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(99_999).await.expect("lookup"),
+            None
+        );
     });
 }
 
@@ -278,18 +336,30 @@ fn bad_batches_are_refused_whole_and_reads_out_of_range_are_typed() {
         bad[n - 1] ^= 1;
         let mut both = good.clone();
         both.extend_from_slice(&bad);
-        assert!(matches!(log.append(&both).await, Err(StorageError::Corrupt(_))));
+        assert!(matches!(
+            log.append(&both).await,
+            Err(StorageError::Corrupt(_))
+        ));
         assert_eq!(log.log_end(), 0, "nothing of a half-bad request is written");
         let big = numbered_batch("x", 0, 1, 1);
         let mut c = LogConfig::default();
         c.max_message_bytes = (big.len() - 1) as u32;
         log.set_config(c);
-        assert!(matches!(log.append(&big).await, Err(StorageError::TooLarge { .. })));
+        assert!(matches!(
+            log.append(&big).await,
+            Err(StorageError::TooLarge { .. })
+        ));
         log.set_config(LogConfig::default());
         log.append(&good).await.expect("append");
         log.flush(2).await.expect("flush");
-        assert!(matches!(log.read(3, 10, 2).await, Err(StorageError::OffsetOutOfRange { .. })));
-        assert!(matches!(log.read(-1, 10, 2).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(3, 10, 2).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            log.read(-1, 10, 2).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
         assert!(log.read(2, 10, 2).await.expect("at end").batches.is_empty());
     });
 }
@@ -302,7 +372,10 @@ fn log_append_time_is_stamped_by_the_broker() {
         let mut c = LogConfig::default();
         c.timestamp_type = strata::storage::TimestampType::LogAppendTime;
         let log = open_with(dir.path(), c, Rc::new(clock)).await;
-        let info = log.append(&numbered_batch("l", 0, 3, 7)).await.expect("append");
+        let info = log
+            .append(&numbered_batch("l", 0, 3, 7))
+            .await
+            .expect("append");
         assert_eq!(info.log_append_time, 42_000);
         log.flush(log.log_end()).await.expect("flush");
         let b = read_all(&log, 0).await;

@@ -70,7 +70,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), CatalogError> {
     if name == "." || name == ".." {
         return bad("'.' and '..' are reserved");
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -84,17 +87,26 @@ impl Catalog {
         let mut topics = BTreeMap::new();
         if let Some(bytes) = meta::read_checked(&path)? {
             let file = rkyv::from_bytes::<CatalogFile, rancor::Error>(&bytes).map_err(|e| {
-                StorageError::BadFile { path: path.display().to_string(), reason: e.to_string() }
+                StorageError::BadFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
             })?;
             for t in file.topics {
                 topics.insert(t.name.clone(), t);
             }
         }
-        Ok(Catalog { path, defaults, topics })
+        Ok(Catalog {
+            path,
+            defaults,
+            topics,
+        })
     }
 
     fn persist(&self) -> Result<(), CatalogError> {
-        let file = CatalogFile { topics: self.topics.values().cloned().collect() };
+        let file = CatalogFile {
+            topics: self.topics.values().cloned().collect(),
+        };
         let bytes = rkyv::to_bytes::<rancor::Error>(&file)
             .map_err(|e| CatalogError::InvalidConfig(format!("encode catalog: {e}")))?;
         meta::write_atomic(&self.path, &bytes)?;
@@ -120,12 +132,18 @@ impl Catalog {
     pub fn check_configs(&self, configs: &[(String, String)]) -> Result<(), CatalogError> {
         let mut c = self.defaults.clone();
         for (k, v) in configs {
-            c.set(k, v).map_err(|e| CatalogError::InvalidConfig(e.to_string()))?;
+            c.set(k, v)
+                .map_err(|e| CatalogError::InvalidConfig(e.to_string()))?;
         }
         Ok(())
     }
 
-    pub fn create_topic(&mut self, name: &str, partitions: i32, configs: Vec<(String, String)>) -> Result<TopicMeta, CatalogError> {
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: Vec<(String, String)>,
+    ) -> Result<TopicMeta, CatalogError> {
         validate_topic_name(name)?;
         if self.topics.contains_key(name) {
             return Err(CatalogError::TopicExists(name.into()));
@@ -134,7 +152,12 @@ impl Catalog {
             return Err(CatalogError::InvalidPartitions(partitions));
         }
         self.check_configs(&configs)?;
-        let t = TopicMeta { name: name.into(), id: *uuid::Uuid::new_v4().as_bytes(), partitions, configs };
+        let t = TopicMeta {
+            name: name.into(),
+            id: *uuid::Uuid::new_v4().as_bytes(),
+            partitions,
+            configs,
+        };
         self.topics.insert(name.into(), t.clone());
         if let Err(e) = self.persist() {
             self.topics.remove(name);
@@ -144,7 +167,10 @@ impl Catalog {
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, CatalogError> {
-        let t = self.topics.remove(name).ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+        let t = self
+            .topics
+            .remove(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
         if let Err(e) = self.persist() {
             self.topics.insert(name.into(), t);
             return Err(e);
@@ -153,8 +179,15 @@ impl Catalog {
     }
 
     /// Grows a topic to `total` partitions (Kafka never shrinks).
-    pub fn set_partition_count(&mut self, name: &str, total: i32) -> Result<TopicMeta, CatalogError> {
-        let t = self.topics.get(name).ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+    pub fn set_partition_count(
+        &mut self,
+        name: &str,
+        total: i32,
+    ) -> Result<TopicMeta, CatalogError> {
+        let t = self
+            .topics
+            .get(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
         if total <= t.partitions || total > MAX_PARTITIONS_PER_TOPIC {
             return Err(CatalogError::InvalidPartitions(total));
         }
@@ -168,8 +201,15 @@ impl Catalog {
     }
 
     /// Applies config changes: `Some(v)` sets, `None` removes the override.
-    pub fn alter_configs(&mut self, name: &str, changes: &[(String, Option<String>)]) -> Result<(), CatalogError> {
-        let t = self.topics.get(name).ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+    pub fn alter_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), CatalogError> {
+        let t = self
+            .topics
+            .get(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
         let mut configs: BTreeMap<String, String> = t.configs.iter().cloned().collect();
         for (k, v) in changes {
             match v {
@@ -179,7 +219,10 @@ impl Catalog {
         }
         let configs: Vec<(String, String)> = configs.into_iter().collect();
         self.check_configs(&configs)?;
-        let old = std::mem::replace(&mut self.topics.get_mut(name).expect("checked").configs, configs);
+        let old = std::mem::replace(
+            &mut self.topics.get_mut(name).expect("checked").configs,
+            configs,
+        );
         if let Err(e) = self.persist() {
             self.topics.get_mut(name).expect("checked").configs = old;
             return Err(e);
@@ -208,18 +251,37 @@ mod tests {
     fn catalog_persists_and_validates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Catalog::load(dir.path(), LogConfig::default()).expect("load");
-        c.create_topic("orders", 3, vec![("retention.ms".into(), "1000".into())]).expect("create");
-        assert!(matches!(c.create_topic("orders", 1, vec![]), Err(CatalogError::TopicExists(_))));
-        assert!(matches!(c.create_topic("bad name", 1, vec![]), Err(CatalogError::InvalidName(..))));
-        assert!(matches!(c.create_topic("x", 0, vec![]), Err(CatalogError::InvalidPartitions(0))));
-        assert!(c.create_topic("y", 1, vec![("segment.bytes".into(), "1".into())]).is_err());
+        c.create_topic("orders", 3, vec![("retention.ms".into(), "1000".into())])
+            .expect("create");
+        assert!(matches!(
+            c.create_topic("orders", 1, vec![]),
+            Err(CatalogError::TopicExists(_))
+        ));
+        assert!(matches!(
+            c.create_topic("bad name", 1, vec![]),
+            Err(CatalogError::InvalidName(..))
+        ));
+        assert!(matches!(
+            c.create_topic("x", 0, vec![]),
+            Err(CatalogError::InvalidPartitions(0))
+        ));
+        assert!(c
+            .create_topic("y", 1, vec![("segment.bytes".into(), "1".into())])
+            .is_err());
         c.set_partition_count("orders", 5).expect("grow");
-        c.alter_configs("orders", &[("segment.bytes".into(), Some("1048576".into()))]).expect("alter");
+        c.alter_configs(
+            "orders",
+            &[("segment.bytes".into(), Some("1048576".into()))],
+        )
+        .expect("alter");
         let c2 = Catalog::load(dir.path(), LogConfig::default()).expect("reload");
         let t = c2.topic("orders").expect("persisted");
         assert_eq!(t.partitions, 5);
         assert_eq!(c2.log_config("orders").expect("config").retention_ms, 1000);
-        assert_eq!(c2.log_config("orders").expect("config").segment_bytes, 1048576);
+        assert_eq!(
+            c2.log_config("orders").expect("config").segment_bytes,
+            1048576
+        );
         assert!(c2.topic("y").is_none());
     }
 }

@@ -14,7 +14,9 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed => ResponseError::NotLeaderOrFollower.code(),
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        StorageError::BadFile { .. } | StorageError::Io(_) => ResponseError::KafkaStorageError.code(),
+        StorageError::BadFile { .. } | StorageError::Io(_) => {
+            ResponseError::KafkaStorageError.code()
+        }
     }
 }
 
@@ -45,4 +47,5 @@ pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
 pub const INVALID_REQUIRED_ACKS: i16 = ResponseError::InvalidRequiredAcks.code();
 pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
-pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = ResponseError::TransactionalIdAuthorizationFailed.code();
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
+    ResponseError::TransactionalIdAuthorizationFailed.code();

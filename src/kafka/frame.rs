@@ -41,7 +41,9 @@ mod tests {
     use super::*;
 
     fn read(bytes: &[u8]) -> Result<Bytes, FrameError> {
-        futures_lite::future::block_on(read_frame(&mut futures_lite::io::Cursor::new(bytes.to_vec())))
+        futures_lite::future::block_on(read_frame(&mut futures_lite::io::Cursor::new(
+            bytes.to_vec(),
+        )))
     }
 
     #[test]
@@ -49,8 +51,14 @@ mod tests {
         let mut ok = 12i32.to_be_bytes().to_vec();
         ok.extend_from_slice(&[1; 12]);
         assert_eq!(read(&ok).expect("frame").len(), 12);
-        assert!(matches!(read(&i32::MAX.to_be_bytes()), Err(FrameError::BadLength(_))));
-        assert!(matches!(read(&(-5i32).to_be_bytes()), Err(FrameError::BadLength(-5))));
+        assert!(matches!(
+            read(&i32::MAX.to_be_bytes()),
+            Err(FrameError::BadLength(_))
+        ));
+        assert!(matches!(
+            read(&(-5i32).to_be_bytes()),
+            Err(FrameError::BadLength(-5))
+        ));
         assert!(matches!(read(&ok[..10]), Err(FrameError::Io(_))));
         assert!(matches!(read(&[]), Err(FrameError::Closed)));
     }

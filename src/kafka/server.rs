@@ -41,26 +41,47 @@ pub enum ServerError {
 
 /// Runs the broker until `shutdown` is set, then closes every partition cleanly.
 pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), ServerError> {
-    let catalog = Arc::new(RwLock::new(Catalog::load(&config.data_dir, config.log_defaults.clone())?));
+    let catalog = Arc::new(RwLock::new(Catalog::load(
+        &config.data_dir,
+        config.log_defaults.clone(),
+    )?));
     let config = Arc::new(config);
     let mesh = shard::mesh(config.cores);
-    let cpus: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let mut handles = Vec::new();
     for core in 0..config.cores {
         let placement = match cpus.get(core) {
             Some(cpu) => Placement::Fixed(*cpu),
             None => Placement::Unbound,
         };
-        let (config, catalog, mesh, shutdown) = (config.clone(), catalog.clone(), mesh.clone(), shutdown.clone());
+        let (config, catalog, mesh, shutdown) = (
+            config.clone(),
+            catalog.clone(),
+            mesh.clone(),
+            shutdown.clone(),
+        );
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("strata-core-{core}"))
             .spawn(move || async move { core_main(core, config, catalog, mesh, shutdown).await })
-            .map_err(|e| ServerError::Core { core, reason: e.to_string() })?;
+            .map_err(|e| ServerError::Core {
+                core,
+                reason: e.to_string(),
+            })?;
         handles.push(handle);
     }
     let mut first_error = None;
     for (core, h) in handles.into_iter().enumerate() {
-        let result = h.join().map_err(|e| ServerError::Core { core, reason: e.to_string() }).and_then(|r| r);
+        let result = h
+            .join()
+            .map_err(|e| ServerError::Core {
+                core,
+                reason: e.to_string(),
+            })
+            .and_then(|r| r);
         if let Err(e) = result {
             tracing::error!(core, error = %e, "core stopped with an error");
             shutdown.store(true, Ordering::SeqCst);
@@ -74,16 +95,25 @@ async fn core_main(
     core: usize,
     config: Arc<BrokerConfig>,
     catalog: crate::cluster::SharedCatalog,
-    mesh: glommio::channels::channel_mesh::MeshBuilder<shard::Envelope, glommio::channels::channel_mesh::Full>,
+    mesh: glommio::channels::channel_mesh::MeshBuilder<
+        shard::Envelope,
+        glommio::channels::channel_mesh::Full,
+    >,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), ServerError> {
     let err = |reason: String| ServerError::Core { core, reason };
-    let shard = Shard::start(core, config.cores, config.data_dir.clone(), catalog, mesh).await.map_err(|e| err(e.to_string()))?;
-    let listener = TcpListener::bind(config.listen).map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
+    let shard = Shard::start(core, config.cores, config.data_dir.clone(), catalog, mesh)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
     if core == 0 {
         tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "strata is serving");
     }
-    let ctx = Rc::new(Ctx { shard: shard.clone(), broker: config.clone() });
+    let ctx = Rc::new(Ctx {
+        shard: shard.clone(),
+        broker: config.clone(),
+    });
     let housekeeping = glommio::spawn_local({
         let shard = shard.clone();
         async move {
@@ -103,7 +133,8 @@ async fn core_main(
             match listener.accept().await {
                 Ok(stream) => {
                     let ctx = ctx.clone();
-                    glommio::spawn_local(async move { serve_connection(ctx, stream).await }).detach();
+                    glommio::spawn_local(async move { serve_connection(ctx, stream).await })
+                        .detach();
                 }
                 Err(e) => {
                     tracing::warn!(core, error = %e, "accept failed");
@@ -126,7 +157,10 @@ async fn core_main(
 
 /// Serves one connection until the peer closes it or breaks the protocol.
 async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::with_capacity(CONN_READ_BUFFER, stream);
     loop {
@@ -157,7 +191,10 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
 fn frame_response(correlation_id: i32, header_version: i16, body: &[u8]) -> Result<Bytes, String> {
     let mut out = BytesMut::with_capacity(body.len() + 16);
     out.put_i32(0);
-    ResponseHeader::default().with_correlation_id(correlation_id).encode(&mut out, header_version).map_err(|e| e.to_string())?;
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut out, header_version)
+        .map_err(|e| e.to_string())?;
     out.extend_from_slice(body);
     let len = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&len.to_be_bytes());
@@ -171,21 +208,30 @@ async fn handle_frame(ctx: &Ctx, mut frame: Bytes) -> Result<Option<Bytes>, Stri
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api = ApiKey::try_from(api_key).map_err(|_| format!("unknown api key {api_key}"))?;
-    let Some((lo, hi)) = handlers::supported(api) else { return Err(format!("unsupported api {api:?}")) };
+    let Some((lo, hi)) = handlers::supported(api) else {
+        return Err(format!("unsupported api {api:?}"));
+    };
     if version < lo || version > hi {
         if api == ApiKey::ApiVersions {
             // KIP-511: answer in v0 format so any client can read which versions we speak.
             let mut body = BytesMut::new();
-            api_versions::response(super::errors::UNSUPPORTED_VERSION).encode(&mut body, 0).map_err(|e| e.to_string())?;
+            api_versions::response(super::errors::UNSUPPORTED_VERSION)
+                .encode(&mut body, 0)
+                .map_err(|e| e.to_string())?;
             return frame_response(correlation_id, 0, &body).map(Some);
         }
         return Err(format!("{api:?} v{version} is not supported (v{lo}-v{hi})"));
     }
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| format!("bad request header: {e}"))?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| format!("bad request header: {e}"))?;
     debug_assert_eq!(header.correlation_id, correlation_id);
-    let body = dispatch(ctx, api, version, &mut frame).await.map_err(|e| e.to_string())?;
+    let body = dispatch(ctx, api, version, &mut frame)
+        .await
+        .map_err(|e| e.to_string())?;
     match body {
         None => Ok(None),
-        Some(body) => frame_response(correlation_id, api.response_header_version(version), &body).map(Some),
+        Some(body) => {
+            frame_response(correlation_id, api.response_header_version(version), &body).map(Some)
+        }
     }
 }

@@ -29,7 +29,10 @@ impl DataNotify {
 
     /// Completes at the next `notify` after the call.
     pub fn notified(&self) -> Notified<'_> {
-        Notified { notify: self, seen: self.generation.get() }
+        Notified {
+            notify: self,
+            seen: self.generation.get(),
+        }
     }
 }
 
@@ -56,7 +59,10 @@ pub struct Partition {
 
 impl Partition {
     pub fn new(log: PartitionLog) -> Rc<Partition> {
-        Rc::new(Partition { log, data: DataNotify::default() })
+        Rc::new(Partition {
+            log,
+            data: DataNotify::default(),
+        })
     }
 
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges

@@ -32,7 +32,10 @@ pub struct TopicPartition {
 
 /// The core that owns a partition: a stable hash, so ownership survives restarts.
 pub fn owner_of(tp: &TopicPartition, shards: usize) -> usize {
-    let h = crc32c::crc32c_append(crc32c::crc32c(tp.topic.as_bytes()), &tp.partition.to_be_bytes());
+    let h = crc32c::crc32c_append(
+        crc32c::crc32c(tp.topic.as_bytes()),
+        &tp.partition.to_be_bytes(),
+    );
     (h as usize) % shards.max(1)
 }
 
@@ -54,14 +57,32 @@ pub enum ShardError {
 /// Work for the owner of a partition.
 #[derive(Debug)]
 pub enum ShardOp {
-    Produce { tp: TopicPartition, records: Bytes },
-    Fetch { tp: TopicPartition, offset: i64, max_bytes: usize },
-    WaitForData { tp: TopicPartition, offset: i64, wait: Duration },
-    ListOffset { tp: TopicPartition, timestamp: i64 },
+    Produce {
+        tp: TopicPartition,
+        records: Bytes,
+    },
+    Fetch {
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    },
+    WaitForData {
+        tp: TopicPartition,
+        offset: i64,
+        wait: Duration,
+    },
+    ListOffset {
+        tp: TopicPartition,
+        timestamp: i64,
+    },
     /// Close the partition and delete its files (topic deleted).
-    Drop { tp: TopicPartition },
+    Drop {
+        tp: TopicPartition,
+    },
     /// Re-read the topic's config from the catalog.
-    Reconfigure { tp: TopicPartition },
+    Reconfigure {
+        tp: TopicPartition,
+    },
 }
 
 /// What a fetch found in one partition.
@@ -132,15 +153,24 @@ impl Shard {
             next_id: Cell::new(1),
         });
         if shards > 1 {
-            let (senders, receivers) =
-                mesh.join().await.map_err(|e| ShardError::Storage(StorageError::Io(std::io::Error::other(e.to_string()))))?;
+            let (senders, receivers) = mesh.join().await.map_err(|e| {
+                ShardError::Storage(StorageError::Io(std::io::Error::other(e.to_string())))
+            })?;
             let _ = shard.senders.set(senders);
             shard.clone().serve(receivers);
         }
         let owned: Vec<TopicPartition> = {
-            let cat = shard.catalog.read().map_err(|_| ShardError::Unreachable(id))?;
+            let cat = shard
+                .catalog
+                .read()
+                .map_err(|_| ShardError::Unreachable(id))?;
             cat.topics()
-                .flat_map(|t| (0..t.partitions).map(move |p| TopicPartition { topic: t.name.clone(), partition: p }))
+                .flat_map(|t| {
+                    (0..t.partitions).map(move |p| TopicPartition {
+                        topic: t.name.clone(),
+                        partition: p,
+                    })
+                })
                 .filter(|tp| owner_of(tp, shards) == id)
                 .collect()
         };
@@ -194,7 +224,17 @@ impl Shard {
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
         let unreachable = op.fail(ShardError::Unreachable(owner));
-        if !self.send(owner, Message::Call { id, from: self.id, op }).await {
+        if !self
+            .send(
+                owner,
+                Message::Call {
+                    id,
+                    from: self.id,
+                    op,
+                },
+            )
+            .await
+        {
             self.pending.borrow_mut().remove(&id);
             return unreachable;
         }
@@ -207,16 +247,31 @@ impl Shard {
             return Ok(p.clone());
         }
         let config = {
-            let cat = self.catalog.read().map_err(|_| ShardError::Unreachable(self.id))?;
+            let cat = self
+                .catalog
+                .read()
+                .map_err(|_| ShardError::Unreachable(self.id))?;
             match cat.topic(&tp.topic) {
-                Some(t) if tp.partition >= 0 && tp.partition < t.partitions => cat.log_config(&tp.topic),
+                Some(t) if tp.partition >= 0 && tp.partition < t.partitions => {
+                    cat.log_config(&tp.topic)
+                }
                 _ => None,
             }
         };
-        let Some(config) = config else { return Err(ShardError::UnknownPartition) };
+        let Some(config) = config else {
+            return Err(ShardError::UnknownPartition);
+        };
         // One opener per partition: concurrent first requests wait for the same recovery.
-        let gate = self.opening.borrow_mut().entry(tp.clone()).or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1))).clone();
-        let _permit = gate.acquire_permit(1).await.map_err(|_| ShardError::UnknownPartition)?;
+        let gate = self
+            .opening
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1)))
+            .clone();
+        let _permit = gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ShardError::UnknownPartition)?;
         if let Some(p) = self.partitions.borrow().get(tp) {
             return Ok(p.clone());
         }
@@ -232,50 +287,80 @@ impl Shard {
     /// Executes an op on this core (which must own the partition).
     async fn execute(&self, op: ShardOp) -> ShardReply {
         match op {
-            ShardOp::Produce { tp, records } => ShardReply::Produced(async {
-                let p = self.partition(&tp).await?;
-                let info = p.produce(&records).await?;
-                Ok((info, p.log.log_start()))
-            }.await),
-            ShardOp::Fetch { tp, offset, max_bytes } => ShardReply::Fetched(async {
-                let p = self.partition(&tp).await?;
-                let hw = p.log.high_watermark();
-                let read = p.log.read(offset, max_bytes, hw).await?;
-                Ok(Fetched { high_watermark: hw, log_start: p.log.log_start(), batches: read.batches })
-            }.await),
-            ShardOp::WaitForData { tp, offset, wait } => ShardReply::Done(async {
-                let p = self.partition(&tp).await?;
-                p.wait_for_data(offset, wait).await;
-                Ok(())
-            }.await),
-            ShardOp::ListOffset { tp, timestamp } => ShardReply::Offset(async {
-                let p = self.partition(&tp).await?;
-                Ok(match timestamp {
-                    LATEST_TIMESTAMP => Some((p.log.high_watermark(), -1)),
-                    EARLIEST_TIMESTAMP => Some((p.log.log_start(), -1)),
-                    ts => p.log.offset_for_timestamp(ts).await?,
-                })
-            }.await),
-            ShardOp::Drop { tp } => ShardReply::Done(async {
-                let p = self.partitions.borrow_mut().remove(&tp);
-                if let Some(p) = p {
-                    p.log.close().await?;
-                    p.data.notify();
+            ShardOp::Produce { tp, records } => ShardReply::Produced(
+                async {
+                    let p = self.partition(&tp).await?;
+                    let info = p.produce(&records).await?;
+                    Ok((info, p.log.log_start()))
                 }
-                let dir = partition_dir(&self.data_dir, &tp);
-                match std::fs::remove_dir_all(&dir) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(StorageError::from(e).into()),
+                .await,
+            ),
+            ShardOp::Fetch {
+                tp,
+                offset,
+                max_bytes,
+            } => ShardReply::Fetched(
+                async {
+                    let p = self.partition(&tp).await?;
+                    let hw = p.log.high_watermark();
+                    let read = p.log.read(offset, max_bytes, hw).await?;
+                    Ok(Fetched {
+                        high_watermark: hw,
+                        log_start: p.log.log_start(),
+                        batches: read.batches,
+                    })
                 }
-            }.await),
-            ShardOp::Reconfigure { tp } => ShardReply::Done(async {
-                let config = self.catalog.read().ok().and_then(|c| c.log_config(&tp.topic));
-                if let (Some(p), Some(c)) = (self.partitions.borrow().get(&tp), config) {
-                    p.log.set_config(c);
+                .await,
+            ),
+            ShardOp::WaitForData { tp, offset, wait } => ShardReply::Done(
+                async {
+                    let p = self.partition(&tp).await?;
+                    p.wait_for_data(offset, wait).await;
+                    Ok(())
                 }
-                Ok(())
-            }.await),
+                .await,
+            ),
+            ShardOp::ListOffset { tp, timestamp } => ShardReply::Offset(
+                async {
+                    let p = self.partition(&tp).await?;
+                    Ok(match timestamp {
+                        LATEST_TIMESTAMP => Some((p.log.high_watermark(), -1)),
+                        EARLIEST_TIMESTAMP => Some((p.log.log_start(), -1)),
+                        ts => p.log.offset_for_timestamp(ts).await?,
+                    })
+                }
+                .await,
+            ),
+            ShardOp::Drop { tp } => ShardReply::Done(
+                async {
+                    let p = self.partitions.borrow_mut().remove(&tp);
+                    if let Some(p) = p {
+                        p.log.close().await?;
+                        p.data.notify();
+                    }
+                    let dir = partition_dir(&self.data_dir, &tp);
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => Ok(()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        Err(e) => Err(StorageError::from(e).into()),
+                    }
+                }
+                .await,
+            ),
+            ShardOp::Reconfigure { tp } => ShardReply::Done(
+                async {
+                    let config = self
+                        .catalog
+                        .read()
+                        .ok()
+                        .and_then(|c| c.log_config(&tp.topic));
+                    if let (Some(p), Some(c)) = (self.partitions.borrow().get(&tp), config) {
+                        p.log.set_config(c);
+                    }
+                    Ok(())
+                }
+                .await,
+            ),
         }
     }
 
@@ -299,7 +384,8 @@ impl Shard {
 
     /// Closes every partition of this core (clean shutdown).
     pub async fn close_all(&self) {
-        let parts: Vec<(TopicPartition, Rc<Partition>)> = self.partitions.borrow_mut().drain().collect();
+        let parts: Vec<(TopicPartition, Rc<Partition>)> =
+            self.partitions.borrow_mut().drain().collect();
         for (tp, p) in parts {
             if let Err(e) = p.log.close().await {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "close failed");
@@ -326,7 +412,9 @@ impl ShardOp {
             ShardOp::Produce { .. } => ShardReply::Produced(Err(e)),
             ShardOp::Fetch { .. } => ShardReply::Fetched(Err(e)),
             ShardOp::ListOffset { .. } => ShardReply::Offset(Err(e)),
-            ShardOp::WaitForData { .. } | ShardOp::Drop { .. } | ShardOp::Reconfigure { .. } => ShardReply::Done(Err(e)),
+            ShardOp::WaitForData { .. } | ShardOp::Drop { .. } | ShardOp::Reconfigure { .. } => {
+                ShardReply::Done(Err(e))
+            }
         }
     }
 }

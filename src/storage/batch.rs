@@ -80,7 +80,12 @@ impl BatchHeader {
             length: i32_at(buf, OFF_LENGTH),
             partition_leader_epoch: i32_at(buf, OFF_LEADER_EPOCH),
             magic: buf[OFF_MAGIC] as i8,
-            crc: u32::from_be_bytes([buf[OFF_CRC], buf[OFF_CRC + 1], buf[OFF_CRC + 2], buf[OFF_CRC + 3]]),
+            crc: u32::from_be_bytes([
+                buf[OFF_CRC],
+                buf[OFF_CRC + 1],
+                buf[OFF_CRC + 2],
+                buf[OFF_CRC + 3],
+            ]),
             attributes: i16_at(buf, OFF_ATTRIBUTES),
             last_offset_delta: i32_at(buf, OFF_LAST_OFFSET_DELTA),
             base_timestamp: i64_at(buf, OFF_BASE_TIMESTAMP),
@@ -131,25 +136,45 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameProblem {
     /// Fewer bytes than a header, or than the declared length: a torn write at the tail.
-    Truncated { have: usize, need: usize },
+    Truncated {
+        have: usize,
+        need: usize,
+    },
     /// Declared length is impossible (zeroed space reads as length 0).
     BadLength(i32),
     BadMagic(i8),
-    BadCrc { stored: u32, computed: u32 },
-    BadCount { count: i32, last_offset_delta: i32 },
+    BadCrc {
+        stored: u32,
+        computed: u32,
+    },
+    BadCount {
+        count: i32,
+        last_offset_delta: i32,
+    },
 }
 
 impl std::fmt::Display for FrameProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameProblem::Truncated { have, need } => write!(f, "truncated: {have} of {need} bytes"),
+            FrameProblem::Truncated { have, need } => {
+                write!(f, "truncated: {have} of {need} bytes")
+            }
             FrameProblem::BadLength(l) => write!(f, "impossible batch length {l}"),
             FrameProblem::BadMagic(m) => write!(f, "unsupported magic {m} (only v2 is accepted)"),
             FrameProblem::BadCrc { stored, computed } => {
-                write!(f, "crc mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
-            FrameProblem::BadCount { count, last_offset_delta } => {
-                write!(f, "record count {count} disagrees with last offset delta {last_offset_delta}")
+            FrameProblem::BadCount {
+                count,
+                last_offset_delta,
+            } => {
+                write!(
+                    f,
+                    "record count {count} disagrees with last offset delta {last_offset_delta}"
+                )
             }
         }
     }
@@ -158,23 +183,35 @@ impl std::fmt::Display for FrameProblem {
 /// Checks that `buf` starts with one complete, intact batch and returns its header.
 /// `buf` may hold more bytes after the batch.
 pub fn check_frame(buf: &[u8]) -> std::result::Result<BatchHeader, FrameProblem> {
-    let header = BatchHeader::parse(buf).ok_or(FrameProblem::Truncated { have: buf.len(), need: HEADER_BYTES })?;
+    let header = BatchHeader::parse(buf).ok_or(FrameProblem::Truncated {
+        have: buf.len(),
+        need: HEADER_BYTES,
+    })?;
     if (header.length as i64) < (HEADER_BYTES - LOG_OVERHEAD) as i64 {
         return Err(FrameProblem::BadLength(header.length));
     }
     let total = header.total_size();
     if buf.len() < total {
-        return Err(FrameProblem::Truncated { have: buf.len(), need: total });
+        return Err(FrameProblem::Truncated {
+            have: buf.len(),
+            need: total,
+        });
     }
     if header.magic != 2 {
         return Err(FrameProblem::BadMagic(header.magic));
     }
     let computed = compute_crc(&buf[..total]);
     if computed != header.crc {
-        return Err(FrameProblem::BadCrc { stored: header.crc, computed });
+        return Err(FrameProblem::BadCrc {
+            stored: header.crc,
+            computed,
+        });
     }
     if header.record_count < 0 || header.last_offset_delta < 0 {
-        return Err(FrameProblem::BadCount { count: header.record_count, last_offset_delta: header.last_offset_delta });
+        return Err(FrameProblem::BadCount {
+            count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
     }
     Ok(header)
 }
@@ -186,18 +223,25 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchH
     let mut headers = Vec::new();
     let mut pos = 0;
     if buf.is_empty() {
-        return Err(StorageError::InvalidRecord("produce request holds no record batch".into()));
+        return Err(StorageError::InvalidRecord(
+            "produce request holds no record batch".into(),
+        ));
     }
     while pos < buf.len() {
         let rest = &buf[pos..];
         // Check the size before the CRC so an oversized batch reports MESSAGE_TOO_LARGE.
         if let Some(h) = BatchHeader::parse(rest) {
             if h.length >= 0 && h.total_size() > max_batch_bytes {
-                return Err(StorageError::TooLarge { size: h.total_size(), limit: max_batch_bytes });
+                return Err(StorageError::TooLarge {
+                    size: h.total_size(),
+                    limit: max_batch_bytes,
+                });
             }
         }
         let header = check_frame(rest).map_err(|p| match p {
-            FrameProblem::BadMagic(m) => StorageError::InvalidRecord(format!("unsupported magic {m}")),
+            FrameProblem::BadMagic(m) => {
+                StorageError::InvalidRecord(format!("unsupported magic {m}"))
+            }
             FrameProblem::BadCount { .. } => StorageError::InvalidRecord(p.to_string()),
             other => StorageError::Corrupt(other.to_string()),
         })?;
@@ -207,8 +251,11 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchH
         // Uncompacted producer batches are dense: n records span offsets base..base+n-1.
         if header.last_offset_delta != header.record_count - 1 {
             return Err(StorageError::InvalidRecord(
-                FrameProblem::BadCount { count: header.record_count, last_offset_delta: header.last_offset_delta }
-                    .to_string(),
+                FrameProblem::BadCount {
+                    count: header.record_count,
+                    last_offset_delta: header.last_offset_delta,
+                }
+                .to_string(),
             ));
         }
         pos += header.total_size();
@@ -235,7 +282,11 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 
 /// Builds an uncompressed batch of simple records (no headers, null keys unless given).
 /// Used by tests, benchmarks and the CLI producer's fallback; the broker never builds batches.
-pub fn build_batch(base_offset: i64, timestamp_ms: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
+pub fn build_batch(
+    base_offset: i64,
+    timestamp_ms: i64,
+    records: &[(Option<&[u8]>, &[u8])],
+) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();
@@ -319,19 +370,34 @@ mod tests {
         for i in OFF_ATTRIBUTES..b.len() {
             let mut c = b.clone();
             c[i] ^= 0x01;
-            assert!(validate_batches(&c, 1 << 20).is_err(), "flip at {i} not detected");
+            assert!(
+                validate_batches(&c, 1 << 20).is_err(),
+                "flip at {i} not detected"
+            );
         }
     }
 
     #[test]
     fn oversized_truncated_and_wrong_magic_are_typed() {
         let b = build_batch(0, 1, &[(None, &[7u8; 1000])]);
-        assert!(matches!(validate_batches(&b, 100), Err(StorageError::TooLarge { .. })));
-        assert!(matches!(validate_batches(&b[..b.len() - 1], 1 << 20), Err(StorageError::Corrupt(_))));
+        assert!(matches!(
+            validate_batches(&b, 100),
+            Err(StorageError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            validate_batches(&b[..b.len() - 1], 1 << 20),
+            Err(StorageError::Corrupt(_))
+        ));
         let mut m = b.clone();
         m[OFF_MAGIC] = 1;
-        assert!(matches!(validate_batches(&m, 1 << 20), Err(StorageError::InvalidRecord(_))));
-        assert!(matches!(validate_batches(&[], 1 << 20), Err(StorageError::InvalidRecord(_))));
+        assert!(matches!(
+            validate_batches(&m, 1 << 20),
+            Err(StorageError::InvalidRecord(_))
+        ));
+        assert!(matches!(
+            validate_batches(&[], 1 << 20),
+            Err(StorageError::InvalidRecord(_))
+        ));
     }
 
     #[test]

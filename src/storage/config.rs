@@ -47,7 +47,10 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: limits::DEFAULT_INDEX_INTERVAL_BYTES,
             max_message_bytes: limits::DEFAULT_MAX_MESSAGE_BYTES,
-            flush: FlushPolicy { messages: 1, ms: i64::MAX },
+            flush: FlushPolicy {
+                messages: 1,
+                ms: i64::MAX,
+            },
             timestamp_type: TimestampType::CreateTime,
             cleanup_policy: "delete".into(),
         }
@@ -69,7 +72,9 @@ pub const CONFIG_NAMES: &[&str] = &[
 ];
 
 fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
-    v.trim().parse::<T>().map_err(|_| StorageError::InvalidConfig(format!("{name}: '{v}' is not a valid number")))
+    v.trim()
+        .parse::<T>()
+        .map_err(|_| StorageError::InvalidConfig(format!("{name}: '{v}' is not a valid number")))
 }
 
 impl LogConfig {
@@ -107,14 +112,28 @@ impl LogConfig {
                 self.timestamp_type = match value {
                     "CreateTime" => TimestampType::CreateTime,
                     "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => return Err(StorageError::InvalidConfig(format!("message.timestamp.type: '{value}'"))),
+                    _ => {
+                        return Err(StorageError::InvalidConfig(format!(
+                            "message.timestamp.type: '{value}'"
+                        )))
+                    }
                 }
             }
             "cleanup.policy" => match value {
-                "delete" | "compact" | "compact,delete" | "delete,compact" => self.cleanup_policy = value.into(),
-                _ => return Err(StorageError::InvalidConfig(format!("cleanup.policy: '{value}'"))),
+                "delete" | "compact" | "compact,delete" | "delete,compact" => {
+                    self.cleanup_policy = value.into()
+                }
+                _ => {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "cleanup.policy: '{value}'"
+                    )))
+                }
             },
-            _ => return Err(StorageError::InvalidConfig(format!("unknown topic config '{name}'"))),
+            _ => {
+                return Err(StorageError::InvalidConfig(format!(
+                    "unknown topic config '{name}'"
+                )))
+            }
         }
         Ok(())
     }
@@ -147,7 +166,9 @@ impl LogConfig {
 
 fn positive(name: &str, v: i64) -> Result<i64> {
     if v <= 0 {
-        return Err(StorageError::InvalidConfig(format!("{name} must be positive")));
+        return Err(StorageError::InvalidConfig(format!(
+            "{name} must be positive"
+        )));
     }
     Ok(v)
 }

@@ -17,7 +17,11 @@ pub enum StorageError {
     InvalidRecord(String),
     /// A read asked for an offset the log does not hold (Kafka: OFFSET_OUT_OF_RANGE).
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
     /// The log was closed or deleted while a request was in flight.
     #[error("partition log is closed")]
     Closed,

@@ -91,7 +91,9 @@ fn with_crc(mut body: Vec<u8>) -> Vec<u8> {
 
 impl IndexEntry for OffsetEntry {
     fn encode(entries: &[Self]) -> Result<Vec<u8>, rancor::Error> {
-        Ok(with_crc(rkyv::to_bytes::<rancor::Error>(&entries.to_vec())?.to_vec()))
+        Ok(with_crc(
+            rkyv::to_bytes::<rancor::Error>(&entries.to_vec())?.to_vec(),
+        ))
     }
     fn validate(bytes: &[u8]) -> Option<AlignedVec> {
         let aligned = split_crc(bytes)?;
@@ -103,13 +105,18 @@ impl IndexEntry for OffsetEntry {
         unsafe { rkyv::access_unchecked::<ArchivedVec<ArchivedOffsetEntry>>(archive) }.as_slice()
     }
     fn native(a: &ArchivedOffsetEntry) -> Self {
-        OffsetEntry { relative_offset: a.relative_offset.to_native(), position: a.position.to_native() }
+        OffsetEntry {
+            relative_offset: a.relative_offset.to_native(),
+            position: a.position.to_native(),
+        }
     }
 }
 
 impl IndexEntry for TimeEntry {
     fn encode(entries: &[Self]) -> Result<Vec<u8>, rancor::Error> {
-        Ok(with_crc(rkyv::to_bytes::<rancor::Error>(&entries.to_vec())?.to_vec()))
+        Ok(with_crc(
+            rkyv::to_bytes::<rancor::Error>(&entries.to_vec())?.to_vec(),
+        ))
     }
     fn validate(bytes: &[u8]) -> Option<AlignedVec> {
         let aligned = split_crc(bytes)?;
@@ -121,7 +128,10 @@ impl IndexEntry for TimeEntry {
         unsafe { rkyv::access_unchecked::<ArchivedVec<ArchivedTimeEntry>>(archive) }.as_slice()
     }
     fn native(a: &ArchivedTimeEntry) -> Self {
-        TimeEntry { timestamp: a.timestamp.to_native(), relative_offset: a.relative_offset.to_native() }
+        TimeEntry {
+            timestamp: a.timestamp.to_native(),
+            relative_offset: a.relative_offset.to_native(),
+        }
     }
 }
 
@@ -152,7 +162,10 @@ where
     pub fn push(&mut self, entry: E) {
         match self {
             Index::Growing(v) => {
-                assert!(v.last().is_none_or(|l| l.key() < entry.key()), "index keys must increase");
+                assert!(
+                    v.last().is_none_or(|l| l.key() < entry.key()),
+                    "index keys must increase"
+                );
                 v.push(entry);
             }
             Index::Sealed(_) => unreachable!("push into a sealed index"),
@@ -268,7 +281,10 @@ mod tests {
     #[test]
     fn corrupt_index_file_is_refused() {
         let mut idx: Index<OffsetEntry> = Index::default();
-        idx.push(OffsetEntry { relative_offset: 1, position: 2 });
+        idx.push(OffsetEntry {
+            relative_offset: 1,
+            position: 2,
+        });
         let mut bytes = idx.seal().expect("encode");
         bytes[0] ^= 1;
         assert!(Index::<OffsetEntry>::load(&bytes).is_none());

@@ -14,7 +14,9 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
 
-use super::batch::{iter_batches, set_base_offset, set_log_append_time, validate_batches, BatchHeader};
+use super::batch::{
+    iter_batches, set_base_offset, set_log_append_time, validate_batches, BatchHeader,
+};
 use super::clock::Clock;
 use super::config::{LogConfig, TimestampType};
 use super::error::{Result, StorageError};
@@ -62,10 +64,16 @@ struct State {
 
 impl State {
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
     fn log_end(&self) -> i64 {
         self.active().next_offset()
@@ -116,7 +124,11 @@ impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering it: sealed segments before the recovery
     /// point are trusted if their indexes check out; the rest are re-validated batch by batch
     /// and the log is cut after the last good batch.
-    pub async fn open(dir: &Path, config: LogConfig, clock: Rc<dyn Clock>) -> Result<(PartitionLog, RecoveryReport)> {
+    pub async fn open(
+        dir: &Path,
+        config: LogConfig,
+        clock: Rc<dyn Clock>,
+    ) -> Result<(PartitionLog, RecoveryReport)> {
         std::fs::create_dir_all(dir)?;
         super::device_probe::ensure_probed(dir).await?;
         let now = clock.now_ms();
@@ -132,7 +144,8 @@ impl PartitionLog {
         }
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
-            let seg = Segment::create(dir, log_start_meta, config.index_interval_bytes, now).await?;
+            let seg =
+                Segment::create(dir, log_start_meta, config.index_interval_bytes, now).await?;
             segments.insert(log_start_meta, seg);
         } else {
             let recovery_point = meta.map(|m| m.recovery_point).unwrap_or(0);
@@ -144,7 +157,8 @@ impl PartitionLog {
                 let next_base = bases.get(i + 1).copied();
                 let trusted = match next_base {
                     Some(next) if next <= scan_from => {
-                        Segment::open_sealed(dir, base, next, config.index_interval_bytes, now).await?
+                        Segment::open_sealed(dir, base, next, config.index_interval_bytes, now)
+                            .await?
                     }
                     _ => None,
                 };
@@ -153,7 +167,8 @@ impl PartitionLog {
                     i += 1;
                     continue;
                 }
-                let (mut seg, scan) = Segment::recover(dir, base, config.index_interval_bytes, now).await?;
+                let (mut seg, scan) =
+                    Segment::recover(dir, base, config.index_interval_bytes, now).await?;
                 report.scanned_segments += 1;
                 report.cut_bytes += scan.cut_bytes;
                 if scan.cut_nonzero || scan.problem.is_some() {
@@ -197,7 +212,11 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config: RefCell::new(config),
             clock,
-            state: RefCell::new(State { written_offset: end, log_start, ..state }),
+            state: RefCell::new(State {
+                written_offset: end,
+                log_start,
+                ..state
+            }),
             io: Semaphore::new(1),
             flushed: Cell::new(end),
             failed: Cell::new(false),
@@ -208,7 +227,11 @@ impl PartitionLog {
 
     fn store_meta(&self) -> Result<()> {
         let st = self.state.borrow();
-        PartitionMeta { log_start_offset: st.log_start, recovery_point: st.active().base_offset }.store(&self.dir)
+        PartitionMeta {
+            log_start_offset: st.log_start,
+            recovery_point: st.active().base_offset,
+        }
+        .store(&self.dir)
     }
 
     pub fn dir(&self) -> &Path {
@@ -253,16 +276,29 @@ impl PartitionLog {
         self.state.borrow().tail.bytes()
     }
     /// Index entries of every segment (for tests and tooling).
-    pub fn index_entries(&self) -> Vec<(i64, Vec<super::index::OffsetEntry>, Vec<super::index::TimeEntry>)> {
-        self.state.borrow().segments.values().map(|s| {
-            let (o, t) = s.index_entries();
-            (s.base_offset, o, t)
-        }).collect()
+    pub fn index_entries(
+        &self,
+    ) -> Vec<(
+        i64,
+        Vec<super::index::OffsetEntry>,
+        Vec<super::index::TimeEntry>,
+    )> {
+        self.state
+            .borrow()
+            .segments
+            .values()
+            .map(|s| {
+                let (o, t) = s.index_entries();
+                (s.base_offset, o, t)
+            })
+            .collect()
     }
 
     fn check_writable(&self) -> Result<()> {
         if self.failed.get() {
-            return Err(StorageError::Io(std::io::Error::other("partition log failed an earlier write; reopen to recover")));
+            return Err(StorageError::Io(std::io::Error::other(
+                "partition log failed an earlier write; reopen to recover",
+            )));
         }
         Ok(())
     }
@@ -274,7 +310,12 @@ impl PartitionLog {
         self.check_writable()?;
         let (max_bytes, timestamp_type, segment_bytes, segment_ms) = {
             let c = self.config.borrow();
-            (c.max_message_bytes as usize, c.timestamp_type, c.segment_bytes, c.segment_ms)
+            (
+                c.max_message_bytes as usize,
+                c.timestamp_type,
+                c.segment_bytes,
+                c.segment_ms,
+            )
         };
         let headers = validate_batches(payload, max_bytes)?;
         let incoming = payload.len() as u64;
@@ -287,7 +328,8 @@ impl PartitionLog {
                     || (a.size() > 0
                         && (a.size() + incoming > segment_bytes
                             || now.saturating_sub(a.created_ms) >= segment_ms
-                            || a.next_offset() - a.base_offset + headers.iter().map(|h| h.record_count as i64).sum::<i64>()
+                            || a.next_offset() - a.base_offset
+                                + headers.iter().map(|h| h.record_count as i64).sum::<i64>()
                                 > u32::MAX as i64))
             };
             if !must_roll {
@@ -314,8 +356,18 @@ impl PartitionLog {
             if timestamp_type == TimestampType::LogAppendTime {
                 set_log_append_time(batch, now);
             }
-            let stored = BatchHeader { base_offset: next, ..*h };
-            let stored = if timestamp_type == TimestampType::LogAppendTime { BatchHeader { max_timestamp: now, ..stored } } else { stored };
+            let stored = BatchHeader {
+                base_offset: next,
+                ..*h
+            };
+            let stored = if timestamp_type == TimestampType::LogAppendTime {
+                BatchHeader {
+                    max_timestamp: now,
+                    ..stored
+                }
+            } else {
+                stored
+            };
             st.active_mut().append(batch, &stored)?;
             next = stored.next_offset();
             records += h.record_count as i64;
@@ -327,7 +379,11 @@ impl PartitionLog {
         for h in &headers {
             let n = h.total_size();
             let next = base + h.last_offset_delta as i64 + 1;
-            st.tail.push(CachedBatch { base, next, bytes: frozen.slice(pos..pos + n) });
+            st.tail.push(CachedBatch {
+                base,
+                next,
+                bytes: frozen.slice(pos..pos + n),
+            });
             pos += n;
             base = next;
         }
@@ -337,7 +393,11 @@ impl PartitionLog {
         Ok(AppendInfo {
             base_offset: first,
             last_offset: next - 1,
-            log_append_time: if timestamp_type == TimestampType::LogAppendTime { now } else { -1 },
+            log_append_time: if timestamp_type == TimestampType::LogAppendTime {
+                now
+            } else {
+                -1
+            },
             record_count: records,
         })
     }
@@ -348,7 +408,9 @@ impl PartitionLog {
         let c = self.config.borrow();
         let st = self.state.borrow();
         st.unflushed_messages >= c.flush.messages
-            || st.oldest_unflushed_ms.is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= c.flush.ms)
+            || st
+                .oldest_unflushed_ms
+                .is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= c.flush.ms)
     }
 
     /// Whether staged bytes exceed the write buffer and should be written out (without sync).
@@ -364,7 +426,11 @@ impl PartitionLog {
                 return Ok(());
             }
             self.check_writable()?;
-            let _permit = self.io.acquire_permit(1).await.map_err(|_| StorageError::Closed)?;
+            let _permit = self
+                .io
+                .acquire_permit(1)
+                .await
+                .map_err(|_| StorageError::Closed)?;
             if self.flushed.get() >= upto {
                 return Ok(());
             }
@@ -375,7 +441,11 @@ impl PartitionLog {
     /// Writes staged bytes out without a sync (bounds memory under a relaxed flush policy).
     pub async fn write_out(&self) -> Result<()> {
         self.check_writable()?;
-        let _permit = self.io.acquire_permit(1).await.map_err(|_| StorageError::Closed)?;
+        let _permit = self
+            .io
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
         self.write_staged(false).await
     }
 
@@ -420,7 +490,11 @@ impl PartitionLog {
 
     /// Rolls the active segment if it still needs it once the permit is held.
     async fn roll_if_needed(&self, incoming: u64) -> Result<()> {
-        let _permit = self.io.acquire_permit(1).await.map_err(|_| StorageError::Closed)?;
+        let _permit = self
+            .io
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
         self.check_writable()?;
         let now = self.clock.now_ms();
         {
@@ -428,7 +502,8 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             let a = st.active();
             let needed = a.size() > 0
-                && (a.size() + incoming > c.segment_bytes || now.saturating_sub(a.created_ms) >= c.segment_ms
+                && (a.size() + incoming > c.segment_bytes
+                    || now.saturating_sub(a.created_ms) >= c.segment_ms
                     || a.next_offset() - a.base_offset > (u32::MAX / 2) as i64);
             if !needed {
                 st.rolling = false;
@@ -453,7 +528,10 @@ impl PartitionLog {
             (next, st.segments.remove(&key).expect("active exists"))
         };
         let sealed = old.seal(&self.dir).await;
-        self.state.borrow_mut().segments.insert(old.base_offset, old);
+        self.state
+            .borrow_mut()
+            .segments
+            .insert(old.base_offset, old);
         sealed?;
         let interval = self.config.borrow().index_interval_bytes;
         let seg = Segment::create(&self.dir, base, interval, now).await?;
@@ -471,7 +549,11 @@ impl PartitionLog {
             let st = self.state.borrow();
             let end = st.log_end();
             if offset < st.log_start || offset > end {
-                return Err(StorageError::OffsetOutOfRange { offset, log_start: st.log_start, log_end: end });
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    log_end: end,
+                });
             }
             if offset >= upto.min(end) {
                 return Ok(ReadBatches::default());
@@ -482,12 +564,19 @@ impl PartitionLog {
             let Some((_, seg)) = st.segments.range(..=offset).next_back() else {
                 return Ok(ReadBatches::default());
             };
-            (seg.file(), seg.position_for(offset), seg.written(), seg.base_offset)
+            (
+                seg.file(),
+                seg.position_for(offset),
+                seg.written(),
+                seg.base_offset,
+            )
         };
         if pos >= readable {
             return Ok(ReadBatches::default());
         }
-        let mut want = max_bytes.clamp(MIN_READ_BYTES, MAX_READ_BYTES).min((readable - pos) as usize);
+        let mut want = max_bytes
+            .clamp(MIN_READ_BYTES, MAX_READ_BYTES)
+            .min((readable - pos) as usize);
         loop {
             let buf = Segment::read(file.clone(), pos, want).await?;
             let mut out = Vec::new();
@@ -499,7 +588,8 @@ impl PartitionLog {
                 if h.next_offset() <= offset {
                     continue;
                 }
-                if h.base_offset >= upto || (!out.is_empty() && total + h.total_size() > max_bytes) {
+                if h.base_offset >= upto || (!out.is_empty() && total + h.total_size() > max_bytes)
+                {
                     break;
                 }
                 total += h.total_size();
@@ -512,7 +602,11 @@ impl PartitionLog {
                 }
             }
             match first_incomplete {
-                Some(need) if need > want && (pos + need as u64) <= readable && need <= MAX_READ_BYTES.max(want) * 2 => {
+                Some(need)
+                    if need > want
+                        && (pos + need as u64) <= readable
+                        && need <= MAX_READ_BYTES.max(want) * 2 =>
+                {
                     want = need;
                 }
                 _ => {
@@ -530,7 +624,9 @@ impl PartitionLog {
         let hw = self.high_watermark();
         let start = {
             let st = self.state.borrow();
-            let Some(seg) = st.segments.values().find(|s| s.max_timestamp() >= ts) else { return Ok(None) };
+            let Some(seg) = st.segments.values().find(|s| s.max_timestamp() >= ts) else {
+                return Ok(None);
+            };
             seg.offset_for_timestamp(ts).max(st.log_start)
         };
         let mut offset = start;
@@ -540,7 +636,9 @@ impl PartitionLog {
                 break;
             }
             for b in &read.batches {
-                let Some(h) = BatchHeader::parse(b) else { continue };
+                let Some(h) = BatchHeader::parse(b) else {
+                    continue;
+                };
                 offset = h.next_offset();
                 if h.max_timestamp < ts || h.is_control() {
                     continue;
@@ -569,7 +667,11 @@ impl PartitionLog {
     /// Deletes whole sealed segments past `retention.ms` (by their largest timestamp) or
     /// beyond `retention.bytes`, and advances the log start. Returns the segments deleted.
     pub async fn enforce_retention(&self) -> Result<usize> {
-        let _permit = self.io.acquire_permit(1).await.map_err(|_| StorageError::Closed)?;
+        let _permit = self
+            .io
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
         let now = self.clock.now_ms();
         let (retention_ms, retention_bytes) = {
             let c = self.config.borrow();
@@ -579,9 +681,15 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             let mut size = st.size_bytes() as i64;
             let mut doomed_bases = Vec::new();
-            let sealed: Vec<(i64, u64, i64)> = st.segments.values().filter(|s| !s.is_active()).map(|s| (s.base_offset, s.size(), s.max_timestamp())).collect();
+            let sealed: Vec<(i64, u64, i64)> = st
+                .segments
+                .values()
+                .filter(|s| !s.is_active())
+                .map(|s| (s.base_offset, s.size(), s.max_timestamp()))
+                .collect();
             for (base, seg_size, max_ts) in sealed {
-                let by_time = retention_ms >= 0 && max_ts >= 0 && now.saturating_sub(max_ts) > retention_ms;
+                let by_time =
+                    retention_ms >= 0 && max_ts >= 0 && now.saturating_sub(max_ts) > retention_ms;
                 let by_size = retention_bytes >= 0 && size - seg_size as i64 >= retention_bytes;
                 if !(by_time || by_size) {
                     break;
@@ -589,7 +697,10 @@ impl PartitionLog {
                 size -= seg_size as i64;
                 doomed_bases.push(base);
             }
-            let doomed: Vec<Segment> = doomed_bases.iter().filter_map(|b| st.segments.remove(b)).collect();
+            let doomed: Vec<Segment> = doomed_bases
+                .iter()
+                .filter_map(|b| st.segments.remove(b))
+                .collect();
             if !doomed.is_empty() {
                 let first = *st.segments.keys().next().expect("active remains");
                 st.log_start = st.log_start.max(first);
@@ -615,7 +726,11 @@ impl PartitionLog {
         if self.failed.get() {
             return Ok(());
         }
-        let _permit = self.io.acquire_permit(1).await.map_err(|_| StorageError::Closed)?;
+        let _permit = self
+            .io
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
         self.write_staged(true).await?;
         let file = self.state.borrow().active().file();
         let size = self.state.borrow().active().size();

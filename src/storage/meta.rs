@@ -44,8 +44,14 @@ pub fn read_checked(path: &Path) -> Result<Option<AlignedVec>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let bad = |reason: &str| StorageError::BadFile { path: path.display().to_string(), reason: reason.into() };
-    let body_len = bytes.len().checked_sub(4).ok_or_else(|| bad("shorter than its checksum"))?;
+    let bad = |reason: &str| StorageError::BadFile {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    };
+    let body_len = bytes
+        .len()
+        .checked_sub(4)
+        .ok_or_else(|| bad("shorter than its checksum"))?;
     let (body, crc) = bytes.split_at(body_len);
     if crc32c::crc32c(body).to_le_bytes() != crc {
         return Err(bad("checksum mismatch"));
@@ -65,10 +71,16 @@ impl PartitionMeta {
     /// Loads the meta of a partition; `Ok(None)` when there is none yet.
     pub fn load(dir: &Path) -> Result<Option<PartitionMeta>> {
         let path = dir.join(PARTITION_META_FILE);
-        let Some(bytes) = read_checked(&path)? else { return Ok(None) };
-        let archived = rkyv::access::<ArchivedPartitionMeta, rancor::Error>(&bytes).map_err(|e| {
-            StorageError::BadFile { path: path.display().to_string(), reason: e.to_string() }
-        })?;
+        let Some(bytes) = read_checked(&path)? else {
+            return Ok(None);
+        };
+        let archived =
+            rkyv::access::<ArchivedPartitionMeta, rancor::Error>(&bytes).map_err(|e| {
+                StorageError::BadFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(Some(PartitionMeta {
             log_start_offset: archived.log_start_offset.to_native(),
             recovery_point: archived.recovery_point.to_native(),
@@ -83,8 +95,14 @@ mod tests {
     #[test]
     fn meta_round_trips_and_detects_corruption() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(PartitionMeta::load(dir.path()).expect("absent is fine"), None);
-        let m = PartitionMeta { log_start_offset: 7, recovery_point: 99 };
+        assert_eq!(
+            PartitionMeta::load(dir.path()).expect("absent is fine"),
+            None
+        );
+        let m = PartitionMeta {
+            log_start_offset: 7,
+            recovery_point: 99,
+        };
         m.store(dir.path()).expect("store");
         assert_eq!(PartitionMeta::load(dir.path()).expect("load"), Some(m));
         let p = dir.path().join(PARTITION_META_FILE);

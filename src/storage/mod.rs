@@ -15,8 +15,8 @@
 
 pub mod batch;
 pub mod clock;
-pub mod device_probe;
 pub mod config;
+pub mod device_probe;
 pub mod error;
 pub mod index;
 pub mod log;

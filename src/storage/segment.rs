@@ -69,19 +69,39 @@ impl std::fmt::Debug for Stage {
 }
 
 async fn open_rw(path: &Path, create: bool) -> Result<DmaFile> {
-    Ok(OpenOptions::new().read(true).write(true).create(create).dma_open(path).await?)
+    Ok(OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .dma_open(path)
+        .await?)
 }
 
 impl Segment {
     fn paths(dir: &Path, base: i64) -> (PathBuf, PathBuf, PathBuf) {
         let stem = file_stem(base);
-        (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
+        (
+            dir.join(format!("{stem}.log")),
+            dir.join(format!("{stem}.index")),
+            dir.join(format!("{stem}.timeindex")),
+        )
     }
 
     /// Creates a new, empty, active segment.
-    pub async fn create(dir: &Path, base_offset: i64, index_interval_bytes: u32, now_ms: i64) -> Result<Segment> {
+    pub async fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> Result<Segment> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).dma_open(&log_path).await?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&log_path)
+            .await?;
         // Stale indexes of an earlier segment with this base (after a cut) must not survive.
         let _ = std::fs::remove_file(index_path);
         let _ = std::fs::remove_file(time_path);
@@ -114,9 +134,13 @@ impl Segment {
         now_ms: i64,
     ) -> Result<Option<Segment>> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let (Ok(ib), Ok(tb)) = (std::fs::read(&index_path), std::fs::read(&time_path)) else { return Ok(None) };
-        let (Some(offset_index), Some(time_index)) = (Index::<OffsetEntry>::load(&ib), Index::<TimeEntry>::load(&tb))
-        else {
+        let (Ok(ib), Ok(tb)) = (std::fs::read(&index_path), std::fs::read(&time_path)) else {
+            return Ok(None);
+        };
+        let (Some(offset_index), Some(time_index)) = (
+            Index::<OffsetEntry>::load(&ib),
+            Index::<TimeEntry>::load(&tb),
+        ) else {
             return Ok(None);
         };
         let file = open_rw(&log_path, false).await?;
@@ -124,7 +148,9 @@ impl Segment {
         let span = next_offset - base_offset;
         // Every entry must point inside the file, at a batch with the offset it claims.
         if let Some(last) = offset_index.last() {
-            if last.position as u64 + HEADER_BYTES as u64 > size || last.relative_offset as i64 >= span {
+            if last.position as u64 + HEADER_BYTES as u64 > size
+                || last.relative_offset as i64 >= span
+            {
                 return Ok(None);
             }
             let head = file.read_at(last.position as u64, HEADER_BYTES).await?;
@@ -133,7 +159,10 @@ impl Segment {
                 _ => return Ok(None),
             }
         }
-        if time_index.last().is_some_and(|t| t.relative_offset as i64 >= span) {
+        if time_index
+            .last()
+            .is_some_and(|t| t.relative_offset as i64 >= span)
+        {
             return Ok(None);
         }
         let (max_timestamp, offset_of_max_timestamp) = time_index
@@ -161,7 +190,12 @@ impl Segment {
     /// Opens a segment by scanning it from the start: every batch is re-validated (framing,
     /// magic, CRC-32C, offsets continuing from `base_offset`), the indexes are rebuilt, and
     /// the file is cut after the last good batch. The segment is left active.
-    pub async fn recover(dir: &Path, base_offset: i64, index_interval_bytes: u32, now_ms: i64) -> Result<(Segment, ScanReport)> {
+    pub async fn recover(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> Result<(Segment, ScanReport)> {
         let (log_path, _, _) = Self::paths(dir, base_offset);
         let file = open_rw(&log_path, false).await?;
         let file_size = file.file_size().await?;
@@ -187,7 +221,10 @@ impl Segment {
         let mut problem: Option<FrameProblem> = None;
         'scan: while read_pos < file_size {
             let want = SCAN_CHUNK_BYTES.min((file_size - read_pos) as usize);
-            let chunk = seg.file.read_at_aligned(read_pos, super::stage::align_up(want as u64) as usize).await?;
+            let chunk = seg
+                .file
+                .read_at_aligned(read_pos, super::stage::align_up(want as u64) as usize)
+                .await?;
             let got = chunk.len().min(want);
             if got == 0 {
                 break;
@@ -204,7 +241,10 @@ impl Segment {
                         at += n;
                     }
                     Ok(h) => {
-                        problem = Some(FrameProblem::BadCount { count: h.record_count, last_offset_delta: h.last_offset_delta });
+                        problem = Some(FrameProblem::BadCount {
+                            count: h.record_count,
+                            last_offset_delta: h.last_offset_delta,
+                        });
                         tracing::warn!(segment = %seg.log_path.display(), expected = seg.next_offset, found = h.base_offset, "offset discontinuity");
                         break 'scan;
                     }
@@ -227,16 +267,31 @@ impl Segment {
         let cut_bytes = file_size - valid;
         let mut cut_nonzero = false;
         if cut_bytes > 0 {
-            let tail = seg.file.read_at(valid, cut_bytes.min(MAX_READ_BYTES as u64) as usize).await?;
+            let tail = seg
+                .file
+                .read_at(valid, cut_bytes.min(MAX_READ_BYTES as u64) as usize)
+                .await?;
             cut_nonzero = tail.iter().any(|b| *b != 0);
             seg.file.truncate(valid).await?;
             seg.file.fdatasync().await?;
         }
         seg.written = valid;
         let tail_start = align_down(valid);
-        let tail = if valid > tail_start { seg.file.read_at(tail_start, (valid - tail_start) as usize).await?.to_vec() } else { Vec::new() };
+        let tail = if valid > tail_start {
+            seg.file
+                .read_at(tail_start, (valid - tail_start) as usize)
+                .await?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
         seg.stage = Some(Stage::new(valid, &tail)?);
-        let report = ScanReport { valid_bytes: valid, cut_bytes, cut_nonzero, problem: problem.map(|p| p.to_string()) };
+        let report = ScanReport {
+            valid_bytes: valid,
+            cut_bytes,
+            cut_nonzero,
+            problem: problem.map(|p| p.to_string()),
+        };
         Ok((seg, report))
     }
 
@@ -244,7 +299,10 @@ impl Segment {
     fn track(&mut self, h: &BatchHeader, position: u64) {
         let rel = (h.base_offset - self.base_offset) as u32;
         if position > 0 && self.bytes_since_index_entry >= self.index_interval_bytes {
-            self.offset_index.push(OffsetEntry { relative_offset: rel, position: position as u32 });
+            self.offset_index.push(OffsetEntry {
+                relative_offset: rel,
+                position: position as u32,
+            });
             self.push_time_entry();
             self.bytes_since_index_entry = 0;
         }
@@ -257,18 +315,31 @@ impl Segment {
     }
 
     fn push_time_entry(&mut self) {
-        let newer = self.time_index.last().is_none_or(|t| self.max_timestamp > t.timestamp);
+        let newer = self
+            .time_index
+            .last()
+            .is_none_or(|t| self.max_timestamp > t.timestamp);
         if newer && self.max_timestamp >= 0 {
             let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
-            if self.time_index.last().is_none_or(|t| rel > t.relative_offset || self.max_timestamp > t.timestamp) {
-                self.time_index.push(TimeEntry { timestamp: self.max_timestamp, relative_offset: rel });
+            if self
+                .time_index
+                .last()
+                .is_none_or(|t| rel > t.relative_offset || self.max_timestamp > t.timestamp)
+            {
+                self.time_index.push(TimeEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset: rel,
+                });
             }
         }
     }
 
     /// Stages a validated batch whose base offset was already set to `next_offset`.
     pub fn append(&mut self, batch: &[u8], h: &BatchHeader) -> Result<()> {
-        assert_eq!(h.base_offset, self.next_offset, "batches must be appended densely");
+        assert_eq!(
+            h.base_offset, self.next_offset,
+            "batches must be appended densely"
+        );
         let stage = self.stage.as_mut().ok_or(StorageError::Closed)?;
         stage.push(batch)?;
         let position = self.size;
@@ -302,8 +373,16 @@ impl Segment {
         self.file.fdatasync().await?;
         // Final time entry so that the sealed index knows the segment's largest timestamp.
         let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
-        if self.max_timestamp >= 0 && self.time_index.last().is_none_or(|t| self.max_timestamp > t.timestamp && rel > t.relative_offset) {
-            self.time_index.push(TimeEntry { timestamp: self.max_timestamp, relative_offset: rel });
+        if self.max_timestamp >= 0
+            && self
+                .time_index
+                .last()
+                .is_none_or(|t| self.max_timestamp > t.timestamp && rel > t.relative_offset)
+        {
+            self.time_index.push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: rel,
+            });
         }
         self.write_indexes(dir)
     }
@@ -311,7 +390,8 @@ impl Segment {
     /// Archives the indexes to their files (they are derived data: no fsync, a torn one is rebuilt).
     pub fn write_indexes(&mut self, dir: &Path) -> Result<()> {
         let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
-        let enc = |e: rkyv::rancor::Error| StorageError::InvalidConfig(format!("index encode: {e}"));
+        let enc =
+            |e: rkyv::rancor::Error| StorageError::InvalidConfig(format!("index encode: {e}"));
         let ib = self.offset_index.seal().map_err(enc)?;
         let tb = self.time_index.seal().map_err(enc)?;
         std::fs::write(index_path, ib)?;
@@ -322,12 +402,18 @@ impl Segment {
     /// Where to start reading for `offset`: the position of the indexed batch at or before it.
     pub fn position_for(&self, offset: i64) -> u64 {
         let rel = offset - self.base_offset;
-        self.offset_index.floor(rel).map(|e| e.position as u64).unwrap_or(0)
+        self.offset_index
+            .floor(rel)
+            .map(|e| e.position as u64)
+            .unwrap_or(0)
     }
 
     /// Offset from which to scan for the first record with timestamp ≥ `ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> i64 {
-        self.time_index.floor(ts.saturating_sub(1)).map(|e| self.base_offset + e.relative_offset as i64).unwrap_or(self.base_offset)
+        self.time_index
+            .floor(ts.saturating_sub(1))
+            .map(|e| self.base_offset + e.relative_offset as i64)
+            .unwrap_or(self.base_offset)
     }
 
     /// Reads whole on-disk bytes `[pos, pos+len)`, clamped to what is written.

@@ -43,7 +43,9 @@ pub struct Stage {
 fn alloc(size: usize) -> Result<DmaBuffer> {
     let size = align_up(size as u64) as usize;
     if size > crate::limits::MAX_BATCH_BYTES as usize * 2 {
-        return Err(StorageError::Io(std::io::Error::other(format!("refusing a {size}-byte DMA buffer"))));
+        return Err(StorageError::Io(std::io::Error::other(format!(
+            "refusing a {size}-byte DMA buffer"
+        ))));
     }
     Ok(glommio::allocate_dma_buffer_global(size))
 }
@@ -53,10 +55,20 @@ impl Stage {
     /// the last partial page (`size - align_down(size)` bytes), already on disk.
     pub fn new(size: u64, tail: &[u8]) -> Result<Stage> {
         let cur_pos = align_down(size);
-        assert_eq!(tail.len() as u64, size - cur_pos, "tail must be the partial last page");
+        assert_eq!(
+            tail.len() as u64,
+            size - cur_pos,
+            "tail must be the partial last page"
+        );
         let mut cur = alloc(WRITE_BUFFER_BYTES.max(tail.len() + IO_ALIGNMENT))?;
         cur.as_bytes_mut()[..tail.len()].copy_from_slice(tail);
-        Ok(Stage { full: Vec::new(), cur, cur_pos, cur_len: tail.len(), written_in_cur: tail.len() })
+        Ok(Stage {
+            full: Vec::new(),
+            cur,
+            cur_pos,
+            cur_len: tail.len(),
+            written_in_cur: tail.len(),
+        })
     }
 
     /// Logical size of the segment including staged bytes.
@@ -66,7 +78,8 @@ impl Stage {
 
     /// Bytes staged but not yet handed to a write.
     pub fn pending_bytes(&self) -> u64 {
-        self.full.iter().map(|w| w.data_end - w.pos).sum::<u64>() + (self.cur_len - self.written_in_cur) as u64
+        self.full.iter().map(|w| w.data_end - w.pos).sum::<u64>()
+            + (self.cur_len - self.written_in_cur) as u64
     }
 
     /// Copies `bytes` to the end of the staging area.
@@ -76,7 +89,8 @@ impl Stage {
             let keep_from = align_down(self.cur_len as u64) as usize;
             let carry = self.cur_len - keep_from;
             let mut next = alloc(WRITE_BUFFER_BYTES.max(carry + bytes.len() + IO_ALIGNMENT))?;
-            next.as_bytes_mut()[..carry].copy_from_slice(&self.cur.as_bytes()[keep_from..self.cur_len]);
+            next.as_bytes_mut()[..carry]
+                .copy_from_slice(&self.cur.as_bytes()[keep_from..self.cur_len]);
             let mut old = std::mem::replace(&mut self.cur, next);
             let old_pos = self.cur_pos;
             self.cur_pos += keep_from as u64;
@@ -84,7 +98,11 @@ impl Stage {
             self.written_in_cur = self.written_in_cur.saturating_sub(keep_from).min(carry);
             if keep_from > 0 {
                 old.trim_to_size(keep_from);
-                self.full.push(Write { pos: old_pos, buf: old, data_end: old_pos + keep_from as u64 });
+                self.full.push(Write {
+                    pos: old_pos,
+                    buf: old,
+                    data_end: old_pos + keep_from as u64,
+                });
             }
         }
         self.cur.as_bytes_mut()[self.cur_len..self.cur_len + bytes.len()].copy_from_slice(bytes);
@@ -101,12 +119,17 @@ impl Stage {
             let keep_from = align_down(self.cur_len as u64) as usize;
             let carry = self.cur_len - keep_from;
             let mut next = alloc(WRITE_BUFFER_BYTES.max(carry + IO_ALIGNMENT))?;
-            next.as_bytes_mut()[..carry].copy_from_slice(&self.cur.as_bytes()[keep_from..self.cur_len]);
+            next.as_bytes_mut()[..carry]
+                .copy_from_slice(&self.cur.as_bytes()[keep_from..self.cur_len]);
             let mut old = std::mem::replace(&mut self.cur, next);
             old.as_bytes_mut()[self.cur_len..padded].fill(0);
             old.trim_to_size(padded);
             let data_end = self.cur_pos + self.cur_len as u64;
-            writes.push(Write { pos: self.cur_pos, buf: old, data_end });
+            writes.push(Write {
+                pos: self.cur_pos,
+                buf: old,
+                data_end,
+            });
             self.cur_pos += keep_from as u64;
             self.cur_len = carry;
             self.written_in_cur = carry;

@@ -23,11 +23,18 @@ pub struct TailCache {
 
 impl TailCache {
     pub fn new(limit: usize) -> Self {
-        TailCache { batches: VecDeque::new(), bytes: 0, limit }
+        TailCache {
+            batches: VecDeque::new(),
+            bytes: 0,
+            limit,
+        }
     }
 
     pub fn push(&mut self, batch: CachedBatch) {
-        debug_assert!(self.batches.back().is_none_or(|b| b.next == batch.base), "cache must stay dense");
+        debug_assert!(
+            self.batches.back().is_none_or(|b| b.next == batch.base),
+            "cache must stay dense"
+        );
         self.bytes += batch.bytes.len();
         self.batches.push_back(batch);
     }

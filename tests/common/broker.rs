@@ -13,12 +13,21 @@ pub struct Broker {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Broker {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
-        let mut b = Broker { port: free_port(), data_dir: data_dir.to_path_buf(), child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut b = Broker {
+            port: free_port(),
+            data_dir: data_dir.to_path_buf(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         b.spawn();
         b
     }
@@ -28,7 +37,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.with_extension("log")).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .arg("serve")
             .arg("--data-dir")
@@ -44,7 +57,10 @@ impl Broker {
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(self.bootstrap()).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "broker did not start listening");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "broker did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -88,7 +104,9 @@ impl Broker {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 }
 

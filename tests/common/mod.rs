@@ -11,12 +11,17 @@ use strata::storage::{batch, Clock, LogConfig, PartitionLog, SystemClock};
 
 /// Runs a future on a fresh glommio executor on this thread.
 pub fn run<T>(fut: impl Future<Output = T>) -> T {
-    glommio::LocalExecutorBuilder::default().make().expect("glommio executor").run(fut)
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .expect("glommio executor")
+        .run(fut)
 }
 
 /// A batch of `n` records whose values are `"<tag>-<i>"` for `i` in `first..first+n`.
 pub fn numbered_batch(tag: &str, first: u64, n: u64, ts: i64) -> Vec<u8> {
-    let values: Vec<Vec<u8>> = (first..first + n).map(|i| format!("{tag}-{i}").into_bytes()).collect();
+    let values: Vec<Vec<u8>> = (first..first + n)
+        .map(|i| format!("{tag}-{i}").into_bytes())
+        .collect();
     let recs: Vec<(Option<&[u8]>, &[u8])> = values.iter().map(|v| (None, v.as_slice())).collect();
     batch::build_batch(0, ts, &recs)
 }
@@ -26,7 +31,10 @@ pub async fn open(dir: &Path, config: LogConfig) -> PartitionLog {
 }
 
 pub async fn open_with(dir: &Path, config: LogConfig, clock: Rc<dyn Clock>) -> PartitionLog {
-    PartitionLog::open(dir, config, clock).await.expect("open log").0
+    PartitionLog::open(dir, config, clock)
+        .await
+        .expect("open log")
+        .0
 }
 
 /// Reads every batch from `from` to the high watermark.
@@ -36,7 +44,10 @@ pub async fn read_all(log: &PartitionLog, from: i64) -> Vec<bytes::Bytes> {
     let mut offset = from;
     while offset < hw {
         let r = log.read(offset, 1 << 20, hw).await.expect("read");
-        assert!(!r.batches.is_empty(), "no progress at offset {offset} (hw {hw})");
+        assert!(
+            !r.batches.is_empty(),
+            "no progress at offset {offset} (hw {hw})"
+        );
         for b in r.batches {
             let h = batch::BatchHeader::parse(&b).expect("header");
             assert!(h.next_offset() > offset);
@@ -52,7 +63,8 @@ pub fn values(batches: &[bytes::Bytes]) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
     for b in batches {
         let mut buf = b.clone();
-        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodable batch");
+        let set =
+            kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodable batch");
         for r in set.records {
             out.push((r.offset, r.value.map(|v| v.to_vec()).unwrap_or_default()));
         }

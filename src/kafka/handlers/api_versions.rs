@@ -12,10 +12,15 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
         .iter()
         .map(|(k, lo, hi)| {
             let codec = k.valid_versions();
-            ApiVersion::default().with_api_key(*k as i16).with_min_version((*lo).max(codec.min)).with_max_version((*hi).min(codec.max))
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version((*lo).max(codec.min))
+                .with_max_version((*hi).min(codec.max))
         })
         .collect();
-    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
 }
 
 pub fn handle(_req: ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {

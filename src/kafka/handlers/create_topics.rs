@@ -1,13 +1,19 @@
 //! CreateTopics (key 19): add topics to the catalog (one broker: replication factor 1).
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::{str_bytes, Ctx};
 use crate::kafka::errors;
 use crate::storage::config::CONFIG_NAMES;
 
-pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> Option<CreateTopicsResponse> {
+pub async fn handle(
+    ctx: &Ctx,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> Option<CreateTopicsResponse> {
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -16,26 +22,51 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> Option
             (-1, n) => n as i32,
             (n, _) => n,
         };
-        let configs: Vec<(String, String)> =
-            t.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect();
-        let mut result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+        let configs: Vec<(String, String)> = t
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        let mut result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
         let outcome = if !matches!(t.replication_factor, -1 | 1) {
-            Err((errors::INVALID_REPLICATION_FACTOR, format!("replication factor {} > 1 broker", t.replication_factor)))
+            Err((
+                errors::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {} > 1 broker", t.replication_factor),
+            ))
         } else {
             let mut cat = ctx.shard.catalog.write().ok()?;
             let r = if req.validate_only {
                 match cat.topic(&name) {
                     Some(_) => Err(crate::cluster::CatalogError::TopicExists(name.clone())),
-                    None => crate::cluster::validate_topic_name(&name).and_then(|_| cat.check_configs(&configs)).and_then(|_| {
-                        if partitions < 1 { Err(crate::cluster::CatalogError::InvalidPartitions(partitions)) } else { Ok(()) }
-                    }),
+                    None => crate::cluster::validate_topic_name(&name)
+                        .and_then(|_| cat.check_configs(&configs))
+                        .and_then(|_| {
+                            if partitions < 1 {
+                                Err(crate::cluster::CatalogError::InvalidPartitions(partitions))
+                            } else {
+                                Ok(())
+                            }
+                        }),
                 }
                 .map(|_| None)
             } else {
                 cat.create_topic(&name, partitions, configs).map(Some)
             };
-            r.map(|t| (t, cat.log_config(&name).unwrap_or_else(|| cat.defaults().clone())))
-                .map_err(|e| (errors::catalog_code(&e), e.to_string()))
+            r.map(|t| {
+                (
+                    t,
+                    cat.log_config(&name)
+                        .unwrap_or_else(|| cat.defaults().clone()),
+                )
+            })
+            .map_err(|e| (errors::catalog_code(&e), e.to_string()))
         };
         match outcome {
             Ok((created, config)) => {
@@ -45,14 +76,25 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> Option
                 }
                 let listed = CONFIG_NAMES
                     .iter()
-                    .map(|k| CreatableTopicConfigs::default().with_name(str_bytes(k)).with_value(config.get(k).map(|v| str_bytes(&v))).with_config_source(5))
+                    .map(|k| {
+                        CreatableTopicConfigs::default()
+                            .with_name(str_bytes(k))
+                            .with_value(config.get(k).map(|v| str_bytes(&v)))
+                            .with_config_source(5)
+                    })
                     .collect();
-                result = result.with_num_partitions(partitions).with_replication_factor(1);
+                result = result
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1);
                 if version >= 5 {
                     result = result.with_configs(Some(listed));
                 }
             }
-            Err((code, msg)) => result = result.with_error_code(code).with_error_message(Some(str_bytes(&msg))),
+            Err((code, msg)) => {
+                result = result
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes(&msg)))
+            }
         }
         results.push(result);
     }

@@ -8,11 +8,21 @@ use super::{str_bytes, Ctx};
 use crate::kafka::errors;
 use crate::shard::{ShardOp, TopicPartition};
 
-pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest, version: i16) -> Option<DeleteTopicsResponse> {
+pub async fn handle(
+    ctx: &Ctx,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> Option<DeleteTopicsResponse> {
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
-        req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::new();
     for (name, id) in targets {
@@ -24,9 +34,15 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest, version: i16) -> Option
                 (None, true) => None,
             }
         };
-        let mut result = DeletableTopicResult::default().with_name(name.as_deref().map(|n| TopicName(str_bytes(n)))).with_topic_id(id);
+        let mut result = DeletableTopicResult::default()
+            .with_name(name.as_deref().map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(id);
         let Some(topic) = resolved else {
-            let code = if name.is_none() { errors::UNKNOWN_TOPIC_ID } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
+            let code = if name.is_none() {
+                errors::UNKNOWN_TOPIC_ID
+            } else {
+                errors::UNKNOWN_TOPIC_OR_PARTITION
+            };
             responses.push(result.with_error_code(code));
             continue;
         };
@@ -34,13 +50,22 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest, version: i16) -> Option
         match deleted {
             Ok(meta) => {
                 for p in 0..meta.partitions {
-                    let tp = TopicPartition { topic: topic.clone(), partition: p };
+                    let tp = TopicPartition {
+                        topic: topic.clone(),
+                        partition: p,
+                    };
                     ctx.shard.call(ShardOp::Drop { tp }).await;
                 }
                 tracing::info!(topic = %topic, "deleted topic");
-                result = result.with_name(Some(TopicName(str_bytes(&topic)))).with_topic_id(uuid::Uuid::from_bytes(meta.id));
+                result = result
+                    .with_name(Some(TopicName(str_bytes(&topic))))
+                    .with_topic_id(uuid::Uuid::from_bytes(meta.id));
             }
-            Err(e) => result = result.with_error_code(errors::catalog_code(&e)).with_error_message(Some(str_bytes(&e.to_string()))),
+            Err(e) => {
+                result = result
+                    .with_error_code(errors::catalog_code(&e))
+                    .with_error_message(Some(str_bytes(&e.to_string())))
+            }
         }
         responses.push(result);
     }

@@ -1,7 +1,9 @@
 //! DescribeConfigs (key 32): the effective configs of topics (type 2); brokers (type 4)
 //! answer with no configs, since broker settings are not dynamic.
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::{str_bytes, Ctx};
@@ -19,7 +21,9 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
     let mut results = Vec::new();
     for r in req.resources {
         let name = r.resource_name.to_string();
-        let mut out = DescribeConfigsResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+        let mut out = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
         match r.resource_type {
             RESOURCE_TOPIC => match (cat.topic(&name), cat.log_config(&name)) {
                 (Some(t), Some(config)) => {
@@ -36,16 +40,30 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(k))
                                     .with_value(Some(str_bytes(&v)))
-                                    .with_config_source(if overridden { SOURCE_TOPIC } else { SOURCE_DEFAULT }),
+                                    .with_config_source(if overridden {
+                                        SOURCE_TOPIC
+                                    } else {
+                                        SOURCE_DEFAULT
+                                    }),
                             )
                         })
                         .collect();
                     out = out.with_configs(configs);
                 }
-                _ => out = out.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(str_bytes(&format!("unknown topic '{name}'")))),
+                _ => {
+                    out = out
+                        .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
+                        .with_error_message(Some(str_bytes(&format!("unknown topic '{name}'"))))
+                }
             },
             RESOURCE_BROKER => {}
-            other => out = out.with_error_code(errors::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("resource type {other} is not supported")))),
+            other => {
+                out = out
+                    .with_error_code(errors::INVALID_REQUEST)
+                    .with_error_message(Some(str_bytes(&format!(
+                        "resource type {other} is not supported"
+                    ))))
+            }
         }
         results.push(out);
     }

@@ -28,7 +28,11 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
         .map(|w| {
             w.as_ref().map(|w| {
                 let shard = ctx.shard.clone();
-                let op = ShardOp::Fetch { tp: w.tp.clone(), offset: w.offset, max_bytes: w.max_bytes };
+                let op = ShardOp::Fetch {
+                    tp: w.tp.clone(),
+                    offset: w.offset,
+                    max_bytes: w.max_bytes,
+                };
                 glommio::spawn_local(async move { shard.call(op).await })
             })
         })
@@ -47,7 +51,12 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
 }
 
 fn total_bytes(results: &[Option<Result<Fetched, ShardError>>]) -> usize {
-    results.iter().flatten().flatten().map(|f| f.batches.iter().map(|b| b.len()).sum::<usize>()).sum()
+    results
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|f| f.batches.iter().map(|b| b.len()).sum::<usize>())
+        .sum()
 }
 
 pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchResponse> {
@@ -58,21 +67,34 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
     {
         let cat = ctx.shard.catalog.read().ok()?;
         for t in &req.topics {
-            let meta = if version >= 13 { cat.topic_by_id(t.topic_id.as_bytes()) } else { cat.topic(&t.topic.0) };
-            let name = meta.map(|m| m.name.clone()).unwrap_or_else(|| t.topic.0.to_string());
+            let meta = if version >= 13 {
+                cat.topic_by_id(t.topic_id.as_bytes())
+            } else {
+                cat.topic(&t.topic.0)
+            };
+            let name = meta
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| t.topic.0.to_string());
             let mut parts = Vec::new();
             for p in &t.partitions {
                 let ok = meta.is_some_and(|m| p.partition >= 0 && p.partition < m.partitions);
                 if ok {
                     wants.push(Some(Want {
-                        tp: TopicPartition { topic: name.clone(), partition: p.partition },
+                        tp: TopicPartition {
+                            topic: name.clone(),
+                            partition: p.partition,
+                        },
                         offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes.max(0) as usize,
                     }));
                     unknown_codes.push(errors::NONE);
                 } else {
                     wants.push(None);
-                    unknown_codes.push(if version >= 13 && meta.is_none() { errors::UNKNOWN_TOPIC_ID } else { errors::UNKNOWN_TOPIC_OR_PARTITION });
+                    unknown_codes.push(if version >= 13 && meta.is_none() {
+                        errors::UNKNOWN_TOPIC_ID
+                    } else {
+                        errors::UNKNOWN_TOPIC_OR_PARTITION
+                    });
                 }
                 parts.push(p.partition);
             }
@@ -83,7 +105,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let mut results = read_all(ctx, &wants).await;
     let any_error = results.iter().flatten().any(|r| r.is_err());
-    if !wait.is_zero() && total_bytes(&results) < min_bytes.max(1) && !any_error && wants.iter().any(|w| w.is_some()) {
+    if !wait.is_zero()
+        && total_bytes(&results) < min_bytes.max(1)
+        && !any_error
+        && wants.iter().any(|w| w.is_some())
+    {
         // Long poll: park on every partition; the first to see data (or the timer) wakes us.
         let (tx, rx) = glommio::channels::local_channel::new_bounded::<()>(wants.len().max(1));
         let tx = std::rc::Rc::new(tx);
@@ -91,7 +117,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
             let shard = ctx.shard.clone();
             let tx = tx.clone();
             let offset = w.offset.max(0);
-            let op = ShardOp::WaitForData { tp: w.tp.clone(), offset, wait };
+            let op = ShardOp::WaitForData {
+                tp: w.tp.clone(),
+                offset,
+                wait,
+            };
             glommio::spawn_local(async move {
                 shard.call(op).await;
                 let _ = tx.try_send(());
@@ -101,12 +131,16 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
         let deadline = std::time::Instant::now() + wait;
         loop {
             let woke = futures_lite::future::or(async { rx.recv().await.is_some() }, async {
-                glommio::timer::sleep(deadline.saturating_duration_since(std::time::Instant::now())).await;
+                glommio::timer::sleep(
+                    deadline.saturating_duration_since(std::time::Instant::now()),
+                )
+                .await;
                 false
             })
             .await;
             results = read_all(ctx, &wants).await;
-            if !woke || total_bytes(&results) >= min_bytes || std::time::Instant::now() >= deadline {
+            if !woke || total_bytes(&results) >= min_bytes || std::time::Instant::now() >= deadline
+            {
                 break;
             }
         }
@@ -129,14 +163,26 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                .with_aborted_transactions(if req.isolation_level == 1 { Some(vec![]) } else { None })
+                .with_aborted_transactions(if req.isolation_level == 1 {
+                    Some(vec![])
+                } else {
+                    None
+                })
                 .with_records(Some(Bytes::new()));
             match result {
                 None => pd = pd.with_error_code(code),
                 Some(Err(e)) => {
                     pd = pd.with_error_code(errors::shard_code(&e));
-                    if let ShardError::Storage(crate::storage::StorageError::OffsetOutOfRange { log_start, log_end, .. }) = &e {
-                        pd = pd.with_high_watermark(*log_end).with_last_stable_offset(*log_end).with_log_start_offset(*log_start);
+                    if let ShardError::Storage(crate::storage::StorageError::OffsetOutOfRange {
+                        log_start,
+                        log_end,
+                        ..
+                    }) = &e
+                    {
+                        pd = pd
+                            .with_high_watermark(*log_end)
+                            .with_last_stable_offset(*log_end)
+                            .with_log_start_offset(*log_start);
                     }
                 }
                 Some(Ok(f)) => {
@@ -158,7 +204,16 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
             }
             partitions.push(pd);
         }
-        responses.push(FetchableTopicResponse::default().with_topic(TopicName(str_bytes(&name))).with_topic_id(topic_id).with_partitions(partitions));
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(str_bytes(&name)))
+                .with_topic_id(topic_id)
+                .with_partitions(partitions),
+        );
     }
-    Some(FetchResponse::default().with_session_id(0).with_responses(responses))
+    Some(
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses),
+    )
 }

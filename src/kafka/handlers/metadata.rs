@@ -1,7 +1,9 @@
 //! Metadata (key 3): brokers (just this one), topics and partitions, auto-creating unknown
 //! topics when the request allows it and the broker is configured to.
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::{str_bytes, Ctx};
@@ -27,7 +29,10 @@ fn topic_entry(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
 }
 
 fn missing(name: Option<TopicName>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
-    MetadataResponseTopic::default().with_name(name).with_topic_id(id).with_error_code(code)
+    MetadataResponseTopic::default()
+        .with_name(name)
+        .with_topic_id(id)
+        .with_error_code(code)
 }
 
 pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<MetadataResponse> {
@@ -61,7 +66,11 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
                     (Some(t), _) => topic_entry(&t, node),
                     (None, _) if by_id => missing(None, want.topic_id, errors::UNKNOWN_TOPIC_ID),
                     (None, Some(n)) if auto_create => {
-                        let created = ctx.shard.catalog.write().ok()?.create_topic(&n, b.default_partitions, vec![]);
+                        let created = ctx.shard.catalog.write().ok()?.create_topic(
+                            &n,
+                            b.default_partitions,
+                            vec![],
+                        );
                         match created {
                             Ok(t) => {
                                 tracing::info!(topic = %n, partitions = t.partitions, "auto-created topic");
@@ -69,12 +78,26 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
                             }
                             Err(CatalogError::TopicExists(_)) => {
                                 let cat = ctx.shard.catalog.read().ok()?;
-                                cat.topic(&n).map(|t| topic_entry(t, node)).unwrap_or_else(|| missing(want.name.clone(), want.topic_id, errors::UNKNOWN_TOPIC_OR_PARTITION))
+                                cat.topic(&n)
+                                    .map(|t| topic_entry(t, node))
+                                    .unwrap_or_else(|| {
+                                        missing(
+                                            want.name.clone(),
+                                            want.topic_id,
+                                            errors::UNKNOWN_TOPIC_OR_PARTITION,
+                                        )
+                                    })
                             }
-                            Err(e) => missing(want.name.clone(), want.topic_id, errors::catalog_code(&e)),
+                            Err(e) => {
+                                missing(want.name.clone(), want.topic_id, errors::catalog_code(&e))
+                            }
                         }
                     }
-                    (None, _) => missing(want.name.clone(), want.topic_id, errors::UNKNOWN_TOPIC_OR_PARTITION),
+                    (None, _) => missing(
+                        want.name.clone(),
+                        want.topic_id,
+                        errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    ),
                 };
                 topics.push(entry);
             }

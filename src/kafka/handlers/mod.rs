@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::config::BrokerConfig;
 use crate::shard::Shard;
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -40,56 +41,124 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The supported version range of an API, if Strata implements it.
 pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|(_, lo, hi)| (*lo, *hi))
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|(_, lo, hi)| (*lo, *hi))
 }
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error("malformed {api:?} v{version} request: {reason}")]
-    Malformed { api: ApiKey, version: i16, reason: String },
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
     #[error("cannot encode {api:?} v{version} response: {reason}")]
-    Encode { api: ApiKey, version: i16, reason: String },
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
 }
 
 /// Decodes a request body, runs the handler, encodes the response body. `Ok(None)` means the
 /// request gets no response (Produce with acks=0).
-async fn run<Req, Resp, F, Fut>(api: ApiKey, version: i16, body: &mut Bytes, f: F) -> Result<Option<BytesMut>, DispatchError>
+async fn run<Req, Resp, F, Fut>(
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+    f: F,
+) -> Result<Option<BytesMut>, DispatchError>
 where
     Req: Decodable,
     Resp: Encodable,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Option<Resp>>,
 {
-    let req = Req::decode(body, version)
-        .map_err(|e| DispatchError::Malformed { api, version, reason: e.to_string() })?;
-    let Some(resp) = f(req).await else { return Ok(None) };
+    let req = Req::decode(body, version).map_err(|e| DispatchError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    })?;
+    let Some(resp) = f(req).await else {
+        return Ok(None);
+    };
     let mut out = BytesMut::new();
-    resp.encode(&mut out, version).map_err(|e| DispatchError::Encode { api, version, reason: e.to_string() })?;
+    resp.encode(&mut out, version)
+        .map_err(|e| DispatchError::Encode {
+            api,
+            version,
+            reason: e.to_string(),
+        })?;
     Ok(Some(out))
 }
 
 /// Handles one request whose API and version were checked against [`SUPPORTED`].
-pub async fn dispatch(ctx: &Ctx, api: ApiKey, version: i16, body: &mut Bytes) -> Result<Option<BytesMut>, DispatchError> {
+pub async fn dispatch(
+    ctx: &Ctx,
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Option<BytesMut>, DispatchError> {
     match api {
-        ApiKey::ApiVersions => run(api, version, body, |r| async move { Some(api_versions::handle(r, version)) }).await,
+        ApiKey::ApiVersions => {
+            run(api, version, body, |r| async move {
+                Some(api_versions::handle(r, version))
+            })
+            .await
+        }
         ApiKey::Metadata => run(api, version, body, |r| metadata::handle(ctx, r, version)).await,
         ApiKey::Produce => run(api, version, body, |r| produce::handle(ctx, r, version)).await,
         ApiKey::Fetch => run(api, version, body, |r| fetch::handle(ctx, r, version)).await,
-        ApiKey::ListOffsets => run(api, version, body, |r| list_offsets::handle(ctx, r, version)).await,
-        ApiKey::CreateTopics => run(api, version, body, |r| create_topics::handle(ctx, r, version)).await,
-        ApiKey::DeleteTopics => run(api, version, body, |r| delete_topics::handle(ctx, r, version)).await,
-        ApiKey::CreatePartitions => run(api, version, body, |r| create_partitions::handle(ctx, r)).await,
-        ApiKey::DescribeConfigs => run(api, version, body, |r| describe_configs::handle(ctx, r)).await,
-        ApiKey::IncrementalAlterConfigs => run(api, version, body, |r| incremental_alter_configs::handle(ctx, r)).await,
-        ApiKey::DescribeCluster => run(api, version, body, |r| describe_cluster::handle(ctx, r)).await,
-        other => Err(DispatchError::Malformed { api: other, version, reason: "unsupported api".into() }),
+        ApiKey::ListOffsets => {
+            run(api, version, body, |r| {
+                list_offsets::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::CreateTopics => {
+            run(api, version, body, |r| {
+                create_topics::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::DeleteTopics => {
+            run(api, version, body, |r| {
+                delete_topics::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::CreatePartitions => {
+            run(api, version, body, |r| create_partitions::handle(ctx, r)).await
+        }
+        ApiKey::DescribeConfigs => {
+            run(api, version, body, |r| describe_configs::handle(ctx, r)).await
+        }
+        ApiKey::AlterConfigs => run(api, version, body, |r| alter_configs::handle(ctx, r)).await,
+        ApiKey::IncrementalAlterConfigs => {
+            run(api, version, body, |r| {
+                incremental_alter_configs::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeCluster => {
+            run(api, version, body, |r| describe_cluster::handle(ctx, r)).await
+        }
+        other => Err(DispatchError::Malformed {
+            api: other,
+            version,
+            reason: "unsupported api".into(),
+        }),
     }
 }
 

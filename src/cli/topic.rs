@@ -1,0 +1,146 @@
+//! `strata topic create|list|describe|delete|alter`.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use futures_lite::future::block_on;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::{client_config, parse_key_value, CALL_TIMEOUT};
+
+#[derive(Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Topic config, `name=value` (repeatable), e.g. retention.ms=86400000.
+        #[arg(long = "config", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// List topics with their partition counts.
+    List,
+    /// Show a topic's partitions, offsets and configs.
+    Describe { name: String },
+    /// Delete a topic and its data.
+    Delete { name: String },
+    /// Set topic configs (`name=value`, repeatable); other overrides are kept.
+    Alter {
+        name: String,
+        #[arg(long = "config", value_parser = parse_key_value, required = true)]
+        configs: Vec<(String, String)>,
+    },
+}
+
+fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>> {
+    client_config(brokers).create().context("admin client")
+}
+
+fn opts() -> AdminOptions {
+    AdminOptions::new().request_timeout(Some(CALL_TIMEOUT))
+}
+
+pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
+    match cmd {
+        TopicCommand::Create {
+            name,
+            partitions,
+            configs,
+        } => {
+            let mut t = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+            for (k, v) in &configs {
+                t = t.set(k, v);
+            }
+            for r in block_on(admin(brokers)?.create_topics([&t], &opts()))? {
+                r.map_err(|(t, e)| anyhow::anyhow!("cannot create {t}: {e}"))?;
+            }
+            println!("created topic {name} with {partitions} partition(s)");
+        }
+        TopicCommand::Delete { name } => {
+            for r in block_on(admin(brokers)?.delete_topics(&[&name], &opts()))? {
+                r.map_err(|(t, e)| anyhow::anyhow!("cannot delete {t}: {e}"))?;
+            }
+            println!("deleted topic {name}");
+        }
+        TopicCommand::List => {
+            let c: BaseConsumer = client_config(brokers).create()?;
+            let md = c.fetch_metadata(None, CALL_TIMEOUT)?;
+            for t in md.topics() {
+                println!("{}\t{} partition(s)", t.name(), t.partitions().len());
+            }
+        }
+        TopicCommand::Describe { name } => {
+            let c: BaseConsumer = client_config(brokers)
+                .set("allow.auto.create.topics", "false")
+                .create()?;
+            let md = c.fetch_metadata(Some(&name), CALL_TIMEOUT)?;
+            let Some(t) = md.topics().first() else {
+                bail!("no metadata for {name}")
+            };
+            if let Some(e) = t.error() {
+                bail!("{name}: {e:?}");
+            }
+            println!("topic {name}: {} partition(s)", t.partitions().len());
+            for p in t.partitions() {
+                let (lo, hi) = c.fetch_watermarks(&name, p.id(), CALL_TIMEOUT)?;
+                println!(
+                    "  partition {}\tleader {}\tlog start {lo}\thigh watermark {hi}",
+                    p.id(),
+                    p.leader()
+                );
+            }
+            let res = block_on(
+                admin(brokers)?.describe_configs([&ResourceSpecifier::Topic(&name)], &opts()),
+            )?;
+            for r in res {
+                let r = r?;
+                for e in r.entries {
+                    println!(
+                        "  {} = {}{}",
+                        e.name,
+                        e.value.unwrap_or_default(),
+                        if e.is_default { "" } else { "  (override)" }
+                    );
+                }
+            }
+        }
+        TopicCommand::Alter { name, configs } => {
+            let a = admin(brokers)?;
+            // AlterConfigs replaces every override: start from the current ones.
+            let current =
+                block_on(a.describe_configs([&ResourceSpecifier::Topic(&name)], &opts()))?;
+            let mut merged: std::collections::BTreeMap<String, String> =
+                std::collections::BTreeMap::new();
+            for r in current {
+                for e in r?.entries.into_iter().filter(|e| !e.is_default) {
+                    merged.insert(e.name, e.value.unwrap_or_default());
+                }
+            }
+            merged.extend(configs.iter().cloned());
+            let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&name));
+            for (k, v) in &merged {
+                alter = alter.set(k, v);
+            }
+            for r in block_on(a.alter_configs([&alter], &opts()))? {
+                r.map_err(|(_, e)| anyhow::anyhow!("cannot alter {name}: {e}"))?;
+            }
+            // rust-rdkafka 0.39 drops per-resource AlterConfigs errors: read the result back.
+            let after = block_on(a.describe_configs([&ResourceSpecifier::Topic(&name)], &opts()))?;
+            for r in after {
+                let r = r?;
+                for (k, v) in &configs {
+                    let now = r.get(k).and_then(|e| e.value.clone()).unwrap_or_default();
+                    if &now != v {
+                        bail!("the broker refused {k}={v} for {name} (it is still {now})");
+                    }
+                }
+            }
+            println!("altered topic {name}");
+        }
+    }
+    Ok(())
+}
