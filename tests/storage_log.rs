@@ -383,3 +383,42 @@ fn log_append_time_is_stamped_by_the_broker() {
         assert_eq!(h.max_timestamp, 42_000);
     });
 }
+
+#[test]
+fn concurrent_appenders_share_syncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log = Rc::new(open(dir.path(), LogConfig::default()).await);
+        let before = log.sync_count();
+        let writers = 16u64;
+        let per_writer = 20u64;
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    for i in 0..per_writer {
+                        let info = log
+                            .append(&numbered_batch("g", w * 1000 + i, 1, 1))
+                            .await
+                            .expect("append");
+                        log.flush(info.last_offset + 1).await.expect("flush");
+                        assert!(
+                            log.flushed_offset() > info.last_offset,
+                            "acknowledged only once durable"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let syncs = log.sync_count() - before;
+        let appends = writers * per_writer;
+        assert_eq!(log.log_end() as u64, appends);
+        assert!(
+            syncs * 2 <= appends,
+            "group commit: {syncs} syncs for {appends} appends"
+        );
+    });
+}

@@ -3,65 +3,23 @@
 //!
 //! A partition lives on the core that owns it and is never touched from another thread.
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::storage::notify::Notify;
 use crate::storage::{AppendInfo, PartitionLog, Result};
-
-/// Wakes every waiter when new data becomes readable.
-#[derive(Default)]
-pub struct DataNotify {
-    generation: Cell<u64>,
-    wakers: RefCell<Vec<Waker>>,
-}
-
-impl DataNotify {
-    pub fn notify(&self) {
-        self.generation.set(self.generation.get() + 1);
-        for w in self.wakers.borrow_mut().drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Completes at the next `notify` after the call.
-    pub fn notified(&self) -> Notified<'_> {
-        Notified {
-            notify: self,
-            seen: self.generation.get(),
-        }
-    }
-}
-
-pub struct Notified<'a> {
-    notify: &'a DataNotify,
-    seen: u64,
-}
-
-impl Future for Notified<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.notify.generation.get() != self.seen {
-            return Poll::Ready(());
-        }
-        self.notify.wakers.borrow_mut().push(cx.waker().clone());
-        Poll::Pending
-    }
-}
 
 pub struct Partition {
     pub log: PartitionLog,
-    pub data: DataNotify,
+    /// Fired whenever new data becomes readable.
+    pub data: Notify,
 }
 
 impl Partition {
     pub fn new(log: PartitionLog) -> Rc<Partition> {
         Rc::new(Partition {
             log,
-            data: DataNotify::default(),
+            data: Notify::default(),
         })
     }
 

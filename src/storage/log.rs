@@ -21,6 +21,7 @@ use super::clock::Clock;
 use super::config::{LogConfig, TimestampType};
 use super::error::{Result, StorageError};
 use super::meta::PartitionMeta;
+use super::notify::Notify;
 use super::segment::{submit_writes, Segment};
 use super::tail_cache::{CachedBatch, TailCache};
 use crate::limits::{MAX_READ_BYTES, TAIL_CACHE_BYTES, WRITE_BUFFER_BYTES};
@@ -94,6 +95,10 @@ pub struct PartitionLog {
     flushed: Cell<i64>,
     /// Set after an I/O failure: the log refuses writes until reopened (recovery repairs it).
     failed: Cell<bool>,
+    /// Fired whenever the holder of the I/O permit lets it go.
+    io_done: Notify,
+    /// fdatasync calls issued, for observing group commit.
+    syncs: Cell<u64>,
 }
 
 /// A summary of a recovery, for logs and tests.
@@ -220,6 +225,8 @@ impl PartitionLog {
             io: Semaphore::new(1),
             flushed: Cell::new(end),
             failed: Cell::new(false),
+            io_done: Notify::default(),
+            syncs: Cell::new(0),
         };
         log.store_meta()?;
         Ok((log, report))
@@ -262,6 +269,10 @@ impl PartitionLog {
         } else {
             self.log_end()
         }
+    }
+    /// fdatasync calls this log has issued since it was opened.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.get()
     }
     pub fn size_bytes(&self) -> u64 {
         self.state.borrow().size_bytes()
@@ -426,26 +437,41 @@ impl PartitionLog {
                 return Ok(());
             }
             self.check_writable()?;
-            let _permit = self
-                .io
-                .acquire_permit(1)
-                .await
-                .map_err(|_| StorageError::Closed)?;
-            if self.flushed.get() >= upto {
-                return Ok(());
+            let done = self.io_done.notified();
+            match self.io.try_acquire_permit(1) {
+                Ok(permit) => {
+                    let _guard = IoGuard {
+                        _permit: permit,
+                        done: &self.io_done,
+                    };
+                    self.write_staged(true).await?;
+                }
+                Err(glommio::GlommioError::Closed(_)) => return Err(StorageError::Closed),
+                // Someone else holds the permit: wait for a flush to finish, not for the permit.
+                // A flusher that keeps re-acquiring the permit must not starve callers whose
+                // data it already made durable.
+                Err(_) => done.await,
             }
-            self.write_staged(true).await?;
         }
+    }
+
+    /// The I/O permit (flush, roll, retention, close); waiters are told when it is let go.
+    async fn io_permit(&self) -> Result<IoGuard<'_>> {
+        let permit = self
+            .io
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        Ok(IoGuard {
+            _permit: permit,
+            done: &self.io_done,
+        })
     }
 
     /// Writes staged bytes out without a sync (bounds memory under a relaxed flush policy).
     pub async fn write_out(&self) -> Result<()> {
         self.check_writable()?;
-        let _permit = self
-            .io
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed)?;
+        let _permit = self.io_permit().await?;
         self.write_staged(false).await
     }
 
@@ -461,6 +487,7 @@ impl PartitionLog {
             let end = submit_writes(&file, writes).await?;
             if sync {
                 file.fdatasync().await?;
+                self.syncs.set(self.syncs.get() + 1);
             }
             Ok::<_, StorageError>(end)
         }
@@ -490,11 +517,7 @@ impl PartitionLog {
 
     /// Rolls the active segment if it still needs it once the permit is held.
     async fn roll_if_needed(&self, incoming: u64) -> Result<()> {
-        let _permit = self
-            .io
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed)?;
+        let _permit = self.io_permit().await?;
         self.check_writable()?;
         let now = self.clock.now_ms();
         {
@@ -667,11 +690,7 @@ impl PartitionLog {
     /// Deletes whole sealed segments past `retention.ms` (by their largest timestamp) or
     /// beyond `retention.bytes`, and advances the log start. Returns the segments deleted.
     pub async fn enforce_retention(&self) -> Result<usize> {
-        let _permit = self
-            .io
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed)?;
+        let _permit = self.io_permit().await?;
         let now = self.clock.now_ms();
         let (retention_ms, retention_bytes) = {
             let c = self.config.borrow();
@@ -726,11 +745,7 @@ impl PartitionLog {
         if self.failed.get() {
             return Ok(());
         }
-        let _permit = self
-            .io
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed)?;
+        let _permit = self.io_permit().await?;
         self.write_staged(true).await?;
         let file = self.state.borrow().active().file();
         let size = self.state.borrow().active().size();
@@ -739,6 +754,18 @@ impl PartitionLog {
         self.store_meta()?;
         self.io.close();
         Ok(())
+    }
+}
+
+/// Holds the I/O permit; on release, wakes callers of `flush` waiting for an I/O to end.
+struct IoGuard<'a> {
+    _permit: glommio::sync::Permit<'a>,
+    done: &'a Notify,
+}
+
+impl Drop for IoGuard<'_> {
+    fn drop(&mut self) {
+        self.done.notify();
     }
 }
 
