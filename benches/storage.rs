@@ -64,6 +64,7 @@ fn append_flush(batch: &[u8], iters: u64, sync_each: bool, writers: u64) -> Dura
     let dir = bench_dir();
     let batch = batch.to_vec();
     glommio::LocalExecutorBuilder::default()
+        .io_memory(64 << 20)
         .make()
         .expect("executor")
         .run(async move {

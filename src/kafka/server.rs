@@ -28,6 +28,8 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 /// How often executors look at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+/// Registered (locked) memory per core for DMA buffers; beyond it buffers come from the heap.
+const IO_MEMORY_PER_CORE: usize = 64 << 20;
 /// Read buffer per connection.
 const CONN_READ_BUFFER: usize = 256 * 1024;
 
@@ -66,6 +68,7 @@ pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), Server
         );
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("strata-core-{core}"))
+            .io_memory(IO_MEMORY_PER_CORE)
             .spawn(move || async move { core_main(core, config, catalog, mesh, shutdown).await })
             .map_err(|e| ServerError::Core {
                 core,

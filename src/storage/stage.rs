@@ -40,6 +40,19 @@ pub struct Stage {
     written_in_cur: usize,
 }
 
+/// Smallest staging buffer: an idle partition holds no more than this.
+const MIN_STAGE_BYTES: usize = 64 * 1024;
+
+/// Capacity for the next buffer: room for `need` bytes, sized to the recent fill so that busy
+/// partitions write large buffers and idle ones hold little memory.
+fn capacity(need: usize, recent_fill: usize) -> usize {
+    (recent_fill * 2)
+        .clamp(MIN_STAGE_BYTES, WRITE_BUFFER_BYTES)
+        .max(need + IO_ALIGNMENT)
+}
+
+/// Allocates from the executor's registered (locked, pre-faulted) I/O memory when it has room,
+/// from the heap otherwise.
 fn alloc(size: usize) -> Result<DmaBuffer> {
     let size = align_up(size as u64) as usize;
     if size > crate::limits::MAX_BATCH_BYTES as usize * 2 {
@@ -47,7 +60,7 @@ fn alloc(size: usize) -> Result<DmaBuffer> {
             "refusing a {size}-byte DMA buffer"
         ))));
     }
-    Ok(glommio::allocate_dma_buffer_global(size))
+    Ok(glommio::allocate_dma_buffer(size))
 }
 
 impl Stage {
@@ -60,7 +73,7 @@ impl Stage {
             size - cur_pos,
             "tail must be the partial last page"
         );
-        let mut cur = alloc(WRITE_BUFFER_BYTES.max(tail.len() + IO_ALIGNMENT))?;
+        let mut cur = alloc(capacity(tail.len(), 0))?;
         cur.as_bytes_mut()[..tail.len()].copy_from_slice(tail);
         Ok(Stage {
             full: Vec::new(),
@@ -88,7 +101,7 @@ impl Stage {
             // Retire the current buffer up to its last whole page; the partial page moves on.
             let keep_from = align_down(self.cur_len as u64) as usize;
             let carry = self.cur_len - keep_from;
-            let mut next = alloc(WRITE_BUFFER_BYTES.max(carry + bytes.len() + IO_ALIGNMENT))?;
+            let mut next = alloc(capacity(carry + bytes.len(), self.cur.len()))?;
             next.as_bytes_mut()[..carry]
                 .copy_from_slice(&self.cur.as_bytes()[keep_from..self.cur_len]);
             let mut old = std::mem::replace(&mut self.cur, next);
@@ -118,7 +131,7 @@ impl Stage {
             let padded = align_up(self.cur_len as u64) as usize;
             let keep_from = align_down(self.cur_len as u64) as usize;
             let carry = self.cur_len - keep_from;
-            let mut next = alloc(WRITE_BUFFER_BYTES.max(carry + IO_ALIGNMENT))?;
+            let mut next = alloc(capacity(carry, self.cur_len))?;
             next.as_bytes_mut()[..carry]
                 .copy_from_slice(&self.cur.as_bytes()[keep_from..self.cur_len]);
             let mut old = std::mem::replace(&mut self.cur, next);
