@@ -105,11 +105,24 @@ impl Segment {
         // Stale indexes of an earlier segment with this base (after a cut) must not survive.
         let _ = std::fs::remove_file(index_path);
         let _ = std::fs::remove_file(time_path);
-        Ok(Segment {
+        let mut seg = Segment::empty(base_offset, log_path, file, index_interval_bytes, now_ms);
+        seg.stage = Some(Stage::new(0, &[])?);
+        Ok(seg)
+    }
+
+    /// A segment with no batches, not yet active (no stage).
+    fn empty(
+        base_offset: i64,
+        log_path: PathBuf,
+        file: DmaFile,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> Segment {
+        Segment {
             base_offset,
             log_path,
             file: Rc::new(file),
-            stage: Some(Stage::new(0, &[])?),
+            stage: None,
             size: 0,
             written: 0,
             next_offset: base_offset,
@@ -120,7 +133,7 @@ impl Segment {
             time_index: Index::default(),
             bytes_since_index_entry: 0,
             index_interval_bytes: index_interval_bytes.max(1) as u64,
-        })
+        }
     }
 
     /// Opens a sealed segment and trusts its indexes if they load and agree with the file.
@@ -170,20 +183,14 @@ impl Segment {
             .map(|t| (t.timestamp, base_offset + t.relative_offset as i64))
             .unwrap_or((-1, base_offset));
         Ok(Some(Segment {
-            base_offset,
-            log_path,
-            file: Rc::new(file),
-            stage: None,
             size,
             written: size,
             next_offset,
             max_timestamp,
             offset_of_max_timestamp,
-            created_ms: now_ms,
             offset_index,
             time_index,
-            bytes_since_index_entry: 0,
-            index_interval_bytes: index_interval_bytes.max(1) as u64,
+            ..Segment::empty(base_offset, log_path, file, index_interval_bytes, now_ms)
         }))
     }
 
@@ -199,22 +206,7 @@ impl Segment {
         let (log_path, _, _) = Self::paths(dir, base_offset);
         let file = open_rw(&log_path, false).await?;
         let file_size = file.file_size().await?;
-        let mut seg = Segment {
-            base_offset,
-            log_path,
-            file: Rc::new(file),
-            stage: None,
-            size: 0,
-            written: 0,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base_offset,
-            created_ms: now_ms,
-            offset_index: Index::default(),
-            time_index: Index::default(),
-            bytes_since_index_entry: 0,
-            index_interval_bytes: index_interval_bytes.max(1) as u64,
-        };
+        let mut seg = Segment::empty(base_offset, log_path, file, index_interval_bytes, now_ms);
         let mut carry: Vec<u8> = Vec::new();
         let mut carry_pos = 0u64; // file position of carry[0]
         let mut read_pos = 0u64;
