@@ -11,6 +11,9 @@ use strata::config::Settings;
 
 mod cli;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A Kafka-compatible log appliance")]
 struct Cli {
@@ -35,6 +38,18 @@ enum Command {
         brokers: String,
         #[command(flatten)]
         args: cli::produce::ProduceArgs,
+    },
+    /// Load-test a Kafka-compatible broker.
+    Bench {
+        #[arg(
+            long,
+            env = "STRATA_BROKERS",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
+        brokers: String,
+        #[command(subcommand)]
+        command: cli::bench::BenchCommand,
     },
     /// Print records of a topic.
     Consume {
@@ -134,5 +149,9 @@ fn main() -> anyhow::Result<()> {
         Command::Topic { brokers, command } => cli::topic::run(&brokers, command),
         Command::Produce { brokers, args } => cli::produce::run(&brokers, args),
         Command::Consume { brokers, args } => cli::consume::run(&brokers, args),
+        Command::Bench { brokers, command } => match command {
+            cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers, a),
+            cli::bench::BenchCommand::Consume(a) => cli::bench::consume(&brokers, a),
+        },
     }
 }

@@ -53,7 +53,7 @@ fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
             .read(123_456, 1, log.high_watermark())
             .await
             .expect("read");
-        let h = batch::BatchHeader::parse(&r.batches[0]).expect("header");
+        let h = batch::BatchHeader::parse(&r.batches()[0]).expect("header");
         assert!(h.base_offset <= 123_456 && 123_456 <= h.last_offset());
     });
 }
@@ -189,7 +189,7 @@ fn deleted_or_corrupt_index_is_rebuilt_identically() {
                 .read(probe, 1, log.high_watermark())
                 .await
                 .expect("read");
-            let h = batch::BatchHeader::parse(&r.batches[0]).expect("header");
+            let h = batch::BatchHeader::parse(&r.batches()[0]).expect("header");
             assert!(h.base_offset <= probe && probe <= h.last_offset());
         }
     });
@@ -263,7 +263,7 @@ fn retention_by_time_and_by_size_deletes_whole_old_segments() {
                 &log.read(start, 100, log.high_watermark())
                     .await
                     .expect("read")
-                    .batches
+                    .batches()
             )[0]
             .0,
             600
@@ -360,7 +360,7 @@ fn bad_batches_are_refused_whole_and_reads_out_of_range_are_typed() {
             log.read(-1, 10, 2).await,
             Err(StorageError::OffsetOutOfRange { .. })
         ));
-        assert!(log.read(2, 10, 2).await.expect("at end").batches.is_empty());
+        assert!(log.read(2, 10, 2).await.expect("at end").is_empty());
     });
 }
 

@@ -1,6 +1,7 @@
 //! Command-line tools that talk to a broker over the Kafka protocol (through librdkafka), so
 //! they work against Strata or any other Kafka-compatible broker.
 
+pub mod bench;
 pub mod consume;
 pub mod produce;
 pub mod topic;

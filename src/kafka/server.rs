@@ -191,17 +191,23 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
     }
 }
 
-fn frame_response(correlation_id: i32, header_version: i16, body: &[u8]) -> Result<Bytes, String> {
-    let mut out = BytesMut::with_capacity(body.len() + 16);
+/// A response buffer holding the length placeholder and the response header; the body is
+/// encoded straight after it, so the response is never copied before it reaches the socket.
+fn start_response(correlation_id: i32, header_version: i16) -> Result<BytesMut, String> {
+    let mut out = BytesMut::with_capacity(64);
     out.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut out, header_version)
         .map_err(|e| e.to_string())?;
-    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Writes the frame length into a response made by [`start_response`].
+fn finish_response(mut out: BytesMut) -> Bytes {
     let len = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out.freeze())
+    out.freeze()
 }
 
 /// Handles one request frame. `Err` means the connection must be closed (Kafka's answer to an
@@ -217,24 +223,20 @@ async fn handle_frame(ctx: &Ctx, mut frame: Bytes) -> Result<Option<Bytes>, Stri
     if version < lo || version > hi {
         if api == ApiKey::ApiVersions {
             // KIP-511: answer in v0 format so any client can read which versions we speak.
-            let mut body = BytesMut::new();
+            let mut out = start_response(correlation_id, 0)?;
             api_versions::response(super::errors::UNSUPPORTED_VERSION)
-                .encode(&mut body, 0)
+                .encode(&mut out, 0)
                 .map_err(|e| e.to_string())?;
-            return frame_response(correlation_id, 0, &body).map(Some);
+            return Ok(Some(finish_response(out)));
         }
         return Err(format!("{api:?} v{version} is not supported (v{lo}-v{hi})"));
     }
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| format!("bad request header: {e}"))?;
     debug_assert_eq!(header.correlation_id, correlation_id);
-    let body = dispatch(ctx, api, version, &mut frame)
+    let mut out = start_response(correlation_id, api.response_header_version(version))?;
+    let respond = dispatch(ctx, api, version, &mut frame, &mut out)
         .await
         .map_err(|e| e.to_string())?;
-    match body {
-        None => Ok(None),
-        Some(body) => {
-            frame_response(correlation_id, api.response_header_version(version), &body).map(Some)
-        }
-    }
+    Ok(respond.then(|| finish_response(out)))
 }

@@ -90,7 +90,8 @@ pub enum ShardOp {
 pub struct Fetched {
     pub high_watermark: i64,
     pub log_start: i64,
-    pub batches: Vec<Bytes>,
+    /// Whole stored batches, in as few contiguous slices as the log could give.
+    pub chunks: Vec<Bytes>,
 }
 
 #[derive(Debug)]
@@ -307,7 +308,7 @@ impl Shard {
                     Ok(Fetched {
                         high_watermark: hw,
                         log_start: p.log.log_start(),
-                        batches: read.batches,
+                        chunks: read.chunks,
                     })
                 }
                 .await,

@@ -39,15 +39,32 @@ pub struct AppendInfo {
     pub record_count: i64,
 }
 
-/// Whole batches read from the log.
+/// Whole batches read from the log, as stored: each chunk is one or more whole batches that
+/// sit next to each other in memory, so a reader can pass a chunk on without copying it.
 #[derive(Debug, Clone, Default)]
 pub struct ReadBatches {
-    pub batches: Vec<Bytes>,
+    pub chunks: Vec<Bytes>,
 }
 
 impl ReadBatches {
     pub fn total_bytes(&self) -> usize {
-        self.batches.iter().map(|b| b.len()).sum()
+        self.chunks.iter().map(|b| b.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Each batch as its own slice (no copy).
+    pub fn batches(&self) -> Vec<Bytes> {
+        self.chunks
+            .iter()
+            .flat_map(|c| {
+                iter_batches(c)
+                    .map(|(at, h)| c.slice(at..at + h.total_size()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 }
 
@@ -393,7 +410,9 @@ impl PartitionLog {
             st.tail.push(CachedBatch {
                 base,
                 next,
-                bytes: frozen.slice(pos..pos + n),
+                parent: frozen.clone(),
+                start: pos,
+                end: pos + n,
             });
             pos += n;
             base = next;
@@ -568,7 +587,7 @@ impl PartitionLog {
     /// (but always at least one batch), never at or beyond `upto` (the high watermark or the
     /// last stable offset). An offset below the log start or above the log end is out of range.
     pub async fn read(&self, offset: i64, max_bytes: usize, upto: i64) -> Result<ReadBatches> {
-        let (file, pos, readable, base) = {
+        let (file, pos, readable) = {
             let st = self.state.borrow();
             let end = st.log_end();
             if offset < st.log_start || offset > end {
@@ -581,18 +600,13 @@ impl PartitionLog {
             if offset >= upto.min(end) {
                 return Ok(ReadBatches::default());
             }
-            if let Some(batches) = st.tail.read(offset, upto, max_bytes) {
-                return Ok(ReadBatches { batches });
+            if let Some(chunks) = st.tail.read(offset, upto, max_bytes) {
+                return Ok(ReadBatches { chunks });
             }
             let Some((_, seg)) = st.segments.range(..=offset).next_back() else {
                 return Ok(ReadBatches::default());
             };
-            (
-                seg.file(),
-                seg.position_for(offset),
-                seg.written(),
-                seg.base_offset,
-            )
+            (seg.file(), seg.position_for(offset), seg.written())
         };
         if pos >= readable {
             return Ok(ReadBatches::default());
@@ -602,41 +616,37 @@ impl PartitionLog {
             .min((readable - pos) as usize);
         loop {
             let buf = Segment::read(file.clone(), pos, want).await?;
-            let mut out = Vec::new();
-            let mut total = 0usize;
-            let mut first_incomplete = None;
+            // The wanted batches are contiguous in `buf`: return them as one slice.
+            let mut range: Option<(usize, usize)> = None;
             let mut parsed_to = 0usize;
             for (at, h) in iter_batches(&buf) {
                 parsed_to = at + h.total_size();
                 if h.next_offset() <= offset {
                     continue;
                 }
-                if h.base_offset >= upto || (!out.is_empty() && total + h.total_size() > max_bytes)
-                {
+                let (from, to) = range.unwrap_or((at, at));
+                if h.base_offset >= upto || (to > from && to - from + h.total_size() > max_bytes) {
                     break;
                 }
-                total += h.total_size();
-                out.push(buf.slice(at..at + h.total_size()));
+                range = Some((from, at + h.total_size()));
             }
-            if out.is_empty() && parsed_to < buf.len() {
-                // The batch holding `offset` did not fit in the read: read it whole.
-                if let Some(h) = BatchHeader::parse(&buf[parsed_to..]) {
-                    first_incomplete = Some(parsed_to + h.total_size());
-                }
+            if let Some((from, to)) = range {
+                return Ok(ReadBatches {
+                    chunks: vec![buf.slice(from..to)],
+                });
             }
-            match first_incomplete {
+            // The batch holding `offset` did not fit in the read: read again, big enough for it.
+            let need = BatchHeader::parse(&buf[parsed_to.min(buf.len())..])
+                .map(|h| parsed_to + h.total_size());
+            match need {
                 Some(need)
                     if need > want
-                        && (pos + need as u64) <= readable
-                        && need <= MAX_READ_BYTES.max(want) * 2 =>
+                        && pos + need as u64 <= readable
+                        && need <= 2 * MAX_READ_BYTES =>
                 {
-                    want = need;
+                    want = need
                 }
-                _ => {
-                    debug_assert!(out.iter().all(|b| b.len() >= super::batch::HEADER_BYTES));
-                    let _ = base;
-                    return Ok(ReadBatches { batches: out });
-                }
+                _ => return Ok(ReadBatches::default()),
             }
         }
     }
@@ -655,10 +665,10 @@ impl PartitionLog {
         let mut offset = start;
         while offset < hw {
             let read = self.read(offset, 1024 * 1024, hw).await?;
-            if read.batches.is_empty() {
+            if read.is_empty() {
                 break;
             }
-            for b in &read.batches {
+            for b in &read.batches() {
                 let Some(h) = BatchHeader::parse(b) else {
                     continue;
                 };

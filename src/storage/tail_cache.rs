@@ -6,12 +6,21 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-/// One cached batch: offsets `[base, next)`.
+/// One cached batch: offsets `[base, next)`, stored at `parent[start..end]`, where `parent`
+/// holds every batch of the append it came with (so neighbours can be served as one slice).
 #[derive(Debug, Clone)]
 pub struct CachedBatch {
     pub base: i64,
     pub next: i64,
-    pub bytes: Bytes,
+    pub parent: Bytes,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl CachedBatch {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
 }
 
 #[derive(Debug, Default)]
@@ -35,7 +44,7 @@ impl TailCache {
             self.batches.back().is_none_or(|b| b.next == batch.base),
             "cache must stay dense"
         );
-        self.bytes += batch.bytes.len();
+        self.bytes += batch.len();
         self.batches.push_back(batch);
     }
 
@@ -45,7 +54,7 @@ impl TailCache {
         while self.bytes > self.limit {
             match self.batches.front() {
                 Some(b) if b.next <= on_disk => {
-                    self.bytes -= b.bytes.len();
+                    self.bytes -= b.len();
                     self.batches.pop_front();
                 }
                 _ => break,
@@ -57,7 +66,7 @@ impl TailCache {
     pub fn retain_from(&mut self, offset: i64) {
         while self.batches.front().is_some_and(|b| b.next <= offset) {
             if let Some(b) = self.batches.pop_front() {
-                self.bytes -= b.bytes.len();
+                self.bytes -= b.len();
             }
         }
     }
@@ -68,27 +77,135 @@ impl TailCache {
     }
 
     /// Whole batches starting with the one holding `offset`, below `upto`, within `max_bytes`
-    /// (the first batch is returned even if larger, as Kafka does so consumers progress).
-    /// `None` if `offset` is older than the cache.
+    /// (the first batch is returned even if larger, as Kafka does so consumers progress), as
+    /// few contiguous slices as possible. `None` if `offset` is older than the cache.
     pub fn read(&self, offset: i64, upto: i64, max_bytes: usize) -> Option<Vec<Bytes>> {
         let first = self.batches.front()?;
         if offset < first.base {
             return None;
         }
         let start = self.batches.partition_point(|b| b.next <= offset);
-        let mut out = Vec::new();
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut run: Option<(&CachedBatch, usize)> = None; // (first batch of the run, run end)
         let mut total = 0usize;
         for b in self.batches.range(start..) {
-            if b.base >= upto || (!out.is_empty() && total + b.bytes.len() > max_bytes) {
+            if b.base >= upto || (total > 0 && total + b.len() > max_bytes) {
                 break;
             }
-            total += b.bytes.len();
-            out.push(b.bytes.clone());
+            total += b.len();
+            run = match run {
+                Some((head, end))
+                    if head.parent.as_ptr() == b.parent.as_ptr() && end == b.start =>
+                {
+                    Some((head, b.end))
+                }
+                Some((head, end)) => {
+                    out.push(head.parent.slice(head.start..end));
+                    Some((b, b.end))
+                }
+                None => Some((b, b.end)),
+            };
+        }
+        if let Some((head, end)) = run {
+            out.push(head.parent.slice(head.start..end));
         }
         Some(out)
     }
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Caches `sizes.len()` one-record batches of the given sizes, two per append.
+    fn cache(sizes: &[usize]) -> TailCache {
+        let mut c = TailCache::new(1 << 20);
+        let mut base = 0i64;
+        for pair in sizes.chunks(2) {
+            let parent = Bytes::from(vec![0u8; pair.iter().sum()]);
+            let mut start = 0;
+            for n in pair {
+                c.push(CachedBatch {
+                    base,
+                    next: base + 1,
+                    parent: parent.clone(),
+                    start,
+                    end: start + n,
+                });
+                start += n;
+                base += 1;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn neighbours_from_one_append_come_back_as_one_slice() {
+        let c = cache(&[10, 20, 30, 40]);
+        let all = c.read(0, 100, 1 << 20).expect("cached");
+        assert_eq!(
+            all.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![30, 70]
+        );
+        let from_second = c.read(1, 100, 1 << 20).expect("cached");
+        assert_eq!(
+            from_second.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![20, 70]
+        );
+    }
+
+    #[test]
+    fn limits_are_whole_batches_and_the_first_always_goes() {
+        let c = cache(&[10, 20, 30, 40]);
+        assert_eq!(
+            c.read(0, 100, 35)
+                .expect("cached")
+                .iter()
+                .map(|b| b.len())
+                .sum::<usize>(),
+            30
+        );
+        assert_eq!(
+            c.read(0, 100, 1)
+                .expect("cached")
+                .iter()
+                .map(|b| b.len())
+                .sum::<usize>(),
+            10
+        );
+        assert_eq!(
+            c.read(0, 2, 1 << 20)
+                .expect("cached")
+                .iter()
+                .map(|b| b.len())
+                .sum::<usize>(),
+            30,
+            "stops at upto"
+        );
+        assert!(c.read(4, 100, 10).expect("cached").is_empty());
+    }
+
+    #[test]
+    fn eviction_keeps_what_is_not_on_disk() {
+        let mut c = cache(&[10, 20, 30, 40]);
+        c.limit = 0;
+        c.evict(2);
+        assert!(
+            c.read(1, 100, 100).is_none(),
+            "offsets below 2 left the cache"
+        );
+        assert_eq!(
+            c.read(2, 100, 100)
+                .expect("kept")
+                .iter()
+                .map(|b| b.len())
+                .sum::<usize>(),
+            70
+        );
+        assert_eq!(c.bytes(), 70);
     }
 }

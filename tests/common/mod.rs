@@ -44,11 +44,8 @@ pub async fn read_all(log: &PartitionLog, from: i64) -> Vec<bytes::Bytes> {
     let mut offset = from;
     while offset < hw {
         let r = log.read(offset, 1 << 20, hw).await.expect("read");
-        assert!(
-            !r.batches.is_empty(),
-            "no progress at offset {offset} (hw {hw})"
-        );
-        for b in r.batches {
+        assert!(!r.is_empty(), "no progress at offset {offset} (hw {hw})");
+        for b in r.batches() {
             let h = batch::BatchHeader::parse(&b).expect("header");
             assert!(h.next_offset() > offset);
             offset = h.next_offset();

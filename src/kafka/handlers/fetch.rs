@@ -12,6 +12,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use super::{str_bytes, Ctx};
 use crate::kafka::errors;
 use crate::shard::{Fetched, ShardError, ShardOp, ShardReply, TopicPartition};
+use crate::storage::batch::iter_batches;
 
 /// The longest a fetch may park (Kafka clients send at most a few seconds).
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -50,12 +51,50 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
     out
 }
 
+/// Keeps whole batches while they fit in the request's `budget` (the very first batch of the
+/// response always goes, as Kafka does so that a consumer can progress), and joins the chunks;
+/// a single chunk is passed on without a copy.
+fn within_budget(chunks: Vec<Bytes>, budget: &mut usize, first: &mut bool) -> Bytes {
+    let mut kept: Vec<Bytes> = Vec::new();
+    'chunks: for chunk in chunks {
+        let mut end = 0usize;
+        for (at, h) in iter_batches(&chunk) {
+            let n = h.total_size();
+            if !*first && n > *budget {
+                if end > 0 {
+                    kept.push(chunk.slice(..end));
+                }
+                break 'chunks;
+            }
+            *budget = budget.saturating_sub(n);
+            *first = false;
+            end = at + n;
+        }
+        kept.push(if end == chunk.len() {
+            chunk
+        } else {
+            chunk.slice(..end)
+        });
+    }
+    match kept.len() {
+        0 => Bytes::new(),
+        1 => kept.pop().unwrap_or_default(),
+        _ => {
+            let mut joined = BytesMut::with_capacity(kept.iter().map(|c| c.len()).sum());
+            for c in kept {
+                joined.extend_from_slice(&c);
+            }
+            joined.freeze()
+        }
+    }
+}
+
 fn total_bytes(results: &[Option<Result<Fetched, ShardError>>]) -> usize {
     results
         .iter()
         .flatten()
         .flatten()
-        .map(|f| f.batches.iter().map(|b| b.len()).sum::<usize>())
+        .map(|f| f.chunks.iter().map(|b| b.len()).sum::<usize>())
         .sum()
 }
 
@@ -186,20 +225,12 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
                     }
                 }
                 Some(Ok(f)) => {
-                    let mut records = BytesMut::new();
-                    for b in f.batches {
-                        if !first && b.len() > budget {
-                            break;
-                        }
-                        budget = budget.saturating_sub(b.len());
-                        first = false;
-                        records.extend_from_slice(&b);
-                    }
+                    let records = within_budget(f.chunks, &mut budget, &mut first);
                     pd = pd
                         .with_high_watermark(f.high_watermark)
                         .with_last_stable_offset(f.high_watermark)
                         .with_log_start_offset(f.log_start)
-                        .with_records(Some(records.freeze()));
+                        .with_records(Some(records));
                 }
             }
             partitions.push(pd);

@@ -71,14 +71,15 @@ pub enum DispatchError {
     },
 }
 
-/// Decodes a request body, runs the handler, encodes the response body. `Ok(None)` means the
-/// request gets no response (Produce with acks=0).
+/// Decodes a request body, runs the handler and appends the encoded response body to `out`.
+/// `Ok(false)` means the request gets no response (Produce with acks=0).
 async fn run<Req, Resp, F, Fut>(
     api: ApiKey,
     version: i16,
     body: &mut Bytes,
+    out: &mut BytesMut,
     f: F,
-) -> Result<Option<BytesMut>, DispatchError>
+) -> Result<bool, DispatchError>
 where
     Req: Decodable,
     Resp: Encodable,
@@ -91,16 +92,17 @@ where
         reason: e.to_string(),
     })?;
     let Some(resp) = f(req).await else {
-        return Ok(None);
+        return Ok(false);
     };
-    let mut out = BytesMut::new();
-    resp.encode(&mut out, version)
-        .map_err(|e| DispatchError::Encode {
-            api,
-            version,
-            reason: e.to_string(),
-        })?;
-    Ok(Some(out))
+    let encode_error = |e: anyhow::Error| DispatchError::Encode {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    // Reserve exactly once: growing a large fetch response would copy it again and again.
+    out.reserve(resp.compute_size(version).map_err(encode_error)?);
+    resp.encode(out, version).map_err(encode_error)?;
+    Ok(true)
 }
 
 /// Handles one request whose API and version were checked against [`SUPPORTED`].
@@ -109,50 +111,72 @@ pub async fn dispatch(
     api: ApiKey,
     version: i16,
     body: &mut Bytes,
-) -> Result<Option<BytesMut>, DispatchError> {
+    out: &mut BytesMut,
+) -> Result<bool, DispatchError> {
     match api {
         ApiKey::ApiVersions => {
-            run(api, version, body, |r| async move {
+            run(api, version, body, out, |r| async move {
                 Some(api_versions::handle(r, version))
             })
             .await
         }
-        ApiKey::Metadata => run(api, version, body, |r| metadata::handle(ctx, r, version)).await,
-        ApiKey::Produce => run(api, version, body, |r| produce::handle(ctx, r, version)).await,
-        ApiKey::Fetch => run(api, version, body, |r| fetch::handle(ctx, r, version)).await,
+        ApiKey::Metadata => {
+            run(api, version, body, out, |r| {
+                metadata::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::Produce => {
+            run(api, version, body, out, |r| {
+                produce::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::Fetch => run(api, version, body, out, |r| fetch::handle(ctx, r, version)).await,
         ApiKey::ListOffsets => {
-            run(api, version, body, |r| {
+            run(api, version, body, out, |r| {
                 list_offsets::handle(ctx, r, version)
             })
             .await
         }
         ApiKey::CreateTopics => {
-            run(api, version, body, |r| {
+            run(api, version, body, out, |r| {
                 create_topics::handle(ctx, r, version)
             })
             .await
         }
         ApiKey::DeleteTopics => {
-            run(api, version, body, |r| {
+            run(api, version, body, out, |r| {
                 delete_topics::handle(ctx, r, version)
             })
             .await
         }
         ApiKey::CreatePartitions => {
-            run(api, version, body, |r| create_partitions::handle(ctx, r)).await
+            run(api, version, body, out, |r| {
+                create_partitions::handle(ctx, r)
+            })
+            .await
         }
         ApiKey::DescribeConfigs => {
-            run(api, version, body, |r| describe_configs::handle(ctx, r)).await
+            run(api, version, body, out, |r| {
+                describe_configs::handle(ctx, r)
+            })
+            .await
         }
-        ApiKey::AlterConfigs => run(api, version, body, |r| alter_configs::handle(ctx, r)).await,
+        ApiKey::AlterConfigs => {
+            run(api, version, body, out, |r| alter_configs::handle(ctx, r)).await
+        }
         ApiKey::IncrementalAlterConfigs => {
-            run(api, version, body, |r| {
+            run(api, version, body, out, |r| {
                 incremental_alter_configs::handle(ctx, r)
             })
             .await
         }
         ApiKey::DescribeCluster => {
-            run(api, version, body, |r| describe_cluster::handle(ctx, r)).await
+            run(api, version, body, out, |r| {
+                describe_cluster::handle(ctx, r)
+            })
+            .await
         }
         other => Err(DispatchError::Malformed {
             api: other,

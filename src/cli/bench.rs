@@ -1,0 +1,305 @@
+//! `strata bench produce|consume`: a load generator built on librdkafka, so it measures any
+//! Kafka-compatible broker the same way (in the spirit of rdkafka_performance and the
+//! OpenMessaging Benchmark).
+//!
+//! Produce latency is measured from each record's *intended* send time (start + i / rate when a
+//! rate is set) to its delivery report, so a stalled broker shows up as latency instead of
+//! silently lowering the offered load (coordinated omission).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures_lite::future::block_on;
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{client_config, CALL_TIMEOUT};
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Produce at a fixed or maximum rate and report throughput and latency.
+    Produce(ProduceBench),
+    /// Consume a topic from the beginning and report throughput.
+    Consume(ConsumeBench),
+}
+
+#[derive(clap::Args)]
+pub struct ProduceBench {
+    #[arg(long, default_value = "strata-bench")]
+    pub topic: String,
+    /// Partitions of the topic if the tool creates it.
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 1024)]
+    pub message_size: usize,
+    /// librdkafka batch.size (bytes per partition batch).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// Producer clients (threads).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Target records per second over all producers; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to produce, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Stop after this many records instead (over all producers).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ConsumeBench {
+    #[arg(long, default_value = "strata-bench")]
+    pub topic: String,
+    /// Stop after this many records (default: until the end offsets seen at start).
+    #[arg(long)]
+    pub records: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Delivery reports go into a shared histogram (microseconds).
+struct Reports {
+    latency: Mutex<Histogram<u64>>,
+    delivered: AtomicU64,
+    bytes: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct BenchContext(Arc<Reports>);
+impl ClientContext for BenchContext {}
+impl ProducerContext for BenchContext {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, r: &DeliveryResult<'_>, intended: Box<Instant>) {
+        match r {
+            Ok(m) => {
+                let us = intended.elapsed().as_micros() as u64;
+                if let Ok(mut h) = self.0.latency.lock() {
+                    let _ = h.record(us.max(1));
+                }
+                self.0.delivered.fetch_add(1, Ordering::Relaxed);
+                self.0
+                    .bytes
+                    .fetch_add(m.payload_len() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for r in block_on(admin.create_topics(
+        [&t],
+        &AdminOptions::new().request_timeout(Some(CALL_TIMEOUT)),
+    ))? {
+        match r {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => bail!("cannot create {t}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn progress(label: &str, start: Instant, records: u64, bytes: u64) {
+    let s = start.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "{label}: {:>6.1}s  {:>10.0} records/s  {:>8.1} MB/s",
+        s,
+        records as f64 / s,
+        bytes as f64 / s / 1e6
+    );
+}
+
+pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
+    ensure_topic(brokers, &a.topic, a.partitions)?;
+    let reports = Arc::new(Reports {
+        latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
+        delivered: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    let payload = vec![b'x'; a.message_size];
+    let per_producer_rate = a.rate as f64 / a.producers as f64;
+    let limit = a.records.map(|r| r / a.producers as u64);
+    let deadline = Duration::from_secs(a.duration);
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..a.producers {
+        let producer: ThreadedProducer<BenchContext> = client_config(brokers)
+            .set("acks", &a.acks)
+            .set("compression.type", &a.compression)
+            .set("linger.ms", a.linger_ms.to_string())
+            .set("batch.size", a.batch_size.to_string())
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("enable.idempotence", "false")
+            .create_with_context(BenchContext(reports.clone()))
+            .context("producer")?;
+        let (topic, payload) = (a.topic.clone(), payload.clone());
+        handles.push(std::thread::spawn(move || -> Result<()> {
+            let mut i = 0u64;
+            loop {
+                if limit.is_some_and(|l| i >= l) || (limit.is_none() && start.elapsed() >= deadline)
+                {
+                    break;
+                }
+                let intended = if per_producer_rate > 0.0 {
+                    let t = start + Duration::from_secs_f64(i as f64 / per_producer_rate);
+                    if let Some(wait) = t.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    t
+                } else {
+                    Instant::now()
+                };
+                let mut rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
+                    BaseRecord::with_opaque_to(&topic, Box::new(intended))
+                        .payload(payload.as_slice());
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((e, back))
+                            if e.rdkafka_error_code()
+                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                        {
+                            std::thread::sleep(Duration::from_micros(200));
+                            rec = back;
+                        }
+                        Err((e, _)) => bail!("send: {e}"),
+                    }
+                }
+                i += 1;
+            }
+            producer.flush(Duration::from_secs(60)).context("flush")?;
+            Ok(())
+        }));
+    }
+    let mut last = Instant::now();
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            progress(
+                "produce",
+                start,
+                reports.delivered.load(Ordering::Relaxed),
+                reports.bytes.load(Ordering::Relaxed),
+            );
+        }
+    }
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let records = reports.delivered.load(Ordering::Relaxed);
+    let bytes = reports.bytes.load(Ordering::Relaxed);
+    let failed = reports.failed.load(Ordering::Relaxed);
+    let h = reports
+        .latency
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock"))?;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let summary = serde_json::json!({
+        "records": records, "failed": failed, "seconds": secs,
+        "records_per_sec": records as f64 / secs, "mb_per_sec": bytes as f64 / secs / 1e6,
+        "latency_ms": { "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": h.max() as f64 / 1000.0 },
+        "message_size": a.message_size, "acks": a.acks, "compression": a.compression, "producers": a.producers, "rate": a.rate,
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "produced {records} records ({failed} failed) in {secs:.1}s: {:.0} records/s, {:.1} MB/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+            records as f64 / secs, bytes as f64 / secs / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0
+        );
+    }
+    if failed > 0 {
+        bail!("{failed} records were not acknowledged");
+    }
+    Ok(())
+}
+
+pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
+    let c: BaseConsumer = client_config(brokers)
+        .set("group.id", "strata-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "1048576")
+        .create()
+        .context("consumer")?;
+    let md = c.fetch_metadata(Some(&a.topic), CALL_TIMEOUT)?;
+    let Some(t) = md.topics().first() else {
+        bail!("no metadata for {}", a.topic)
+    };
+    let mut tpl = TopicPartitionList::new();
+    let mut target = 0u64;
+    for p in t.partitions() {
+        let (lo, hi) = c.fetch_watermarks(&a.topic, p.id(), CALL_TIMEOUT)?;
+        target += (hi - lo).max(0) as u64;
+        tpl.add_partition_offset(&a.topic, p.id(), Offset::Beginning)?;
+    }
+    let target = a.records.unwrap_or(target).min(target);
+    if target == 0 {
+        bail!("{} is empty: produce first (strata bench produce)", a.topic);
+    }
+    c.assign(&tpl)?;
+    let start = Instant::now();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut last = Instant::now();
+    let mut idle = Instant::now();
+    while records < target {
+        match c.poll(Duration::from_millis(100)) {
+            Some(m) => {
+                let m = m?;
+                records += 1;
+                bytes += m.payload_len() as u64;
+                idle = Instant::now();
+            }
+            None if idle.elapsed() > Duration::from_secs(10) => {
+                bail!("no record for 10 s after {records} of {target}")
+            }
+            None => {}
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            progress("consume", start, records, bytes);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let summary = serde_json::json!({"records": records, "seconds": secs, "records_per_sec": records as f64 / secs, "mb_per_sec": bytes as f64 / secs / 1e6});
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "consumed {records} records in {secs:.1}s: {:.0} records/s, {:.1} MB/s",
+            records as f64 / secs,
+            bytes as f64 / secs / 1e6
+        );
+    }
+    Ok(())
+}
