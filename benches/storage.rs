@@ -7,6 +7,10 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// The broker's allocator, so the benchmark sees the allocation costs the broker sees.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata::storage::batch::{build_batch, validate_batches};
 use strata::storage::index::{Index, OffsetEntry};

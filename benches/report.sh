@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One run, one table: the disk's ceiling (fio) and Strata through a real Kafka client
+# (`strata bench`, librdkafka) on loopback, on the same disk, in the same minutes.
+# Usage: benches/report.sh [seconds per produce run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio >/dev/null; }
+cargo build --release -q
+bin=target/release/strata
+work=target/report; rm -rf "$work"; mkdir -p "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+b="127.0.0.1:$port"
+
+fio --output-format=json --name=seq --directory="$work" --ioengine=io_uring --direct=1 --rw=write --bs=1M --size=1G --runtime=10 --time_based > "$work/fio-seq.json"
+fio --output-format=json --name=sync --directory="$work" --ioengine=io_uring --direct=1 --rw=write --bs=4k --fdatasync=1 --size=256M --runtime=10 --time_based > "$work/fio-sync.json"
+rm -f "$work"/seq.* "$work"/sync.*
+
+"$bin" serve --data-dir "$work/data" --listen "$b" > "$work/broker.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$work/data"' EXIT
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+run() { "$bin" bench --brokers "$b" "$@" --json 2>/dev/null | tail -1; }
+cpu() { awk '{print $14+$15}' /proc/$pid/stat; }
+c0=$(cpu); p16=$(run produce --topic t16k --message-size 16384 --duration "$secs"); c1=$(cpu)
+p1=$(run produce --topic t1k --message-size 1024 --duration "$secs")
+rate16=$(python3 -c "import json; print(int(json.loads('$p16')['records_per_sec']/2))")
+h16=$(run produce --topic t16k-half --message-size 16384 --duration "$secs" --rate "$rate16")
+cons=$(run consume --topic t16k)
+
+python3 - "$work" "$p16" "$p1" "$h16" "$cons" "$c0" "$c1" <<'PY'
+import json, sys, os
+work, p16, p1, h16, cons, c0, c1 = sys.argv[1], *map(json.loads, sys.argv[2:6]), int(sys.argv[6]), int(sys.argv[7])
+seq = json.load(open(f"{work}/fio-seq.json"))["jobs"][0]["write"]["bw_bytes"] / 1e6
+sj = json.load(open(f"{work}/fio-sync.json"))["jobs"][0]
+p99 = lambda d: float(d["percentile"]["99.000000"]) / 1e6
+sync_p99 = p99(sj["write"]["clat_ns"]) + p99(sj["sync"]["lat_ns"])
+ticks = os.sysconf("SC_CLK_TCK")
+cpu_s_per_gb = (c1 - c0) / ticks / (p16["mb_per_sec"] * p16["seconds"] / 1000)
+print(f"| measure | value | ratio |\n|---|---|---|")
+print(f"| disk: fio 1 MiB O_DIRECT sequential write | {seq:.0f} MB/s | 1.00 |")
+print(f"| disk: fio 4 KiB write+fdatasync p99 | {sync_p99:.3f} ms | 1.00 |")
+print(f"| produce 16 KiB, acks=all, max rate | {p16['mb_per_sec']:.0f} MB/s | {p16['mb_per_sec']/seq:.2f} x disk |")
+print(f"| produce 1 KiB, acks=all, max rate | {p1['mb_per_sec']:.0f} MB/s ({p1['records_per_sec']:.0f} rec/s) | {p1['mb_per_sec']/seq:.2f} x disk |")
+print(f"| consume 16 KiB records | {cons['mb_per_sec']:.0f} MB/s | {cons['mb_per_sec']/seq:.2f} x disk |")
+l = h16["latency_ms"]
+print(f"| produce latency at 50% of max (16 KiB) p50 / p99 / p99.9 | {l['p50']:.2f} / {l['p99']:.2f} / {l['p999']:.2f} ms | p99 = {l['p99']/sync_p99:.1f} x disk sync p99 |")
+print(f"| broker CPU per GB produced (16 KiB) | {cpu_s_per_gb:.2f} CPU-s/GB | |")
+PY
