@@ -163,3 +163,22 @@ mod tests {
         assert!(toml::from_str::<Settings>("bogus = 1").is_err());
     }
 }
+
+#[cfg(test)]
+mod sample_file {
+    use super::*;
+
+    #[test]
+    fn the_documented_sample_config_parses_and_resolves() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning/strata.toml");
+        let s = Settings::from_toml_file(&path).expect("tuning/strata.toml parses");
+        let c = s.resolve().expect("and resolves");
+        assert_eq!(c.listen.port(), 9092);
+        assert_eq!(c.advertised_host, "broker1.example.com");
+        assert_eq!(
+            c.log_defaults,
+            crate::storage::LogConfig::default(),
+            "the sample documents the defaults"
+        );
+    }
+}

@@ -19,3 +19,4 @@ pub mod limits;
 pub mod partition;
 pub mod shard;
 pub mod storage;
+pub mod tune;

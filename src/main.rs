@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::bench::BenchCommand,
     },
+    /// Check (and apply) host settings for Strata.
+    Tune {
+        #[command(subcommand)]
+        command: cli::tune::TuneCommand,
+    },
     /// Print records of a topic.
     Consume {
         #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
@@ -149,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         Command::Topic { brokers, command } => cli::topic::run(&brokers, command),
         Command::Produce { brokers, args } => cli::produce::run(&brokers, args),
         Command::Consume { brokers, args } => cli::consume::run(&brokers, args),
+        Command::Tune { command } => cli::tune::run(command),
         Command::Bench { brokers, command } => match command {
             cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers, a),
             cli::bench::BenchCommand::Consume(a) => cli::bench::consume(&brokers, a),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod consume;
 pub mod produce;
 pub mod topic;
+pub mod tune;
 
 use std::time::Duration;
 
