@@ -158,6 +158,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { brokers, command } => match command {
             cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers, a),
             cli::bench::BenchCommand::Consume(a) => cli::bench::consume(&brokers, a),
+            cli::bench::BenchCommand::E2e(a) => cli::bench::e2e(&brokers, a),
+            cli::bench::BenchCommand::Disk(a) => cli::bench_disk::run(a),
         },
     }
 }

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::DeliveryResult;
+use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -28,6 +28,11 @@ pub enum BenchCommand {
     Produce(ProduceBench),
     /// Consume a topic from the beginning and report throughput.
     Consume(ConsumeBench),
+    /// Produce at a fixed rate while consuming; end-to-end latency from the send time in
+    /// each payload to its arrival at the consumer.
+    E2e(E2eBench),
+    /// The disk's ceiling on Strata's I/O path (no broker needed).
+    Disk(super::bench_disk::DiskBench),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +80,35 @@ pub struct ConsumeBench {
     pub records: Option<u64>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct E2eBench {
+    #[arg(long, default_value = "strata-bench-e2e")]
+    pub topic: String,
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Bytes of each record's value (at least 16: it carries the send time).
+    #[arg(long, default_value_t = 1024)]
+    pub message_size: usize,
+    /// Records per second.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    #[arg(long, default_value_t = 1)]
+    pub linger_ms: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Delivery reports go into a shared histogram (microseconds).
@@ -300,6 +334,116 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
             records as f64 / secs,
             bytes as f64 / secs / 1e6
         );
+    }
+    Ok(())
+}
+
+pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
+    ensure_topic(brokers, &a.topic, a.partitions)?;
+    let c: BaseConsumer = client_config(brokers)
+        .set("group.id", "strata-bench-e2e")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("fetch.min.bytes", "1")
+        .create()
+        .context("consumer")?;
+    let md = c.fetch_metadata(Some(&a.topic), CALL_TIMEOUT)?;
+    let Some(t) = md.topics().first() else {
+        bail!("no metadata for {}", a.topic)
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(&a.topic, p.id(), Offset::End)?;
+    }
+    c.assign(&tpl)?;
+    // Let the consumer reach the end before the clock starts.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(500) {
+        c.poll(Duration::from_millis(50));
+    }
+    let producer: ThreadedProducer<BenchContext> = client_config(brokers)
+        .set("acks", &a.acks)
+        .set("linger.ms", a.linger_ms.to_string())
+        .set("enable.idempotence", "false")
+        .create_with_context(BenchContext(Arc::new(Reports {
+            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
+            delivered: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        })))
+        .context("producer")?;
+    let total = a.rate * a.duration;
+    let size = a.message_size.max(16);
+    let topic = a.topic.clone();
+    let rate = a.rate.max(1) as f64;
+    let sender = std::thread::spawn(move || -> Result<()> {
+        let start = Instant::now();
+        let mut payload = vec![b'e'; size];
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            // The intended send time, so that a stalled producer counts against latency too.
+            let intended = unix_micros()
+                .saturating_sub(Instant::now().saturating_duration_since(due).as_micros() as u64);
+            payload[..8].copy_from_slice(&intended.to_be_bytes());
+            let mut rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
+                BaseRecord::with_opaque_to(&topic, Box::new(due)).payload(payload.as_slice());
+            loop {
+                match producer.send(rec) {
+                    Ok(()) => break,
+                    Err((e, back))
+                        if e.rdkafka_error_code()
+                            == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                    {
+                        std::thread::sleep(Duration::from_micros(200));
+                        rec = back;
+                    }
+                    Err((e, _)) => bail!("send: {e}"),
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60)).context("flush")?;
+        Ok(())
+    });
+    let mut lat = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?;
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let mut idle = Instant::now();
+    while lat.len() < total {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m?;
+            if let Some(p) = m.payload().filter(|p| p.len() >= 8) {
+                let mut ts = [0u8; 8];
+                ts.copy_from_slice(&p[..8]);
+                lat.record(unix_micros().saturating_sub(u64::from_be_bytes(ts)).max(1))?;
+            }
+            idle = Instant::now();
+        } else if idle.elapsed() > Duration::from_secs(10) {
+            bail!("no record for 10 s after {} of {total}", lat.len());
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            eprintln!(
+                "e2e: {:>6.1}s  {} records, p99 so far {:.2} ms",
+                start.elapsed().as_secs_f64(),
+                lat.len(),
+                lat.value_at_quantile(0.99) as f64 / 1000.0
+            );
+        }
+    }
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    let ms = |q: f64| lat.value_at_quantile(q) as f64 / 1000.0;
+    let summary = serde_json::json!({"records": lat.len(), "rate": a.rate, "message_size": size,
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": lat.max() as f64 / 1000.0}});
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!("end-to-end latency of {} records at {} records/s: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            lat.len(), a.rate, ms(0.5), ms(0.9), ms(0.99), ms(0.999), lat.max() as f64 / 1000.0);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! they work against Strata or any other Kafka-compatible broker.
 
 pub mod bench;
+pub mod bench_disk;
 pub mod consume;
 pub mod produce;
 pub mod topic;
