@@ -30,6 +30,10 @@ pub struct Settings {
     pub cores: Option<usize>,
     pub default_partitions: Option<i32>,
     pub auto_create_topics: Option<bool>,
+    /// Fault injection for tests: close the connection instead of answering every Nth
+    /// Produce request (after it was applied), as a lost response would. 0 = off.
+    #[serde(default)]
+    pub fault_drop_produce_response_every: Option<u32>,
     /// Topic defaults, by Kafka config name (`retention.ms`, `segment.bytes`, ...).
     #[serde(default)]
     pub topic_defaults: std::collections::BTreeMap<String, String>,
@@ -52,6 +56,9 @@ impl Settings {
             cores: self.cores.or(lower.cores),
             default_partitions: self.default_partitions.or(lower.default_partitions),
             auto_create_topics: self.auto_create_topics.or(lower.auto_create_topics),
+            fault_drop_produce_response_every: self
+                .fault_drop_produce_response_every
+                .or(lower.fault_drop_produce_response_every),
             topic_defaults,
         }
     }
@@ -113,6 +120,7 @@ impl Settings {
             node_id: 0,
             cluster_id: "strata".into(),
             log_defaults,
+            fault_drop_produce_response_every: self.fault_drop_produce_response_every.unwrap_or(0),
         })
     }
 }
@@ -130,6 +138,8 @@ pub struct BrokerConfig {
     pub node_id: i32,
     pub cluster_id: String,
     pub log_defaults: LogConfig,
+    /// See [`Settings::fault_drop_produce_response_every`].
+    pub fault_drop_produce_response_every: u32,
 }
 
 #[cfg(test)]

@@ -91,6 +91,9 @@ struct ServeArgs {
     /// A topic default, as Kafka names it: `--topic-default retention.ms=86400000` (repeatable).
     #[arg(long = "topic-default", value_parser = cli::parse_key_value)]
     topic_defaults: Vec<(String, String)>,
+    /// Fault injection for tests: drop the response of every Nth Produce request.
+    #[arg(long, hide = true)]
+    fault_drop_produce_response_every: Option<u32>,
 }
 
 /// Blocks SIGINT and SIGTERM in every thread and returns a flag set when one arrives.
@@ -131,6 +134,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cores: args.cores,
         default_partitions: args.default_partitions,
         auto_create_topics: args.auto_create_topics,
+        fault_drop_produce_response_every: args.fault_drop_produce_response_every,
         topic_defaults: args.topic_defaults.into_iter().collect(),
     };
     let file = match &args.config {

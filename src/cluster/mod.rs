@@ -46,6 +46,8 @@ pub struct TopicMeta {
 #[derive(Archive, Serialize, Deserialize, Debug, Default)]
 struct CatalogFile {
     topics: Vec<TopicMeta>,
+    /// The next producer id InitProducerId hands out (ids are never reused).
+    next_producer_id: i64,
 }
 
 /// All topics, and the broker-wide defaults their configs override.
@@ -54,6 +56,7 @@ pub struct Catalog {
     path: PathBuf,
     defaults: LogConfig,
     topics: BTreeMap<String, TopicMeta>,
+    next_producer_id: i64,
 }
 
 pub type SharedCatalog = Arc<RwLock<Catalog>>;
@@ -85,6 +88,7 @@ impl Catalog {
         std::fs::create_dir_all(data_dir).map_err(StorageError::from)?;
         let path = data_dir.join(CLUSTER_META_FILE);
         let mut topics = BTreeMap::new();
+        let mut next_producer_id = 0;
         if let Some(bytes) = meta::read_checked(&path)? {
             let file = rkyv::from_bytes::<CatalogFile, rancor::Error>(&bytes).map_err(|e| {
                 StorageError::BadFile {
@@ -95,17 +99,20 @@ impl Catalog {
             for t in file.topics {
                 topics.insert(t.name.clone(), t);
             }
+            next_producer_id = file.next_producer_id;
         }
         Ok(Catalog {
             path,
             defaults,
             topics,
+            next_producer_id,
         })
     }
 
     fn persist(&self) -> Result<(), CatalogError> {
         let file = CatalogFile {
             topics: self.topics.values().cloned().collect(),
+            next_producer_id: self.next_producer_id,
         };
         let bytes = rkyv::to_bytes::<rancor::Error>(&file)
             .map_err(|e| CatalogError::InvalidConfig(format!("encode catalog: {e}")))?;
@@ -230,6 +237,17 @@ impl Catalog {
         Ok(())
     }
 
+    /// Hands out a new producer id, durably (a restart never hands it out again).
+    pub fn allocate_producer_id(&mut self) -> Result<i64, CatalogError> {
+        let id = self.next_producer_id;
+        self.next_producer_id += 1;
+        if let Err(e) = self.persist() {
+            self.next_producer_id = id;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
         self.topics.get(name)
     }
@@ -283,5 +301,14 @@ mod tests {
             1048576
         );
         assert!(c2.topic("y").is_none());
+        let mut c2 = c2;
+        let a = c2.allocate_producer_id().expect("pid");
+        let b = c2.allocate_producer_id().expect("pid");
+        assert_ne!(a, b);
+        let mut c3 = Catalog::load(dir.path(), LogConfig::default()).expect("reload");
+        assert!(
+            c3.allocate_producer_id().expect("pid") > b,
+            "producer ids survive a restart"
+        );
     }
 }

@@ -3,6 +3,8 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::cluster::CatalogError;
+use crate::partition::producer_state::SequenceError;
+use crate::partition::PartitionError;
 use crate::shard::ShardError;
 use crate::storage::StorageError;
 
@@ -25,6 +27,19 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::UnknownPartition => ResponseError::UnknownTopicOrPartition.code(),
         ShardError::Storage(s) => storage_code(s),
         ShardError::Unreachable(_) => ResponseError::UnknownServerError.code(),
+        ShardError::Partition(PartitionError::Storage(s)) => storage_code(s),
+        ShardError::Partition(PartitionError::Sequence(SequenceError::StaleEpoch)) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        ShardError::Partition(PartitionError::Sequence(SequenceError::OutOfOrder)) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
+        ShardError::Partition(PartitionError::Sequence(SequenceError::UnknownProducer)) => {
+            ResponseError::UnknownProducerId.code()
+        }
+        ShardError::Partition(PartitionError::ManyIdempotentBatches) => {
+            ResponseError::InvalidRecord.code()
+        }
     }
 }
 

@@ -121,6 +121,7 @@ async fn core_main(
     let ctx = Rc::new(Ctx {
         shard: shard.clone(),
         broker: config.clone(),
+        produced: std::cell::Cell::new(0),
     });
     let housekeeping = glommio::spawn_local({
         let shard = shard.clone();
@@ -243,5 +244,12 @@ async fn handle_frame(ctx: &Ctx, mut frame: Bytes) -> Result<Option<Bytes>, Stri
     let respond = dispatch(ctx, api, version, &mut frame, &mut out)
         .await
         .map_err(|e| e.to_string())?;
+    let every = ctx.broker.fault_drop_produce_response_every as u64;
+    if api == ApiKey::Produce && every > 0 {
+        ctx.produced.set(ctx.produced.get() + 1);
+        if ctx.produced.get() % every == 0 {
+            return Err("fault injection: produce applied, response dropped".into());
+        }
+    }
     Ok(respond.then(|| finish_response(out)))
 }

@@ -1,32 +1,127 @@
 //! A partition as the broker sees it: its log plus what the log must not know about —
-//! when to sync per the flush policy, and consumers long-polling for new data.
+//! when to sync per the flush policy, idempotent producers' sequences, and consumers
+//! long-polling for new data.
 //!
 //! A partition lives on the core that owns it and is never touched from another thread.
 
+pub mod producer_state;
+
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use glommio::sync::Semaphore;
+use thiserror::Error;
+
+use crate::storage::batch::{iter_batches, BatchHeader};
 use crate::storage::notify::Notify;
-use crate::storage::{AppendInfo, PartitionLog, Result};
+use crate::storage::{meta, AppendInfo, PartitionLog, StorageError};
+use producer_state::{ProducerState, SequenceError, Snapshot, Verdict, SNAPSHOT_FILE};
+
+/// Bytes read per step while rebuilding producer state from the log.
+const REBUILD_READ_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("idempotent producer: {0:?}")]
+    Sequence(SequenceError),
+    #[error("an idempotent produce must carry exactly one batch per partition")]
+    ManyIdempotentBatches,
+}
 
 pub struct Partition {
     pub log: PartitionLog,
     /// Fired whenever new data becomes readable.
     pub data: Notify,
+    producers: RefCell<ProducerState>,
+    /// Serializes check-append-record for idempotent batches (plain batches skip it).
+    sequencing: Semaphore,
+    /// Active segment base when the producer state was last snapshotted.
+    snapshot_base: Cell<i64>,
 }
 
 impl Partition {
-    pub fn new(log: PartitionLog) -> Rc<Partition> {
-        Rc::new(Partition {
+    /// Wraps an opened log, rebuilding producer state from its snapshot and the batches after it.
+    pub async fn open(log: PartitionLog) -> Result<Rc<Partition>, PartitionError> {
+        let (start, end) = (log.log_start(), log.log_end());
+        let snapshot = meta::read_checked(&log.dir().join(SNAPSHOT_FILE))
+            .ok()
+            .flatten()
+            .and_then(|b| Snapshot::decode(&b));
+        let (mut state, mut offset) = match snapshot {
+            // A snapshot past the end describes batches recovery cut away: not usable.
+            Some(s) if s.offset <= end => (ProducerState::from_snapshot(&s), s.offset.max(start)),
+            _ => (ProducerState::default(), start),
+        };
+        while offset < end {
+            let read = log.read(offset, REBUILD_READ_BYTES, end).await?;
+            if read.is_empty() {
+                break;
+            }
+            for chunk in &read.chunks {
+                for (_, h) in iter_batches(chunk) {
+                    if h.next_offset() > offset {
+                        state.record(&h, h.base_offset);
+                        offset = h.next_offset();
+                    }
+                }
+            }
+        }
+        let base = log.active_base();
+        Ok(Rc::new(Partition {
             log,
             data: Notify::default(),
-        })
+            producers: RefCell::new(state),
+            sequencing: Semaphore::new(1),
+            snapshot_base: Cell::new(base),
+        }))
     }
 
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges
-    /// only after this returns). Waiting consumers are woken once the data is readable.
-    pub async fn produce(&self, records: &[u8]) -> Result<AppendInfo> {
-        let info = self.log.append(records).await?;
+    /// only after this returns). Batches of idempotent producers are checked against the
+    /// producer's sequence first: a retry gets its original offsets back and is not written
+    /// again. Waiting consumers are woken once the data is readable.
+    pub async fn produce(&self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
+        let idempotent = BatchHeader::parse(records).is_some_and(|h| h.producer_id >= 0);
+        let info = if idempotent {
+            let _turn = self
+                .sequencing
+                .acquire_permit(1)
+                .await
+                .map_err(|_| StorageError::Closed)?;
+            let mut batches = iter_batches(records);
+            let (_, h) = batches
+                .next()
+                .ok_or_else(|| StorageError::InvalidRecord("empty produce".into()))?;
+            if batches.next().is_some() {
+                return Err(PartitionError::ManyIdempotentBatches);
+            }
+            let verdict = self.producers.borrow().check(&h);
+            match verdict {
+                Verdict::Refuse(e) => return Err(PartitionError::Sequence(e)),
+                Verdict::Duplicate { base_offset } => {
+                    let info = AppendInfo {
+                        base_offset,
+                        last_offset: base_offset + h.last_offset_delta as i64,
+                        log_append_time: -1,
+                        record_count: h.record_count as i64,
+                    };
+                    // The original may still be on its way to the disk.
+                    self.log.flush(info.last_offset + 1).await?;
+                    return Ok(info);
+                }
+                Verdict::Append => {
+                    let info = self.log.append(records).await?;
+                    self.producers.borrow_mut().record(&h, info.base_offset);
+                    self.snapshot_on_roll();
+                    info
+                }
+            }
+        } else {
+            self.log.append(records).await?
+        };
         if self.log.config().sync_every_append() || self.log.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
         } else if self.log.write_out_due() {
@@ -34,6 +129,40 @@ impl Partition {
         }
         self.data.notify();
         Ok(info)
+    }
+
+    /// Once per segment, snapshots producer state so that a restart rescans one segment, not
+    /// the whole log.
+    fn snapshot_on_roll(&self) {
+        let base = self.log.active_base();
+        if base != self.snapshot_base.get() {
+            self.snapshot_base.set(base);
+            if let Err(e) = self.write_snapshot() {
+                tracing::warn!(dir = %self.log.dir().display(), error = %e, "producer snapshot failed; restart will rescan more");
+            }
+        }
+    }
+
+    fn write_snapshot(&self) -> Result<(), StorageError> {
+        let snap = self.producers.borrow().to_snapshot(self.log.log_end());
+        let bytes = snap
+            .encode()
+            .map_err(|e| StorageError::InvalidConfig(format!("encode producer snapshot: {e}")))?;
+        meta::write_atomic(&self.log.dir().join(SNAPSHOT_FILE), &bytes)
+    }
+
+    /// Flushes, snapshots producer state and closes the log (clean shutdown).
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let _turn = self
+            .sequencing
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        self.log.flush(self.log.log_end()).await?;
+        if !self.producers.borrow().is_empty() {
+            self.write_snapshot()?;
+        }
+        self.log.close().await
     }
 
     /// Waits until data beyond `offset` is readable or `wait` passes.

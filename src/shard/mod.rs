@@ -17,7 +17,7 @@ use glommio::channels::local_channel;
 use thiserror::Error;
 
 use crate::cluster::SharedCatalog;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionError};
 use crate::storage::{AppendInfo, PartitionLog, StorageError, SystemClock};
 
 /// Depth of each cross-core channel.
@@ -52,6 +52,17 @@ pub enum ShardError {
     Storage(#[from] StorageError),
     #[error("shard {0} is unreachable")]
     Unreachable(usize),
+    #[error(transparent)]
+    Partition(PartitionError),
+}
+
+impl From<PartitionError> for ShardError {
+    fn from(e: PartitionError) -> Self {
+        match e {
+            PartitionError::Storage(s) => ShardError::Storage(s),
+            other => ShardError::Partition(other),
+        }
+    }
 }
 
 /// Work for the owner of a partition.
@@ -279,7 +290,7 @@ impl Shard {
         let dir = partition_dir(&self.data_dir, tp);
         let (log, report) = PartitionLog::open(&dir, config, Rc::new(SystemClock)).await?;
         tracing::debug!(topic = %tp.topic, partition = tp.partition, ?report, "opened partition");
-        let p = Partition::new(log);
+        let p = Partition::open(log).await?;
         self.partitions.borrow_mut().insert(tp.clone(), p.clone());
         self.opening.borrow_mut().remove(tp);
         Ok(p)
@@ -388,7 +399,7 @@ impl Shard {
         let parts: Vec<(TopicPartition, Rc<Partition>)> =
             self.partitions.borrow_mut().drain().collect();
         for (tp, p) in parts {
-            if let Err(e) = p.log.close().await {
+            if let Err(e) = p.close().await {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "close failed");
             }
         }

@@ -297,6 +297,10 @@ impl PartitionLog {
     pub fn segment_count(&self) -> usize {
         self.state.borrow().segments.len()
     }
+    /// Base offset of the active (last) segment.
+    pub fn active_base(&self) -> i64 {
+        self.state.borrow().active().base_offset
+    }
     pub fn segment_bases(&self) -> Vec<i64> {
         self.state.borrow().segments.keys().copied().collect()
     }

@@ -103,6 +103,13 @@ impl Broker {
         self.spawn();
     }
 
+    /// The last `n` lines the broker logged (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

@@ -1,7 +1,7 @@
 """Third-party Kafka clients against a running Strata broker.
 
-Each client (confluent-kafka / librdkafka, kafka-python, aiokafka) produces records with every
-compression codec to a topic created through the admin API and reads them back from the
+Each client (confluent-kafka / librdkafka, kafka-python, aiokafka) produces records as an
+idempotent producer with every compression codec to a topic created through the admin API and reads them back from the
 beginning; the records must come back complete, in order and byte-identical. Exits non-zero on
 the first mismatch. Usage: python clients.py HOST:PORT
 """
@@ -44,7 +44,7 @@ def confluent(codec):
 
     topic = f"confluent-{codec}-{uuid.uuid4().hex[:6]}"
     create_topic(topic)
-    p = Producer({"bootstrap.servers": BOOTSTRAP, "compression.type": codec, "linger.ms": 5, "acks": "all"})
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "compression.type": codec, "linger.ms": 5, "acks": "all", "enable.idempotence": True})
     errors = []
     for k, v in expected("confluent", codec):
         p.produce(topic, value=v, key=k, partition=0, on_delivery=lambda e, m: e and errors.append(e))
@@ -66,8 +66,8 @@ def kafka_python(codec):
 
     topic = f"kafkapython-{codec}-{uuid.uuid4().hex[:6]}"
     create_topic(topic)
-    # kafka-python 3 turns idempotence on by default; InitProducerId comes with issue 5.
-    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, compression_type=None if codec == "none" else codec, acks="all", linger_ms=5, enable_idempotence=False)
+    # kafka-python 3 turns idempotence on by default (InitProducerId, sequence numbers).
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, compression_type=None if codec == "none" else codec, acks="all", linger_ms=5)
     futures = [p.send(topic, key=k, value=v, partition=0) for k, v in expected("kafkapython", codec)]
     for f in futures:
         f.get(timeout=30)
@@ -90,7 +90,7 @@ async def aiokafka_run(codec):
 
     topic = f"aiokafka-{codec}-{uuid.uuid4().hex[:6]}"
     create_topic(topic)
-    p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, compression_type=None if codec == "none" else codec, acks="all", linger_ms=5)
+    p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, compression_type=None if codec == "none" else codec, acks="all", linger_ms=5, enable_idempotence=True)
     await p.start()
     try:
         futs = [await p.send(topic, key=k, value=v, partition=0) for k, v in expected("aiokafka", codec)]

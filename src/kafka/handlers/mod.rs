@@ -20,6 +20,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -28,6 +29,8 @@ pub mod produce;
 pub struct Ctx {
     pub shard: Rc<Shard>,
     pub broker: Arc<BrokerConfig>,
+    /// Produce requests answered on this core (drives the response-dropping fault injection).
+    pub produced: std::cell::Cell<u64>,
 }
 
 /// The APIs Strata implements and the versions it accepts (each within what the codec knows).
@@ -44,6 +47,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -169,6 +173,12 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             run(api, version, body, out, |r| {
                 incremental_alter_configs::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::InitProducerId => {
+            run(api, version, body, out, |r| {
+                init_producer_id::handle(ctx, r)
             })
             .await
         }

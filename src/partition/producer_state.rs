@@ -1,0 +1,281 @@
+//! Idempotent producers (KIP-98): per partition, each producer id's epoch and the sequence
+//! ranges of its last five batches, so that a retried batch is answered with its original
+//! offset instead of being written twice, and a gap or a stale epoch is refused.
+//!
+//! The state is derived from the log: it is snapshotted next to the segments and rebuilt on
+//! open from the snapshot plus the batches after it.
+
+use std::collections::{HashMap, VecDeque};
+
+use rkyv::{rancor, Archive, Deserialize, Serialize};
+
+use crate::storage::batch::BatchHeader;
+
+/// Batches remembered per producer (Kafka's max.in.flight.requests.per.connection bound).
+pub const BATCHES_PER_PRODUCER: usize = 5;
+
+/// Why a batch from an idempotent producer is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceError {
+    /// A newer epoch of this producer id has written here (Kafka: INVALID_PRODUCER_EPOCH).
+    StaleEpoch,
+    /// The batch does not continue the producer's sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    OutOfOrder,
+    /// No state for this producer and the batch does not start a sequence (UNKNOWN_PRODUCER_ID).
+    UnknownProducer,
+}
+
+/// What to do with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Append,
+    /// Already in the log at this base offset: answer success without writing.
+    Duplicate {
+        base_offset: i64,
+    },
+    Refuse(SequenceError),
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSeq {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub batches: Vec<BatchSeq>,
+}
+
+/// The on-disk snapshot: the state as of `offset` (every batch below it applied).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub offset: i64,
+    pub producers: Vec<ProducerEntry>,
+}
+
+pub const SNAPSHOT_FILE: &str = "producer.snapshot";
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ProducerState {
+    producers: HashMap<i64, (i16, VecDeque<BatchSeq>)>,
+}
+
+fn last_seq(first: i32, records: i32) -> i32 {
+    // Sequences wrap at i32::MAX back to 0.
+    ((first as i64 + records as i64 - 1) % (i32::MAX as i64 + 1)) as i32
+}
+
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl ProducerState {
+    /// Judges a batch (whose header carries producer id, epoch, base sequence, record count).
+    pub fn check(&self, h: &BatchHeader) -> Verdict {
+        if h.producer_id < 0 {
+            return Verdict::Append;
+        }
+        let first = h.base_sequence;
+        let last = last_seq(first, h.record_count);
+        match self.producers.get(&h.producer_id) {
+            None if first == 0 => Verdict::Append,
+            None => Verdict::Refuse(SequenceError::UnknownProducer),
+            Some((epoch, _)) if h.producer_epoch < *epoch => {
+                Verdict::Refuse(SequenceError::StaleEpoch)
+            }
+            Some((epoch, _)) if h.producer_epoch > *epoch => {
+                if first == 0 {
+                    Verdict::Append
+                } else {
+                    Verdict::Refuse(SequenceError::OutOfOrder)
+                }
+            }
+            Some((_, batches)) => {
+                if let Some(b) = batches
+                    .iter()
+                    .find(|b| b.first_seq == first && b.last_seq == last)
+                {
+                    return Verdict::Duplicate {
+                        base_offset: b.base_offset,
+                    };
+                }
+                match batches.back() {
+                    Some(b) if next_seq(b.last_seq) == first => Verdict::Append,
+                    None => Verdict::Append,
+                    Some(_) => Verdict::Refuse(SequenceError::OutOfOrder),
+                }
+            }
+        }
+    }
+
+    /// Records a batch that was appended at `base_offset` (or found in the log on recovery).
+    pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
+        if h.producer_id < 0 || h.is_control() {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert((h.producer_epoch, VecDeque::new()));
+        if h.producer_epoch > entry.0 {
+            *entry = (h.producer_epoch, VecDeque::new());
+        }
+        entry.1.push_back(BatchSeq {
+            first_seq: h.base_sequence,
+            last_seq: last_seq(h.base_sequence, h.record_count),
+            base_offset,
+        });
+        while entry.1.len() > BATCHES_PER_PRODUCER {
+            entry.1.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    pub fn to_snapshot(&self, offset: i64) -> Snapshot {
+        let mut producers: Vec<ProducerEntry> = self
+            .producers
+            .iter()
+            .map(|(pid, (epoch, b))| ProducerEntry {
+                producer_id: *pid,
+                epoch: *epoch,
+                batches: b.iter().copied().collect(),
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        Snapshot { offset, producers }
+    }
+
+    pub fn from_snapshot(s: &Snapshot) -> ProducerState {
+        ProducerState {
+            producers: s
+                .producers
+                .iter()
+                .map(|p| {
+                    (
+                        p.producer_id,
+                        (p.epoch, p.batches.iter().copied().collect()),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn encode(&self) -> Result<Vec<u8>, rancor::Error> {
+        Ok(rkyv::to_bytes::<rancor::Error>(self)?.to_vec())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Snapshot> {
+        rkyv::from_bytes::<Snapshot, rancor::Error>(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> BatchHeader {
+        let mut b =
+            crate::storage::batch::build_batch(0, 1, &vec![(None, &b"v"[..]); count as usize]);
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&first_seq.to_be_bytes());
+        BatchHeader::parse(&b).expect("header")
+    }
+
+    #[test]
+    fn sequences_duplicates_gaps_and_epochs() {
+        let mut s = ProducerState::default();
+        let b0 = batch(7, 0, 0, 3);
+        assert_eq!(s.check(&b0), Verdict::Append);
+        s.record(&b0, 100);
+        assert_eq!(
+            s.check(&b0),
+            Verdict::Duplicate { base_offset: 100 },
+            "a retry is a duplicate"
+        );
+        let b1 = batch(7, 0, 3, 2);
+        assert_eq!(s.check(&b1), Verdict::Append);
+        s.record(&b1, 103);
+        assert_eq!(
+            s.check(&batch(7, 0, 6, 1)),
+            Verdict::Refuse(SequenceError::OutOfOrder),
+            "gap"
+        );
+        assert_eq!(
+            s.check(&batch(7, 0, 4, 1)),
+            Verdict::Refuse(SequenceError::OutOfOrder),
+            "overlap that is no retry"
+        );
+        assert_eq!(
+            s.check(&batch(8, 0, 5, 1)),
+            Verdict::Refuse(SequenceError::UnknownProducer)
+        );
+        assert_eq!(s.check(&batch(9, 0, 0, 1)), Verdict::Append);
+        let e1 = batch(7, 1, 0, 1);
+        assert_eq!(s.check(&e1), Verdict::Append, "a new epoch restarts at 0");
+        s.record(&e1, 200);
+        assert_eq!(
+            s.check(&batch(7, 0, 5, 1)),
+            Verdict::Refuse(SequenceError::StaleEpoch)
+        );
+        assert_eq!(
+            s.check(&batch(7, 2, 3, 1)),
+            Verdict::Refuse(SequenceError::OutOfOrder)
+        );
+        assert_eq!(
+            s.check(&batch(-1, -1, -1, 1)),
+            Verdict::Append,
+            "not idempotent"
+        );
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered_and_snapshots_round_trip() {
+        let mut s = ProducerState::default();
+        for i in 0..8 {
+            s.record(&batch(1, 0, i, 1), 10 + i as i64);
+        }
+        assert_eq!(
+            s.check(&batch(1, 0, 7, 1)),
+            Verdict::Duplicate { base_offset: 17 }
+        );
+        assert_eq!(
+            s.check(&batch(1, 0, 3, 1)),
+            Verdict::Duplicate { base_offset: 13 }
+        );
+        assert_eq!(
+            s.check(&batch(1, 0, 2, 1)),
+            Verdict::Refuse(SequenceError::OutOfOrder),
+            "forgotten"
+        );
+        let snap = s.to_snapshot(18);
+        let back = Snapshot::decode(&snap.encode().expect("encode")).expect("decode");
+        assert_eq!(back, snap);
+        assert_eq!(ProducerState::from_snapshot(&back), s);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut s = ProducerState::default();
+        let b = batch(1, 0, i32::MAX - 1, 2);
+        s.record(&b, 0);
+        assert_eq!(s.check(&batch(1, 0, 0, 1)), Verdict::Append);
+    }
+}
