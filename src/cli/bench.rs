@@ -142,6 +142,36 @@ impl ProducerContext for BenchContext {
     }
 }
 
+/// Sends a record, waiting while librdkafka's queue is full.
+fn send_waiting(
+    producer: &ThreadedProducer<BenchContext>,
+    mut rec: BaseRecord<'_, [u8], [u8], Box<Instant>>,
+) -> Result<()> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((e, back))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                std::thread::sleep(Duration::from_micros(200));
+                rec = back;
+            }
+            Err((e, _)) => bail!("send: {e}"),
+        }
+    }
+}
+
+impl Reports {
+    fn new() -> Result<Arc<Reports>> {
+        Ok(Arc::new(Reports {
+            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
+            delivered: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }))
+    }
+}
+
 fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
     let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -170,12 +200,7 @@ fn progress(label: &str, start: Instant, records: u64, bytes: u64) {
 
 pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
     ensure_topic(brokers, &a.topic, a.partitions)?;
-    let reports = Arc::new(Reports {
-        latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
-        delivered: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-    });
+    let reports = Reports::new()?;
     let payload = vec![b'x'; a.message_size];
     let per_producer_rate = a.rate as f64 / a.producers as f64;
     let limit = a.records.map(|r| r / a.producers as u64);
@@ -209,22 +234,10 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
                 } else {
                     Instant::now()
                 };
-                let mut rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
+                let rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
                     BaseRecord::with_opaque_to(&topic, Box::new(intended))
                         .payload(payload.as_slice());
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((e, back))
-                            if e.rdkafka_error_code()
-                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                        {
-                            std::thread::sleep(Duration::from_micros(200));
-                            rec = back;
-                        }
-                        Err((e, _)) => bail!("send: {e}"),
-                    }
-                }
+                send_waiting(&producer, rec)?;
                 i += 1;
             }
             producer.flush(Duration::from_secs(60)).context("flush")?;
@@ -365,12 +378,7 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
         .set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("enable.idempotence", "false")
-        .create_with_context(BenchContext(Arc::new(Reports {
-            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
-            delivered: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-        })))
+        .create_with_context(BenchContext(Reports::new()?))
         .context("producer")?;
     let total = a.rate * a.duration;
     let size = a.message_size.max(16);
@@ -388,21 +396,9 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
             let intended = unix_micros()
                 .saturating_sub(Instant::now().saturating_duration_since(due).as_micros() as u64);
             payload[..8].copy_from_slice(&intended.to_be_bytes());
-            let mut rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
+            let rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
                 BaseRecord::with_opaque_to(&topic, Box::new(due)).payload(payload.as_slice());
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((e, back))
-                        if e.rdkafka_error_code()
-                            == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                    {
-                        std::thread::sleep(Duration::from_micros(200));
-                        rec = back;
-                    }
-                    Err((e, _)) => bail!("send: {e}"),
-                }
-            }
+            send_waiting(&producer, rec)?;
         }
         producer.flush(Duration::from_secs(60)).context("flush")?;
         Ok(())
