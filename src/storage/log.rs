@@ -340,34 +340,30 @@ impl PartitionLog {
     /// durable (the broker does so before acknowledging, as the flush policy says).
     pub async fn append(&self, payload: &[u8]) -> Result<AppendInfo> {
         self.check_writable()?;
-        let (max_bytes, timestamp_type, segment_bytes, segment_ms) = {
+        let (max_bytes, timestamp_type) = {
             let c = self.config.borrow();
-            (
-                c.max_message_bytes as usize,
-                c.timestamp_type,
-                c.segment_bytes,
-                c.segment_ms,
-            )
+            (c.max_message_bytes as usize, c.timestamp_type)
         };
         let headers = validate_batches(payload, max_bytes)?;
         let incoming = payload.len() as u64;
+        let incoming_records: i64 = headers.iter().map(|h| h.record_count as i64).sum();
         loop {
             let now = self.clock.now_ms();
             let must_roll = {
                 let st = self.state.borrow();
-                let a = st.active();
                 st.rolling
-                    || (a.size() > 0
-                        && (a.size() + incoming > segment_bytes
-                            || now.saturating_sub(a.created_ms) >= segment_ms
-                            || a.next_offset() - a.base_offset
-                                + headers.iter().map(|h| h.record_count as i64).sum::<i64>()
-                                > u32::MAX as i64))
+                    || needs_roll(
+                        st.active(),
+                        &self.config.borrow(),
+                        now,
+                        incoming,
+                        incoming_records,
+                    )
             };
             if !must_roll {
                 break;
             }
-            self.roll_if_needed(incoming).await?;
+            self.roll_if_needed(incoming, incoming_records).await?;
         }
         let now = self.clock.now_ms();
         let mut buf = BytesMut::from(payload);
@@ -539,19 +535,19 @@ impl PartitionLog {
     }
 
     /// Rolls the active segment if it still needs it once the permit is held.
-    async fn roll_if_needed(&self, incoming: u64) -> Result<()> {
+    async fn roll_if_needed(&self, incoming: u64, incoming_records: i64) -> Result<()> {
         let _permit = self.io_permit().await?;
         self.check_writable()?;
         let now = self.clock.now_ms();
         {
-            let c = self.config.borrow();
             let mut st = self.state.borrow_mut();
-            let a = st.active();
-            let needed = a.size() > 0
-                && (a.size() + incoming > c.segment_bytes
-                    || now.saturating_sub(a.created_ms) >= c.segment_ms
-                    || a.next_offset() - a.base_offset > (u32::MAX / 2) as i64);
-            if !needed {
+            if !needs_roll(
+                st.active(),
+                &self.config.borrow(),
+                now,
+                incoming,
+                incoming_records,
+            ) {
                 st.rolling = false;
                 return Ok(());
             }
@@ -769,6 +765,17 @@ impl PartitionLog {
         self.io.close();
         Ok(())
     }
+}
+
+/// Whether the active segment must roll before taking `bytes` more bytes holding `records`
+/// records: it is full (`segment.bytes`), old (`segment.ms`), or its relative offsets would
+/// overflow the `u32` of the index. An empty segment never rolls (a batch larger than
+/// `segment.bytes` gets a segment of its own).
+fn needs_roll(active: &Segment, c: &LogConfig, now: i64, bytes: u64, records: i64) -> bool {
+    active.size() > 0
+        && (active.size() + bytes > c.segment_bytes
+            || now.saturating_sub(active.created_ms) >= c.segment_ms
+            || active.next_offset() - active.base_offset + records > u32::MAX as i64)
 }
 
 /// Holds the I/O permit; on release, wakes callers of `flush` waiting for an I/O to end.
