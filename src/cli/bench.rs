@@ -20,7 +20,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{client_config, CALL_TIMEOUT};
+use super::{client_config, topic_partitions, CALL_TIMEOUT};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -299,16 +299,12 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
         .set("queued.max.messages.kbytes", "1048576")
         .create()
         .context("consumer")?;
-    let md = c.fetch_metadata(Some(&a.topic), CALL_TIMEOUT)?;
-    let Some(t) = md.topics().first() else {
-        bail!("no metadata for {}", a.topic)
-    };
     let mut tpl = TopicPartitionList::new();
     let mut target = 0u64;
-    for p in t.partitions() {
-        let (lo, hi) = c.fetch_watermarks(&a.topic, p.id(), CALL_TIMEOUT)?;
+    for p in topic_partitions(&c, &a.topic)? {
+        let (lo, hi) = c.fetch_watermarks(&a.topic, p, CALL_TIMEOUT)?;
         target += (hi - lo).max(0) as u64;
-        tpl.add_partition_offset(&a.topic, p.id(), Offset::Beginning)?;
+        tpl.add_partition_offset(&a.topic, p, Offset::Beginning)?;
     }
     let target = a.records.unwrap_or(target).min(target);
     if target == 0 {
@@ -360,13 +356,9 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
         .set("fetch.min.bytes", "1")
         .create()
         .context("consumer")?;
-    let md = c.fetch_metadata(Some(&a.topic), CALL_TIMEOUT)?;
-    let Some(t) = md.topics().first() else {
-        bail!("no metadata for {}", a.topic)
-    };
     let mut tpl = TopicPartitionList::new();
-    for p in t.partitions() {
-        tpl.add_partition_offset(&a.topic, p.id(), Offset::End)?;
+    for p in topic_partitions(&c, &a.topic)? {
+        tpl.add_partition_offset(&a.topic, p, Offset::End)?;
     }
     c.assign(&tpl)?;
     // Let the consumer reach the end before the clock starts.

@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{client_config, CALL_TIMEOUT};
+use super::{client_config, topic_partitions, CALL_TIMEOUT};
 
 #[derive(clap::Args)]
 pub struct ConsumeArgs {
@@ -37,13 +37,7 @@ pub fn run(brokers: &str, a: ConsumeArgs) -> Result<()> {
         .set("enable.partition.eof", "false")
         .create()
         .context("consumer")?;
-    let md = c.fetch_metadata(Some(&a.topic), CALL_TIMEOUT)?;
-    let Some(t) = md.topics().first() else {
-        bail!("no metadata for {}", a.topic)
-    };
-    if let Some(e) = t.error() {
-        bail!("{}: {e:?}", a.topic);
-    }
+    let partitions = topic_partitions(&c, &a.topic)?;
     let start = match (a.offset, a.from_beginning) {
         (Some(o), _) => Offset::Offset(o),
         (None, true) => Offset::Beginning,
@@ -51,10 +45,8 @@ pub fn run(brokers: &str, a: ConsumeArgs) -> Result<()> {
     };
     let mut tpl = TopicPartitionList::new();
     let mut ends = std::collections::HashMap::new();
-    for p in t
-        .partitions()
-        .iter()
-        .map(|p| p.id())
+    for p in partitions
+        .into_iter()
         .filter(|p| a.partition.is_none_or(|want| want == *p))
     {
         tpl.add_partition_offset(&a.topic, p, start)?;

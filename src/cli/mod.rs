@@ -21,6 +21,22 @@ pub fn client_config(brokers: &str) -> ClientConfig {
     c
 }
 
+/// The partition ids of `topic`, or an error naming why there are none.
+pub fn topic_partitions(
+    c: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+) -> anyhow::Result<Vec<i32>> {
+    use rdkafka::consumer::Consumer;
+    let md = c.fetch_metadata(Some(topic), CALL_TIMEOUT)?;
+    let Some(t) = md.topics().first() else {
+        anyhow::bail!("no metadata for {topic}")
+    };
+    if let Some(e) = t.error() {
+        anyhow::bail!("{topic}: {e:?}");
+    }
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
 /// Parses `name=value`.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
