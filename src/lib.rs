@@ -14,6 +14,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod group;
 pub mod kafka;
 pub mod limits;
 pub mod partition;

@@ -57,6 +57,9 @@ def confluent(codec):
         m = c.poll(1.0)
         if m is not None and not m.error():
             got.append((m.key(), m.value()))
+    c.commit(asynchronous=False)
+    committed = c.committed([TopicPartition(topic, 0)], timeout=10)
+    assert committed[0].offset == N, f"committed offset {committed[0].offset}, want {N}"
     c.close()
     check("confluent", codec, got)
 

@@ -24,7 +24,7 @@ fn topic_entry(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&t.name))))
         .with_topic_id(uuid::Uuid::from_bytes(t.id))
-        .with_is_internal(false)
+        .with_is_internal(t.name == crate::group::offsets::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

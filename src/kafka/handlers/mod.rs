@@ -19,10 +19,13 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod produce;
 
 /// What a handler can reach: its core's shard and the broker settings.
@@ -48,6 +51,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -179,6 +185,21 @@ pub async fn dispatch(
         ApiKey::InitProducerId => {
             run(api, version, body, out, |r| {
                 init_producer_id::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::FindCoordinator => {
+            run(api, version, body, out, |r| {
+                find_coordinator::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::OffsetCommit => {
+            run(api, version, body, out, |r| offset_commit::handle(ctx, r)).await
+        }
+        ApiKey::OffsetFetch => {
+            run(api, version, body, out, |r| {
+                offset_fetch::handle(ctx, r, version)
             })
             .await
         }

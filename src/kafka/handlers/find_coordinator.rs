@@ -1,0 +1,75 @@
+//! FindCoordinator (key 10): this broker coordinates every group (v0–v3 one key, v4 many).
+//! Transactions are not supported, so transaction coordinators are not available.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{str_bytes, Ctx};
+use crate::kafka::errors;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub async fn handle(
+    ctx: &Ctx,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> Option<FindCoordinatorResponse> {
+    let b = &ctx.broker;
+    let answer = |key: &StrBytes| -> (i16, Option<String>) {
+        if req.key_type != KEY_TYPE_GROUP {
+            return (
+                errors::COORDINATOR_NOT_AVAILABLE,
+                Some("transactions are not supported".into()),
+            );
+        }
+        if key.is_empty() {
+            return (errors::INVALID_GROUP_ID, Some("empty group id".into()));
+        }
+        match crate::group::ensure_offsets_topic(&ctx.shard.catalog) {
+            Ok(()) => (errors::NONE, None),
+            Err(e) => (errors::catalog_code(&e), Some(e.to_string())),
+        }
+    };
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|k| {
+                let (code, msg) = answer(k);
+                Coordinator::default()
+                    .with_key(k.clone())
+                    .with_node_id(BrokerId(if code == errors::NONE { b.node_id } else { -1 }))
+                    .with_host(str_bytes(if code == errors::NONE {
+                        &b.advertised_host
+                    } else {
+                        ""
+                    }))
+                    .with_port(if code == errors::NONE {
+                        b.advertised_port as i32
+                    } else {
+                        -1
+                    })
+                    .with_error_code(code)
+                    .with_error_message(msg.map(|m| str_bytes(&m)))
+            })
+            .collect();
+        return Some(FindCoordinatorResponse::default().with_coordinators(coordinators));
+    }
+    let (code, msg) = answer(&req.key);
+    let resp = FindCoordinatorResponse::default().with_error_code(code);
+    let resp = if version >= 1 {
+        resp.with_error_message(msg.map(|m| str_bytes(&m)))
+    } else {
+        resp
+    };
+    Some(if code == errors::NONE {
+        resp.with_node_id(BrokerId(b.node_id))
+            .with_host(str_bytes(&b.advertised_host))
+            .with_port(b.advertised_port as i32)
+    } else {
+        resp.with_node_id(BrokerId(-1))
+            .with_host(str_bytes(""))
+            .with_port(-1)
+    })
+}

@@ -1,0 +1,147 @@
+//! OffsetFetch (key 9): a group's committed offsets (v1–v7: one group; v8: many). A partition
+//! without a commit answers offset -1, as Kafka does.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::{str_bytes, Ctx};
+use crate::group::offsets::{Committed, OffsetKey};
+use crate::group::{ensure_offsets_topic, group_partition};
+use crate::kafka::errors;
+use crate::shard::{ShardOp, ShardReply};
+
+/// (topic, [(partition, committed or none)])
+type Answer = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+/// The offsets of `group` for the wanted topics (all committed ones when `None`).
+async fn lookup(
+    ctx: &Ctx,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Answer, i16> {
+    ensure_offsets_topic(&ctx.shard.catalog).map_err(|e| errors::catalog_code(&e))?;
+    let all: Vec<(OffsetKey, Committed)> = match ctx
+        .shard
+        .call(ShardOp::FetchOffsets {
+            tp: group_partition(group),
+            group: group.to_string(),
+        })
+        .await
+    {
+        ShardReply::Committed(Ok(v)) => v,
+        ShardReply::Committed(Err(e)) => return Err(errors::shard_code(&e)),
+        _ => return Err(kafka_protocol::error::ResponseError::UnknownServerError.code()),
+    };
+    let find = |t: &str, p: i32| {
+        all.iter()
+            .find(|(k, _)| k.1 == t && k.2 == p)
+            .map(|(_, c)| c.clone())
+    };
+    Ok(match wanted {
+        Some(w) => w
+            .into_iter()
+            .map(|(t, ps)| {
+                let parts = ps.into_iter().map(|p| (p, find(&t, p))).collect();
+                (t, parts)
+            })
+            .collect(),
+        None => {
+            let mut out: Answer = Vec::new();
+            for ((_, t, p), c) in all.iter() {
+                match out.last_mut() {
+                    Some((last, parts)) if last == t => parts.push((*p, Some(c.clone()))),
+                    _ => out.push((t.clone(), vec![(*p, Some(c.clone()))])),
+                }
+            }
+            out
+        }
+    })
+}
+
+fn fields(c: &Option<Committed>) -> (i64, i32, Option<String>) {
+    match c {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
+        None => (-1, -1, Some(String::new())),
+    }
+}
+
+pub async fn handle(
+    ctx: &Ctx,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> Option<OffsetFetchResponse> {
+    if version >= 8 {
+        let mut groups = Vec::new();
+        for g in req.groups {
+            let wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            groups.push(match lookup(ctx, &g.group_id.0, wanted).await {
+                Err(code) => out.with_error_code(code),
+                Ok(answer) => out.with_topics(
+                    answer
+                        .into_iter()
+                        .map(|(t, parts)| {
+                            let partitions = parts
+                                .iter()
+                                .map(|(p, c)| {
+                                    let (offset, epoch, meta) = fields(c);
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(meta.map(|m| str_bytes(&m)))
+                                })
+                                .collect();
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(str_bytes(&t)))
+                                .with_partitions(partitions)
+                        })
+                        .collect(),
+                ),
+            });
+        }
+        return Some(OffsetFetchResponse::default().with_groups(groups));
+    }
+    let wanted = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    Some(match lookup(ctx, &req.group_id.0, wanted).await {
+        Err(code) => {
+            OffsetFetchResponse::default().with_error_code(if version >= 2 { code } else { 0 })
+        }
+        Ok(answer) => OffsetFetchResponse::default().with_topics(
+            answer
+                .into_iter()
+                .map(|(t, parts)| {
+                    let partitions = parts
+                        .iter()
+                        .map(|(p, c)| {
+                            let (offset, epoch, meta) = fields(c);
+                            let r = OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(offset)
+                                .with_metadata(meta.map(|m| str_bytes(&m)));
+                            if version >= 5 {
+                                r.with_committed_leader_epoch(epoch)
+                            } else {
+                                r
+                            }
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(&t)))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        ),
+    })
+}
