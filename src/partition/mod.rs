@@ -120,7 +120,9 @@ impl Partition {
                 }
             }
         } else {
-            self.log.append(records).await?
+            let info = self.log.append(records).await?;
+            self.snapshot_on_roll();
+            info
         };
         if self.log.config().sync_every_append() || self.log.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
@@ -131,8 +133,8 @@ impl Partition {
         Ok(info)
     }
 
-    /// Once per segment, snapshots producer state so that a restart rescans one segment, not
-    /// the whole log.
+    /// Once per segment (whoever produced), snapshots producer state so that a restart rescans
+    /// at most the active segment, not the whole log.
     fn snapshot_on_roll(&self) {
         let base = self.log.active_base();
         if base != self.snapshot_base.get() {
@@ -159,9 +161,8 @@ impl Partition {
             .await
             .map_err(|_| StorageError::Closed)?;
         self.log.flush(self.log.log_end()).await?;
-        if !self.producers.borrow().is_empty() {
-            self.write_snapshot()?;
-        }
+        // Even an empty snapshot matters: it spares the next start a scan of the whole log.
+        self.write_snapshot()?;
         self.log.close().await
     }
 

@@ -46,6 +46,20 @@ pub async fn handle(
             responses.push(result.with_error_code(code));
             continue;
         };
+        if topic == crate::group::offsets::OFFSETS_TOPIC {
+            // The cores cache the groups' offsets read from it: it is not deleted under them.
+            let msg = "the internal topic __consumer_offsets cannot be deleted";
+            responses.push(
+                result
+                    .with_error_code(errors::INVALID_REQUEST)
+                    .with_error_message(if version >= 5 {
+                        Some(str_bytes(msg))
+                    } else {
+                        None
+                    }),
+            );
+            continue;
+        }
         let deleted = ctx.shard.catalog.write().ok()?.delete_topic(&topic);
         match deleted {
             Ok(meta) => {
