@@ -124,7 +124,7 @@ impl Partition {
             self.snapshot_on_roll();
             info
         };
-        if self.log.config().sync_every_append() || self.log.flush_due() {
+        if self.log.sync_every_append() || self.log.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
         } else if self.log.write_out_due() {
             self.log.write_out().await?;

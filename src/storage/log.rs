@@ -278,10 +278,14 @@ impl PartitionLog {
     pub fn flushed_offset(&self) -> i64 {
         self.flushed.get()
     }
+    /// Whether the topic's flush policy syncs every append before it is acknowledged.
+    pub fn sync_every_append(&self) -> bool {
+        self.config.borrow().sync_every_append()
+    }
     /// What consumers may read: synced data when every append is synced before its ack,
     /// otherwise the log end (durability was traded away by the topic's flush policy).
     pub fn high_watermark(&self) -> i64 {
-        if self.config.borrow().sync_every_append() {
+        if self.sync_every_append() {
             self.flushed.get()
         } else {
             self.log_end()
