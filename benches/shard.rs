@@ -44,7 +44,7 @@ fn cross_core(c: &mut Criterion) {
             LocalExecutorBuilder::new(Placement::Fixed(core))
                 .spin_before_park(SPIN)
                 .spawn(move || async move {
-                    let shard = Shard::start(core, 2, data, catalog, mesh)
+                    let shard = Shard::start(core, 2, data, catalog, Default::default(), mesh)
                         .await
                         .expect("shard");
                     if let Some(runs) = runs_rx {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::group::coordinator::GroupSettings;
 use crate::storage::LogConfig;
 
 #[derive(Debug, Error)]
@@ -34,6 +35,9 @@ pub struct Settings {
     /// Produce request (after it was applied), as a lost response would. 0 = off.
     #[serde(default)]
     pub fault_drop_produce_response_every: Option<u32>,
+    /// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
+    /// group waits for more members (default 3000).
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// Topic defaults, by Kafka config name (`retention.ms`, `segment.bytes`, ...).
     #[serde(default)]
     pub topic_defaults: std::collections::BTreeMap<String, String>,
@@ -59,6 +63,9 @@ impl Settings {
             fault_drop_produce_response_every: self
                 .fault_drop_produce_response_every
                 .or(lower.fault_drop_produce_response_every),
+            group_initial_rebalance_delay_ms: self
+                .group_initial_rebalance_delay_ms
+                .or(lower.group_initial_rebalance_delay_ms),
             topic_defaults,
         }
     }
@@ -121,6 +128,12 @@ impl Settings {
             cluster_id: "strata".into(),
             log_defaults,
             fault_drop_produce_response_every: self.fault_drop_produce_response_every.unwrap_or(0),
+            groups: GroupSettings {
+                initial_rebalance_delay: std::time::Duration::from_millis(
+                    self.group_initial_rebalance_delay_ms.unwrap_or(3000),
+                ),
+                ..GroupSettings::default()
+            },
         })
     }
 }
@@ -140,6 +153,8 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// See [`Settings::fault_drop_produce_response_every`].
     pub fault_drop_produce_response_every: u32,
+    /// Group coordinator settings.
+    pub groups: GroupSettings,
 }
 
 #[cfg(test)]

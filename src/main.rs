@@ -91,6 +91,10 @@ struct ServeArgs {
     /// A topic default, as Kafka names it: `--topic-default retention.ms=86400000` (repeatable).
     #[arg(long = "topic-default", value_parser = cli::parse_key_value)]
     topic_defaults: Vec<(String, String)>,
+    /// How long the first rebalance of an empty consumer group waits for more members
+    /// (Kafka's group.initial.rebalance.delay.ms, default 3000).
+    #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
     /// Fault injection for tests: drop the response of every Nth Produce request.
     #[arg(long, hide = true)]
     fault_drop_produce_response_every: Option<u32>,
@@ -135,6 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         default_partitions: args.default_partitions,
         auto_create_topics: args.auto_create_topics,
         fault_drop_produce_response_every: args.fault_drop_produce_response_every,
+        group_initial_rebalance_delay_ms: args.group_initial_rebalance_delay_ms,
         topic_defaults: args.topic_defaults.into_iter().collect(),
     };
     let file = match &args.config {

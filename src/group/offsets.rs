@@ -143,6 +143,31 @@ impl OffsetsState {
         self.offsets.insert(key, c);
     }
 
+    pub fn remove(&mut self, group: &str, topic: &str, partition: i32) {
+        self.offsets
+            .remove(&(group.to_string(), topic.to_string(), partition));
+    }
+
+    /// Forgets every offset of `group` (deleted).
+    pub fn remove_group(&mut self, group: &str) {
+        let keys: Vec<OffsetKey> = self.of_group(group).map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            self.offsets.remove(&k);
+        }
+    }
+
+    /// The groups with at least one committed offset.
+    pub fn groups(&self) -> impl Iterator<Item = String> + '_ {
+        let mut last: Option<&str> = None;
+        self.offsets.keys().filter_map(move |(g, _, _)| {
+            if last == Some(g.as_str()) {
+                return None;
+            }
+            last = Some(g.as_str());
+            Some(g.clone())
+        })
+    }
+
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Committed> {
         self.offsets
             .get(&(group.to_string(), topic.to_string(), partition))

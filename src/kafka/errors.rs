@@ -3,6 +3,7 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::cluster::CatalogError;
+use crate::group::GroupError;
 use crate::partition::producer_state::SequenceError;
 use crate::partition::PartitionError;
 use crate::shard::ShardError;
@@ -68,3 +69,26 @@ pub const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailabl
 pub const INVALID_GROUP_ID: i16 = ResponseError::InvalidGroupId.code();
 pub const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
 pub const OFFSET_METADATA_TOO_LARGE: i16 = ResponseError::OffsetMetadataTooLarge.code();
+pub const UNKNOWN_SERVER_ERROR: i16 = ResponseError::UnknownServerError.code();
+
+pub fn group_code(e: &GroupError) -> i16 {
+    match e {
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId.code(),
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration.code(),
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress.code(),
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId.code(),
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired.code(),
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol.code(),
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout.code(),
+        GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached.code(),
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup.code(),
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound.code(),
+        GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic.code(),
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable.code(),
+    }
+}
+
+/// The error code of an optional group error (`None` = success).
+pub fn group_result(e: Option<GroupError>) -> i16 {
+    e.as_ref().map_or(NONE, group_code)
+}

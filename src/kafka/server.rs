@@ -110,7 +110,14 @@ async fn core_main(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), ServerError> {
     let err = |reason: String| ServerError::Core { core, reason };
-    let shard = Shard::start(core, config.cores, config.data_dir.clone(), catalog, mesh)
+    let shard = Shard::start(
+        core,
+        config.cores,
+        config.data_dir.clone(),
+        catalog,
+        config.groups.clone(),
+        mesh,
+    )
         .await
         .map_err(|e| err(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
@@ -170,6 +177,10 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let host = stream
+        .peer_addr()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::with_capacity(CONN_READ_BUFFER, stream);
     loop {
@@ -181,7 +192,7 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
                 return;
             }
         };
-        match handle_frame(&ctx, frame).await {
+        match handle_frame(&ctx, &host, frame).await {
             Ok(Some(response)) => {
                 if let Err(e) = stream.get_mut().write_all(&response).await {
                     tracing::debug!(%peer, error = %e, "write failed");
@@ -218,7 +229,7 @@ fn finish_response(mut out: BytesMut) -> Bytes {
 
 /// Handles one request frame. `Err` means the connection must be closed (Kafka's answer to an
 /// unknown API, an unsupported version other than ApiVersions', or a malformed request).
-async fn handle_frame(ctx: &Ctx, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+async fn handle_frame(ctx: &Ctx, host: &str, mut frame: Bytes) -> Result<Option<Bytes>, String> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -241,7 +252,15 @@ async fn handle_frame(ctx: &Ctx, mut frame: Bytes) -> Result<Option<Bytes>, Stri
         .map_err(|e| format!("bad request header: {e}"))?;
     debug_assert_eq!(header.correlation_id, correlation_id);
     let mut out = start_response(correlation_id, api.response_header_version(version))?;
-    let respond = dispatch(ctx, api, version, &mut frame, &mut out)
+    let client = handlers::Client {
+        id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: host.to_string(),
+    };
+    let respond = dispatch(ctx, &client, api, version, &mut frame, &mut out)
         .await
         .map_err(|e| e.to_string())?;
     let every = ctx.broker.fault_drop_produce_response_every as u64;

@@ -5,6 +5,8 @@
 //!
 //! The shard owns the open partitions of its core. It knows nothing of Kafka's wire format.
 
+mod groups;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,8 @@ use glommio::channels::local_channel;
 use thiserror::Error;
 
 use crate::cluster::SharedCatalog;
-use crate::group::offsets::{encode_key, encode_value, Committed, OffsetKey, OffsetsState};
+use crate::group::coordinator::GroupSettings;
+use crate::group::{GroupOp, GroupReply};
 use crate::partition::{Partition, PartitionError};
 use crate::storage::{AppendInfo, PartitionLog, StorageError, SystemClock};
 
@@ -95,16 +98,10 @@ pub enum ShardOp {
     Reconfigure {
         tp: TopicPartition,
     },
-    /// Store a group's committed offsets in its `__consumer_offsets` partition `tp`.
-    CommitOffsets {
+    /// A group operation, on the core owning the group's `__consumer_offsets` partition `tp`.
+    Group {
         tp: TopicPartition,
-        group: String,
-        commits: Vec<(String, i32, Committed)>,
-    },
-    /// Every committed offset of a group, from its `__consumer_offsets` partition `tp`.
-    FetchOffsets {
-        tp: TopicPartition,
-        group: String,
+        op: GroupOp,
     },
 }
 
@@ -123,14 +120,7 @@ pub enum ShardReply {
     Fetched(Result<Fetched, ShardError>),
     Offset(Result<Option<(i64, i64)>, ShardError>),
     Done(Result<(), ShardError>),
-    Committed(Result<Vec<(OffsetKey, Committed)>, ShardError>),
-}
-
-/// The committed offsets held in one `__consumer_offsets` partition, and a turn-taker so that
-/// commits reach the log and the view in the same order.
-struct OffsetsPartition {
-    state: RefCell<OffsetsState>,
-    turn: glommio::sync::Semaphore,
+    Group(Result<GroupReply, ShardError>),
 }
 
 /// A message on the mesh between cores (opaque outside this module).
@@ -152,7 +142,9 @@ pub struct Shard {
     pub data_dir: PathBuf,
     pub catalog: SharedCatalog,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
-    offsets: RefCell<HashMap<i32, Rc<OffsetsPartition>>>,
+    /// Loaded `__consumer_offsets` partitions of this core: offsets and groups.
+    offsets: RefCell<HashMap<i32, Rc<groups::OffsetsPartition>>>,
+    group_settings: GroupSettings,
     opening: RefCell<HashMap<TopicPartition, Rc<glommio::sync::Semaphore>>>,
     senders: std::cell::OnceCell<Senders<Envelope>>,
     pending: RefCell<HashMap<u64, local_channel::LocalSender<ShardReply>>>,
@@ -172,6 +164,7 @@ impl Shard {
         shards: usize,
         data_dir: PathBuf,
         catalog: SharedCatalog,
+        group_settings: GroupSettings,
         mesh: MeshBuilder<Envelope, Full>,
     ) -> Result<Rc<Shard>, ShardError> {
         let shard = Rc::new(Shard {
@@ -181,6 +174,7 @@ impl Shard {
             catalog,
             partitions: RefCell::new(HashMap::new()),
             offsets: RefCell::new(HashMap::new()),
+            group_settings,
             opening: RefCell::new(HashMap::new()),
             senders: std::cell::OnceCell::new(),
             pending: RefCell::new(HashMap::new()),
@@ -395,103 +389,14 @@ impl Shard {
                 }
                 .await,
             ),
-            ShardOp::CommitOffsets { tp, group, commits } => {
-                ShardReply::Done(self.commit_offsets(&tp, group, commits).await)
-            }
-            ShardOp::FetchOffsets { tp, group } => ShardReply::Committed(
-                async {
-                    let held = self.offsets_partition(&tp).await?;
-                    let state = held.state.borrow();
-                    Ok(state
-                        .of_group(&group)
-                        .map(|(k, c)| (k.clone(), c.clone()))
-                        .collect())
-                }
-                .await,
-            ),
+            ShardOp::Group { tp, op } => ShardReply::Group(self.group_op(&tp, op).await),
         }
     }
 
-    /// The committed offsets of a `__consumer_offsets` partition, read from its log the first
-    /// time they are needed on this core.
-    async fn offsets_partition(
-        &self,
-        tp: &TopicPartition,
-    ) -> Result<Rc<OffsetsPartition>, ShardError> {
-        if let Some(o) = self.offsets.borrow().get(&tp.partition) {
-            return Ok(o.clone());
-        }
-        let p = self.partition(tp).await?;
-        let mut state = OffsetsState::default();
-        let end = p.log.high_watermark();
-        let mut offset = p.log.log_start();
-        while offset < end {
-            let read = p.log.read(offset, 4 << 20, end).await?;
-            if read.is_empty() {
-                break;
-            }
-            for batch in read.batches() {
-                let mut b = batch.clone();
-                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut b) else {
-                    continue;
-                };
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    state.apply(r.key, r.value);
-                }
-                if let Some(h) = crate::storage::batch::BatchHeader::parse(&batch) {
-                    offset = offset.max(h.next_offset());
-                }
-            }
-        }
-        // Another task may have built it while we read: keep the first.
-        let built = Rc::new(OffsetsPartition {
-            state: RefCell::new(state),
-            turn: glommio::sync::Semaphore::new(1),
-        });
-        Ok(self
-            .offsets
-            .borrow_mut()
-            .entry(tp.partition)
-            .or_insert(built)
-            .clone())
-    }
-
-    async fn commit_offsets(
-        &self,
-        tp: &TopicPartition,
-        group: String,
-        commits: Vec<(String, i32, Committed)>,
-    ) -> Result<(), ShardError> {
-        let held = self.offsets_partition(tp).await?;
-        let _turn = held
-            .turn
-            .acquire_permit(1)
-            .await
-            .map_err(|_| ShardError::UnknownPartition)?;
-        let keys: Vec<(bytes::Bytes, bytes::Bytes)> = commits
-            .iter()
-            .map(|(t, p, c)| (encode_key(&group, t, *p), encode_value(c)))
-            .collect();
-        let records: Vec<(Option<&[u8]>, &[u8])> = keys
-            .iter()
-            .map(|(k, v)| (Some(k.as_ref()), v.as_ref()))
-            .collect();
-        let now = commits
-            .first()
-            .map(|(_, _, c)| c.commit_time_ms)
-            .unwrap_or(0);
-        let batch = crate::storage::batch::build_batch(0, now, &records);
-        self.partition(tp).await?.produce(&batch).await?;
-        let mut state = held.state.borrow_mut();
-        for (t, p, c) in commits {
-            state.set((group.clone(), t, p), c);
-        }
-        Ok(())
-    }
-
-    /// Flushes due partitions and enforces retention; called periodically on each core.
+    /// Runs group timers, flushes due partitions and enforces retention; called periodically
+    /// on each core.
     pub async fn housekeeping(&self, retention: bool) {
+        self.tick_groups().await;
         let parts: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for p in parts {
             if p.log.flush_due() {
@@ -529,8 +434,7 @@ impl ShardOp {
             | ShardOp::ListOffset { tp, .. }
             | ShardOp::Drop { tp }
             | ShardOp::Reconfigure { tp }
-            | ShardOp::CommitOffsets { tp, .. }
-            | ShardOp::FetchOffsets { tp, .. } => tp,
+            | ShardOp::Group { tp, .. } => tp,
         }
     }
 
@@ -542,9 +446,8 @@ impl ShardOp {
             ShardOp::ListOffset { .. } => ShardReply::Offset(Err(e)),
             ShardOp::WaitForData { .. }
             | ShardOp::Drop { .. }
-            | ShardOp::Reconfigure { .. }
-            | ShardOp::CommitOffsets { .. } => ShardReply::Done(Err(e)),
-            ShardOp::FetchOffsets { .. } => ShardReply::Committed(Err(e)),
+            | ShardOp::Reconfigure { .. } => ShardReply::Done(Err(e)),
+            ShardOp::Group { .. } => ShardReply::Group(Err(e)),
         }
     }
 }

@@ -281,11 +281,24 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 }
 
 /// Builds an uncompressed batch of simple records (no headers, null keys unless given).
-/// Used by tests, benchmarks and the CLI producer's fallback; the broker never builds batches.
+/// Used by tests and benchmarks, and by the broker only for its internal records (committed
+/// offsets, group metadata); client batches are stored as sent.
 pub fn build_batch(
     base_offset: i64,
     timestamp_ms: i64,
     records: &[(Option<&[u8]>, &[u8])],
+) -> Vec<u8> {
+    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+        records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    build_batch_nullable(base_offset, timestamp_ms, &records)
+}
+
+/// Like [`build_batch`], where a `None` value is a null value (a tombstone in a compacted
+/// topic).
+pub fn build_batch_nullable(
+    base_offset: i64,
+    timestamp_ms: i64,
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
 ) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
@@ -300,8 +313,13 @@ pub fn build_batch(
             }
             None => put_varlong(&mut rec, -1),
         }
-        put_varlong(&mut rec, value.len() as i64);
-        rec.extend_from_slice(value);
+        match value {
+            Some(v) => {
+                put_varlong(&mut rec, v.len() as i64);
+                rec.extend_from_slice(v);
+            }
+            None => put_varlong(&mut rec, -1),
+        }
         put_varlong(&mut rec, 0); // header count
         put_varlong(&mut body, rec.len() as i64);
         body.extend_from_slice(&rec);

@@ -15,18 +15,33 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod group_call;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
+
+/// Who sent a request: its client id (request header) and address (Kafka's "/ip" form).
+pub struct Client {
+    pub id: String,
+    pub host: String,
+}
 
 /// What a handler can reach: its core's shard and the broker settings.
 pub struct Ctx {
@@ -54,6 +69,14 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -118,6 +141,7 @@ where
 /// Handles one request whose API and version were checked against [`SUPPORTED`].
 pub async fn dispatch(
     ctx: &Ctx,
+    client: &Client,
     api: ApiKey,
     version: i16,
     body: &mut Bytes,
@@ -202,6 +226,30 @@ pub async fn dispatch(
                 offset_fetch::handle(ctx, r, version)
             })
             .await
+        }
+        ApiKey::JoinGroup => {
+            run(api, version, body, out, |r| {
+                join_group::handle(ctx, client, r, version)
+            })
+            .await
+        }
+        ApiKey::SyncGroup => run(api, version, body, out, |r| sync_group::handle(ctx, r)).await,
+        ApiKey::Heartbeat => run(api, version, body, out, |r| heartbeat::handle(ctx, r)).await,
+        ApiKey::LeaveGroup => {
+            run(api, version, body, out, |r| {
+                leave_group::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::ListGroups => run(api, version, body, out, |r| list_groups::handle(ctx, r)).await,
+        ApiKey::DescribeGroups => {
+            run(api, version, body, out, |r| describe_groups::handle(ctx, r)).await
+        }
+        ApiKey::DeleteGroups => {
+            run(api, version, body, out, |r| delete_groups::handle(ctx, r)).await
+        }
+        ApiKey::OffsetDelete => {
+            run(api, version, body, out, |r| offset_delete::handle(ctx, r)).await
         }
         ApiKey::DescribeCluster => {
             run(api, version, body, out, |r| {

@@ -1,17 +1,18 @@
-//! OffsetCommit (key 8): store a group's offsets in `__consumer_offsets`, on the core that owns
-//! the group's partition. Without group membership (not implemented yet) only simple commits
-//! are accepted: generation -1 and no member id; a member id gets UNKNOWN_MEMBER_ID.
+//! OffsetCommit (key 8, v2–v8): store a group's offsets in `__consumer_offsets`, on the core
+//! that owns the group's partition. Members commit with their generation (checked by the
+//! coordinator: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS,
+//! FENCED_INSTANCE_ID); simple consumers (generation -1, no member id) only while the group
+//! has no members.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use super::Ctx;
+use super::{group_call, Ctx};
 use crate::group::offsets::{Committed, MAX_METADATA_BYTES};
-use crate::group::{ensure_offsets_topic, group_partition};
+use crate::group::{GroupOp, GroupReply};
 use crate::kafka::errors;
-use crate::shard::{ShardOp, ShardReply};
 
 pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
     let group = req.group_id.0.to_string();
@@ -21,15 +22,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Option<OffsetCommitR
         kafka_protocol::messages::TopicName,
         Vec<(i32, Result<Committed, i16>)>,
     )> = Vec::new();
-    let request_error = if group.is_empty() {
-        Some(errors::INVALID_GROUP_ID)
-    } else if !req.member_id.is_empty() || req.generation_id_or_member_epoch >= 0 {
-        Some(errors::UNKNOWN_MEMBER_ID)
-    } else {
-        ensure_offsets_topic(&ctx.shard.catalog)
-            .err()
-            .map(|e| errors::catalog_code(&e))
-    };
+    let request_error = group.is_empty().then_some(errors::INVALID_GROUP_ID);
     {
         let cat = ctx.shard.catalog.read().ok()?;
         for t in &req.topics {
@@ -76,18 +69,17 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Option<OffsetCommitR
     let stored = if commits.is_empty() {
         errors::NONE
     } else {
-        match ctx
-            .shard
-            .call(ShardOp::CommitOffsets {
-                tp: group_partition(&group),
-                group,
-                commits,
-            })
-            .await
-        {
-            ShardReply::Done(Ok(())) => errors::NONE,
-            ShardReply::Done(Err(e)) => errors::shard_code(&e),
-            _ => kafka_protocol::error::ResponseError::UnknownServerError.code(),
+        let op = GroupOp::Commit {
+            group,
+            generation: req.generation_id_or_member_epoch,
+            member_id: req.member_id.to_string(),
+            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+            commits,
+        };
+        match group_call::call(ctx, op).await {
+            Ok(GroupReply::Status(r)) => errors::group_result(r.err()),
+            Ok(_) => errors::UNKNOWN_SERVER_ERROR,
+            Err(code) => code,
         }
     };
     let topics = plan

@@ -7,11 +7,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
-use super::{str_bytes, Ctx};
+use super::{group_call, str_bytes, Ctx};
 use crate::group::offsets::{Committed, OffsetKey};
-use crate::group::{ensure_offsets_topic, group_partition};
+use crate::group::{GroupOp, GroupReply};
 use crate::kafka::errors;
-use crate::shard::{ShardOp, ShardReply};
 
 /// (topic, [(partition, committed or none)])
 type Answer = Vec<(String, Vec<(i32, Option<Committed>)>)>;
@@ -22,18 +21,12 @@ async fn lookup(
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Answer, i16> {
-    ensure_offsets_topic(&ctx.shard.catalog).map_err(|e| errors::catalog_code(&e))?;
-    let all: Vec<(OffsetKey, Committed)> = match ctx
-        .shard
-        .call(ShardOp::FetchOffsets {
-            tp: group_partition(group),
-            group: group.to_string(),
-        })
-        .await
-    {
-        ShardReply::Committed(Ok(v)) => v,
-        ShardReply::Committed(Err(e)) => return Err(errors::shard_code(&e)),
-        _ => return Err(kafka_protocol::error::ResponseError::UnknownServerError.code()),
+    let op = GroupOp::FetchOffsets {
+        group: group.to_string(),
+    };
+    let all: Vec<(OffsetKey, Committed)> = match group_call::call(ctx, op).await? {
+        GroupReply::Offsets(v) => v,
+        _ => return Err(errors::UNKNOWN_SERVER_ERROR),
     };
     let find = |t: &str, p: i32| {
         all.iter()

@@ -1,0 +1,402 @@
+//! The shard side of consumer groups: each loaded `__consumer_offsets` partition of this core
+//! holds the committed offsets and the group coordinator of its groups, rebuilt from the
+//! partition's log on first use. Group operations run here, on the owning core; whatever they
+//! decide to keep (commits, group metadata, tombstones) is appended to the partition before
+//! the answer goes out.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Shard, ShardError, TopicPartition};
+use crate::group::coordinator::{Answer, Coordinator, GroupRecord, GroupState};
+use crate::group::offsets::{self, OffsetsState};
+use crate::group::{
+    metadata, subscribed_topics, GroupError, GroupOp, GroupReply, GroupSummary, MemberSummary,
+};
+use crate::storage::batch::{build_batch_nullable, BatchHeader};
+use crate::storage::clock::Clock;
+use crate::storage::SystemClock;
+
+/// Longest a JoinGroup or SyncGroup may park, whatever happens to its group: a safety net, the
+/// coordinator answers every waiter well before (rebalance timeout, session expiry).
+const MAX_GROUP_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Bytes read per step while rebuilding a partition's groups.
+const LOAD_READ_BYTES: usize = 4 << 20;
+
+/// One `__consumer_offsets` partition's state, and a turn-taker so that records reach the log
+/// in the order the state changed.
+pub(super) struct OffsetsPartition {
+    offsets: RefCell<OffsetsState>,
+    groups: RefCell<Coordinator>,
+    turn: glommio::sync::Semaphore,
+}
+
+/// A record for `__consumer_offsets`: key and value (`None` = tombstone).
+type Record = (Bytes, Option<Bytes>);
+
+fn group_record(r: &GroupRecord) -> Record {
+    (metadata::encode_key(&r.group), Some(metadata::encode_value(r)))
+}
+
+impl Shard {
+    pub(super) async fn group_op(
+        &self,
+        tp: &TopicPartition,
+        op: GroupOp,
+    ) -> Result<GroupReply, ShardError> {
+        let held = self.offsets_partition(tp).await?;
+        let now = Instant::now();
+        match op {
+            GroupOp::Join(req) => {
+                let client = req.client_id.clone();
+                let (answer, record) = held.groups.borrow_mut().join(req, now, || {
+                    format!("{client}-{}", uuid::Uuid::new_v4())
+                });
+                if let Some(r) = record {
+                    self.append_logged(tp, &held, vec![group_record(&r)]).await;
+                }
+                Ok(GroupReply::Join(match answer {
+                    Answer::Now(o) => o,
+                    Answer::Wait(slot) => wait(slot).await,
+                }))
+            }
+            GroupOp::Sync(req) => {
+                let (group, generation) = (req.group.clone(), req.generation);
+                let (answer, record) = held.groups.borrow_mut().sync(req, now);
+                if let Some(r) = record {
+                    let stored = self
+                        .append(tp, &held, vec![group_record(&r)])
+                        .await
+                        .inspect_err(|e| tracing::error!(%group, error = %e, "storing group failed"))
+                        .is_ok();
+                    held.groups
+                        .borrow_mut()
+                        .complete_sync(&group, generation, stored, Instant::now());
+                }
+                Ok(GroupReply::Sync(match answer {
+                    Answer::Now(o) => o,
+                    Answer::Wait(slot) => wait(slot).await,
+                }))
+            }
+            GroupOp::Heartbeat {
+                group,
+                generation,
+                member_id,
+                instance_id,
+            } => Ok(GroupReply::Status(held.groups.borrow_mut().heartbeat(
+                &group,
+                generation,
+                &member_id,
+                instance_id.as_deref(),
+                now,
+            ))),
+            GroupOp::Leave { group, members } => {
+                let mut results = Vec::new();
+                let mut records = Vec::new();
+                for (id, instance) in members {
+                    let (r, rec) =
+                        held.groups
+                            .borrow_mut()
+                            .leave(&group, &id, instance.as_deref(), now);
+                    results.push(r);
+                    records.extend(rec.as_ref().map(group_record));
+                }
+                if !records.is_empty() {
+                    self.append_logged(tp, &held, records).await;
+                }
+                Ok(GroupReply::Left(results))
+            }
+            GroupOp::Commit {
+                group,
+                generation,
+                member_id,
+                instance_id,
+                commits,
+            } => {
+                if let Err(e) = held.groups.borrow_mut().check_commit(
+                    &group,
+                    generation,
+                    &member_id,
+                    instance_id.as_deref(),
+                    now,
+                ) {
+                    return Ok(GroupReply::Status(Err(e)));
+                }
+                let records = commits
+                    .iter()
+                    .map(|(t, p, c)| {
+                        (
+                            offsets::encode_key(&group, t, *p),
+                            Some(offsets::encode_value(c)),
+                        )
+                    })
+                    .collect();
+                self.append(tp, &held, records).await?;
+                let mut state = held.offsets.borrow_mut();
+                for (t, p, c) in commits {
+                    state.set((group.clone(), t, p), c);
+                }
+                Ok(GroupReply::Status(Ok(())))
+            }
+            GroupOp::FetchOffsets { group } => Ok(GroupReply::Offsets(
+                held.offsets
+                    .borrow()
+                    .of_group(&group)
+                    .map(|(k, c)| (k.clone(), c.clone()))
+                    .collect(),
+            )),
+            GroupOp::Describe { group } => Ok(GroupReply::Described(
+                summary(&held, &group).unwrap_or_else(|| GroupSummary {
+                    group,
+                    state: "Dead",
+                    protocol_type: String::new(),
+                    protocol: String::new(),
+                    members: Vec::new(),
+                }),
+            )),
+            GroupOp::List => {
+                let mut names: Vec<String> =
+                    held.groups.borrow().groups().map(|g| g.id.clone()).collect();
+                names.extend(held.offsets.borrow().groups());
+                names.sort();
+                names.dedup();
+                Ok(GroupReply::Listed(
+                    names.iter().filter_map(|g| summary(&held, g)).collect(),
+                ))
+            }
+            GroupOp::Delete { group } => {
+                let known = summary(&held, &group).is_some();
+                if !known {
+                    return Ok(GroupReply::Status(Err(GroupError::GroupIdNotFound)));
+                }
+                if let Err(e) = held.groups.borrow_mut().remove(&group) {
+                    return Ok(GroupReply::Status(Err(e)));
+                }
+                let mut records: Vec<Record> = held
+                    .offsets
+                    .borrow()
+                    .of_group(&group)
+                    .map(|((g, t, p), _)| (offsets::encode_key(g, t, *p), None))
+                    .collect();
+                records.push((metadata::encode_key(&group), None));
+                self.append(tp, &held, records).await?;
+                held.offsets.borrow_mut().remove_group(&group);
+                Ok(GroupReply::Status(Ok(())))
+            }
+            GroupOp::DeleteOffsets { group, partitions } => {
+                self.delete_offsets(tp, &held, group, partitions).await
+            }
+        }
+    }
+
+    async fn delete_offsets(
+        &self,
+        tp: &TopicPartition,
+        held: &OffsetsPartition,
+        group: String,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<GroupReply, ShardError> {
+        let subscribed: Option<Vec<String>> = {
+            let groups = held.groups.borrow();
+            match groups.group(&group) {
+                Some(g) if g.state != GroupState::Empty => {
+                    if g.protocol_type.as_deref() != Some("consumer") {
+                        return Ok(GroupReply::OffsetsDeleted(Err(GroupError::NonEmptyGroup)));
+                    }
+                    let protocol = g.protocol.clone().unwrap_or_default();
+                    Some(
+                        g.members
+                            .iter()
+                            .flat_map(|m| subscribed_topics(&m.metadata(&protocol)))
+                            .collect(),
+                    )
+                }
+                Some(_) => None,
+                None if held.offsets.borrow().of_group(&group).next().is_some() => None,
+                None => return Ok(GroupReply::OffsetsDeleted(Err(GroupError::GroupIdNotFound))),
+            }
+        };
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for (t, p) in partitions {
+            if subscribed.as_ref().is_some_and(|s| s.contains(&t)) {
+                results.push((t, p, Err(GroupError::GroupSubscribedToTopic)));
+            } else {
+                records.push((offsets::encode_key(&group, &t, p), None));
+                results.push((t, p, Ok(())));
+            }
+        }
+        if !records.is_empty() {
+            self.append(tp, held, records).await?;
+            let mut state = held.offsets.borrow_mut();
+            for (t, p, r) in &results {
+                if r.is_ok() {
+                    state.remove(&group, t, *p);
+                }
+            }
+        }
+        Ok(GroupReply::OffsetsDeleted(Ok(results)))
+    }
+
+    /// The offsets and groups of a `__consumer_offsets` partition, read from its log the first
+    /// time they are needed on this core.
+    async fn offsets_partition(
+        &self,
+        tp: &TopicPartition,
+    ) -> Result<Rc<OffsetsPartition>, ShardError> {
+        if let Some(o) = self.offsets.borrow().get(&tp.partition) {
+            return Ok(o.clone());
+        }
+        let p = self.partition(tp).await?;
+        let mut offsets_state = OffsetsState::default();
+        let mut groups: HashMap<String, Option<GroupRecord>> = HashMap::new();
+        let end = p.log.high_watermark();
+        let mut offset = p.log.log_start();
+        while offset < end {
+            let read = p.log.read(offset, LOAD_READ_BYTES, end).await?;
+            if read.is_empty() {
+                break;
+            }
+            for batch in read.batches() {
+                if let Some(h) = BatchHeader::parse(&batch) {
+                    offset = offset.max(h.next_offset());
+                }
+                let mut b = batch.clone();
+                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut b) else {
+                    continue;
+                };
+                for r in set.records {
+                    offset = offset.max(r.offset + 1);
+                    if let Some(g) = r.key.clone().and_then(metadata::decode_key) {
+                        let rec = r.value.and_then(|v| metadata::decode_value(g.clone(), v));
+                        groups.insert(g, rec);
+                    } else {
+                        offsets_state.apply(r.key, r.value);
+                    }
+                }
+            }
+        }
+        let mut coordinator = Coordinator::new(self.group_settings.clone());
+        let now = Instant::now();
+        for rec in groups.into_values().flatten() {
+            coordinator.restore(rec, now);
+        }
+        // Another task may have built it while we read: keep the first.
+        let built = Rc::new(OffsetsPartition {
+            offsets: RefCell::new(offsets_state),
+            groups: RefCell::new(coordinator),
+            turn: glommio::sync::Semaphore::new(1),
+        });
+        Ok(self
+            .offsets
+            .borrow_mut()
+            .entry(tp.partition)
+            .or_insert(built)
+            .clone())
+    }
+
+    /// Appends records to a `__consumer_offsets` partition, in turn with other appends to it.
+    async fn append(
+        &self,
+        tp: &TopicPartition,
+        held: &OffsetsPartition,
+        records: Vec<Record>,
+    ) -> Result<(), ShardError> {
+        let _turn = held
+            .turn
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ShardError::UnknownPartition)?;
+        let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+            .iter()
+            .map(|(k, v)| (Some(k.as_ref()), v.as_deref()))
+            .collect();
+        let batch = build_batch_nullable(0, SystemClock.now_ms(), &refs);
+        self.partition(tp).await?.produce(&batch).await?;
+        Ok(())
+    }
+
+    /// [`Shard::append`] for group metadata whose loss only costs a rebalance after a restart:
+    /// a failure is logged, the operation goes on.
+    async fn append_logged(&self, tp: &TopicPartition, held: &OffsetsPartition, records: Vec<Record>) {
+        if let Err(e) = self.append(tp, held, records).await {
+            tracing::error!(partition = tp.partition, error = %e, "storing group metadata failed");
+        }
+    }
+
+    /// Expires members and completes due rebalances in every loaded group of this core.
+    pub(super) async fn tick_groups(&self) {
+        let held: Vec<(i32, Rc<OffsetsPartition>)> = self
+            .offsets
+            .borrow()
+            .iter()
+            .map(|(p, o)| (*p, o.clone()))
+            .collect();
+        for (partition, o) in held {
+            let records = o.groups.borrow_mut().tick(Instant::now());
+            if !records.is_empty() {
+                let tp = TopicPartition {
+                    topic: offsets::OFFSETS_TOPIC.into(),
+                    partition,
+                };
+                self.append_logged(&tp, &o, records.iter().map(group_record).collect())
+                    .await;
+            }
+        }
+    }
+}
+
+async fn wait<T: Default>(slot: crate::group::slot::Slot<T>) -> T {
+    let timeout = async {
+        glommio::timer::sleep(MAX_GROUP_WAIT).await;
+        None
+    };
+    futures_lite::future::or(slot.wait(), timeout)
+        .await
+        .unwrap_or_default()
+}
+
+/// A group as listed or described: from the coordinator, or `Empty` if only offsets exist.
+fn summary(held: &OffsetsPartition, group: &str) -> Option<GroupSummary> {
+    if let Some(g) = held.groups.borrow().group(group) {
+        let protocol = g.protocol.clone().unwrap_or_default();
+        return Some(GroupSummary {
+            group: group.to_string(),
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if g.state == GroupState::Stable || g.state == GroupState::CompletingRebalance {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberSummary {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        });
+    }
+    held.offsets
+        .borrow()
+        .of_group(group)
+        .next()
+        .map(|_| GroupSummary {
+            group: group.to_string(),
+            state: "Empty",
+            protocol_type: String::new(),
+            protocol: String::new(),
+            members: Vec::new(),
+        })
+}
