@@ -51,6 +51,18 @@ enum Command {
         #[command(subcommand)]
         command: cli::bench::BenchCommand,
     },
+    /// Inspect and manage consumer groups.
+    Group {
+        #[arg(
+            long,
+            env = "STRATA_BROKERS",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
+        brokers: String,
+        #[command(subcommand)]
+        command: cli::group::GroupCommand,
+    },
     /// Check (and apply) host settings for Strata.
     Tune {
         #[command(subcommand)]
@@ -158,11 +170,22 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Tools print to stdout: let `strata group describe g | head` end quietly, like any
+        // Unix tool, instead of panicking on a closed pipe. (The broker keeps SIGPIPE ignored:
+        // a peer closing its socket must not kill it.)
+        // SAFETY: called before any thread is spawned; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match cli.command {
         Command::Serve(args) => serve(args),
         Command::Topic { brokers, command } => cli::topic::run(&brokers, command),
         Command::Produce { brokers, args } => cli::produce::run(&brokers, args),
         Command::Consume { brokers, args } => cli::consume::run(&brokers, args),
+        Command::Group { brokers, command } => cli::group::run(&brokers, command),
         Command::Tune { command } => cli::tune::run(command),
         Command::Bench { brokers, command } => match command {
             cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers, a),

@@ -1,4 +1,6 @@
-//! `strata consume`: print records of a topic from an offset, optionally following new ones.
+//! `strata consume`: print records of a topic from an offset, optionally following new ones;
+//! or, with `--group`, as a member of a consumer group (partitions shared with the group's
+//! other members, offsets committed to the group).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -28,15 +30,77 @@ pub struct ConsumeArgs {
     /// Print `partition offset key value` instead of the value alone.
     #[arg(long)]
     pub verbose: bool,
+    /// Consume as a member of this consumer group (subscribe; offsets committed to the group,
+    /// starting where the group left off, else where --from-beginning says).
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// A librdkafka setting, `name=value` (repeatable), e.g. `-X session.timeout.ms=6000`.
+    #[arg(short = 'X', value_parser = super::parse_key_value)]
+    pub property: Vec<(String, String)>,
+}
+
+/// How long a group member that does not follow waits without records before it leaves.
+const GROUP_IDLE_EXIT: Duration = Duration::from_secs(3);
+
+fn print(out: &mut impl Write, m: &rdkafka::message::BorrowedMessage<'_>, verbose: bool) -> Result<()> {
+    let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
+    if verbose {
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default());
+        writeln!(out, "{}\t{}\t{key}\t{value}", m.partition(), m.offset())?;
+    } else {
+        writeln!(out, "{value}")?;
+    }
+    Ok(())
+}
+
+fn run_group(brokers: &str, group: &str, a: &ConsumeArgs) -> Result<()> {
+    let mut config = client_config(brokers);
+    config
+        .set("group.id", group)
+        .set("enable.partition.eof", "false")
+        .set(
+            "auto.offset.reset",
+            if a.from_beginning { "earliest" } else { "latest" },
+        );
+    for (k, v) in &a.property {
+        config.set(k, v);
+    }
+    let c: BaseConsumer = config.create().context("consumer")?;
+    c.subscribe(&[&a.topic])?;
+    let mut out = std::io::stdout().lock();
+    let mut idle_since = Instant::now();
+    loop {
+        match c.poll(Duration::from_millis(200)) {
+            Some(m) => {
+                let m = m?;
+                idle_since = Instant::now();
+                print(&mut out, &m, a.verbose)?;
+            }
+            None if !a.follow && idle_since.elapsed() > GROUP_IDLE_EXIT => break,
+            None => {}
+        }
+    }
+    // Commit what was printed, then leave the group so the others take over at once.
+    if let Err(e) = c.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        tracing::debug!(error = %e, "nothing to commit");
+    }
+    c.unsubscribe();
+    Ok(())
 }
 
 pub fn run(brokers: &str, a: ConsumeArgs) -> Result<()> {
-    let c: BaseConsumer = client_config(brokers)
+    if let Some(group) = &a.group {
+        return run_group(brokers, group, &a);
+    }
+    let mut config = client_config(brokers);
+    config
         .set("group.id", "strata-cli")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .context("consumer")?;
+        .set("enable.partition.eof", "false");
+    for (k, v) in &a.property {
+        config.set(k, v);
+    }
+    let c: BaseConsumer = config.create().context("consumer")?;
     let partitions = topic_partitions(&c, &a.topic)?;
     let start = match (a.offset, a.from_beginning) {
         (Some(o), _) => Offset::Offset(o),
@@ -65,13 +129,7 @@ pub fn run(brokers: &str, a: ConsumeArgs) -> Result<()> {
                 let m = m?;
                 idle_since = Instant::now();
                 positions.insert(m.partition(), m.offset() + 1);
-                let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
-                if a.verbose {
-                    let key = String::from_utf8_lossy(m.key().unwrap_or_default());
-                    writeln!(out, "{}\t{}\t{key}\t{value}", m.partition(), m.offset())?;
-                } else {
-                    writeln!(out, "{value}")?;
-                }
+                print(&mut out, &m, a.verbose)?;
             }
             None if !a.follow => {
                 let caught_up = ends

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_disk;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod topic;
 pub mod tune;

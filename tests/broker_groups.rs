@@ -1,0 +1,250 @@
+//! Consumer groups with librdkafka group members (`strata consume --group`, one process each,
+//! so one can be killed with SIGKILL): the partitions are shared, a killed member's partitions
+//! move to the others within the session timeout with nothing skipped, commits survive a
+//! broker crash, and a restarted member resumes from the group's commits.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::broker::Broker;
+use kafka_protocol::messages::ConsumerProtocolAssignment;
+use kafka_protocol::protocol::Decodable;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TOPIC: &str = "attendance";
+const PARTITIONS: i32 = 12;
+const GROUP: &str = "counters";
+const SESSION_TIMEOUT_MS: u64 = 6000;
+
+/// (partition, offset)
+type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
+
+/// A `strata consume --group` process and what it printed.
+struct Member {
+    child: Child,
+    seen: Seen,
+}
+
+impl Member {
+    fn spawn(b: &Broker) -> Member {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["consume", TOPIC, "--group", GROUP, "--from-beginning"])
+            .args(["--follow", "--verbose", "--brokers", &b.bootstrap()])
+            .args(["-X", &format!("session.timeout.ms={SESSION_TIMEOUT_MS}")])
+            .args(["-X", "heartbeat.interval.ms=500"])
+            .args(["-X", "auto.commit.interval.ms=200"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn consumer");
+        let seen: Seen = Arc::default();
+        let out = child.stdout.take().expect("stdout");
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut f = line.split('\t');
+                if let (Some(p), Some(o)) = (f.next(), f.next()) {
+                    if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
+                        sink.lock().expect("lock").push((p, o));
+                    }
+                }
+            }
+        });
+        Member { child, seen }
+    }
+
+    fn seen(&self) -> Vec<(i32, i64)> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn produce(b: &Broker, per_partition: i64) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("producer");
+    for i in 0..per_partition * PARTITIONS as i64 {
+        p.send(
+            BaseRecord::<(), _>::to(TOPIC)
+                .partition((i % PARTITIONS as i64) as i32)
+                .payload(&format!("{{\"attendees\":{i}}}")),
+        )
+        .expect("send");
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+fn admin_consumer(b: &Broker) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// Partitions per member, from DescribeGroups.
+fn assignment(b: &Broker) -> (String, Vec<usize>) {
+    let c = admin_consumer(b);
+    let list = c
+        .fetch_group_list(Some(GROUP), Duration::from_secs(10))
+        .expect("describe group");
+    let g = &list.groups()[0];
+    let counts = g
+        .members()
+        .iter()
+        .map(|m| {
+            let mut a = bytes::Bytes::copy_from_slice(m.assignment().unwrap_or_default());
+            let _version = bytes::Buf::get_i16(&mut a);
+            ConsumerProtocolAssignment::decode(&mut a, 0)
+                .map(|a| a.assigned_partitions.iter().map(|t| t.partitions.len()).sum())
+                .unwrap_or(0)
+        })
+        .collect();
+    let state = g.state().to_string();
+    std::mem::forget(c); // see broker_offsets.rs: rust-rdkafka's drop may block
+    (state, counts)
+}
+
+/// Waits until `cond` holds, or fails with `what`.
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+/// Offsets seen per partition, over some members.
+fn union(members: &[&Member]) -> BTreeMap<i32, BTreeSet<i64>> {
+    let mut out: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for m in members {
+        for (p, o) in m.seen() {
+            out.entry(p).or_default().insert(o);
+        }
+    }
+    out
+}
+
+fn complete(seen: &BTreeMap<i32, BTreeSet<i64>>, per_partition: i64) -> bool {
+    (0..PARTITIONS).all(|p| seen.get(&p).is_some_and(|s| s.len() as i64 == per_partition))
+}
+
+fn committed(b: &Broker) -> Vec<Offset> {
+    let c = admin_consumer(b);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(TOPIC, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    let out = got.elements().iter().map(|e| e.offset()).collect();
+    std::mem::forget(c);
+    out
+}
+
+#[test]
+fn members_share_partitions_take_over_from_a_killed_one_and_resume_from_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut b = Broker::start(
+        &dir.path().join("data"),
+        &[
+            "--default-partitions",
+            &PARTITIONS.to_string(),
+            "--group-initial-rebalance-delay-ms",
+            "1500",
+        ],
+    );
+    produce(&b, 100);
+
+    // Three members share the twelve partitions, four each.
+    let mut members: Vec<Member> = (0..3).map(|_| Member::spawn(&b)).collect();
+    wait_for("the first 1200 records", Duration::from_secs(60), || {
+        complete(&union(&members.iter().collect::<Vec<_>>()), 100)
+    });
+    wait_for("a stable group of three", Duration::from_secs(30), || {
+        assignment(&b) == ("Stable".into(), vec![4, 4, 4])
+    });
+    for (i, m) in members.iter().enumerate() {
+        assert!(!m.seen().is_empty(), "member {i} got no share");
+    }
+
+    // One is killed; the others take its partitions once its session expires.
+    members[0].kill9();
+    produce(&b, 100);
+    let survivors = || union(&[&members[1], &members[2]]);
+    let took = wait_for(
+        "the survivors to read the second 1200 records",
+        Duration::from_secs(60),
+        || {
+            let s = survivors();
+            (0..PARTITIONS).all(|p| s.get(&p).is_some_and(|s| s.range(100..).count() == 100))
+        },
+    );
+    assert!(
+        took < Duration::from_millis(SESSION_TIMEOUT_MS) * 3,
+        "takeover took {took:?} with a {SESSION_TIMEOUT_MS} ms session timeout"
+    );
+    wait_for("a stable group of two", Duration::from_secs(30), || {
+        assignment(&b) == ("Stable".into(), vec![6, 6])
+    });
+    // At least once, none skipped: every offset of every partition was printed by someone.
+    let all = union(&members.iter().collect::<Vec<_>>());
+    for p in 0..PARTITIONS {
+        let want: BTreeSet<i64> = (0..200).collect();
+        assert_eq!(all.get(&p), Some(&want), "partition {p}");
+    }
+
+    // Auto-commits reach the log end; they survive a broker crash.
+    let at_end = vec![Offset::Offset(200); PARTITIONS as usize];
+    wait_for("commits at the log end", Duration::from_secs(30), || {
+        committed(&b) == at_end
+    });
+    drop(members);
+    b.kill9();
+    b.start_again();
+    assert_eq!(committed(&b), at_end, "commits after kill -9 of the broker");
+
+    // A member started now resumes from the commits: it sees only the new records.
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("producer");
+    for part in 0..PARTITIONS {
+        p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload("late"))
+            .expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let m = Member::spawn(&b);
+    wait_for("the new member to read the new records", Duration::from_secs(60), || {
+        m.seen().len() >= PARTITIONS as usize
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let mut got = m.seen();
+    got.sort();
+    let want: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, 200)).collect();
+    assert_eq!(got, want, "exactly the records after the commits\n{}", b.log_tail(20));
+}
