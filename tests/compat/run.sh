@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs real third-party Kafka clients against a fresh Strata broker:
 #   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
-# Each produces and consumes, with every compression codec. Installs what it needs.
+# Each produces and consumes, with every compression codec, and consumes as a group member
+# (tests/compat/groups.py). Installs what it needs.
 # Usage: tests/compat/run.sh [path/to/strata]   (default: target/release/strata)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +37,8 @@ kcat -b "$broker" -L | grep -q 'topic "kcat-zstd"' && passed=$((passed+1)) || { 
 
 echo "== python clients"
 if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+echo "== consumer groups"
+if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+4)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 
 # The broker must still be alive and must shut down cleanly on SIGTERM.
 kill -TERM $pid
