@@ -118,7 +118,12 @@ fn assignment(b: &Broker) -> (String, Vec<usize>) {
             let mut a = bytes::Bytes::copy_from_slice(m.assignment().unwrap_or_default());
             let _version = bytes::Buf::get_i16(&mut a);
             ConsumerProtocolAssignment::decode(&mut a, 0)
-                .map(|a| a.assigned_partitions.iter().map(|t| t.partitions.len()).sum())
+                .map(|a| {
+                    a.assigned_partitions
+                        .iter()
+                        .map(|t| t.partitions.len())
+                        .sum()
+                })
                 .unwrap_or(0)
         })
         .collect();
@@ -149,7 +154,10 @@ fn union(members: &[&Member]) -> BTreeMap<i32, BTreeSet<i64>> {
 }
 
 fn complete(seen: &BTreeMap<i32, BTreeSet<i64>>, per_partition: i64) -> bool {
-    (0..PARTITIONS).all(|p| seen.get(&p).is_some_and(|s| s.len() as i64 == per_partition))
+    (0..PARTITIONS).all(|p| {
+        seen.get(&p)
+            .is_some_and(|s| s.len() as i64 == per_partition)
+    })
 }
 
 fn committed(b: &Broker) -> Vec<Offset> {
@@ -234,17 +242,28 @@ fn members_share_partitions_take_over_from_a_killed_one_and_resume_from_commits(
         .create()
         .expect("producer");
     for part in 0..PARTITIONS {
-        p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload("late"))
-            .expect("send");
+        p.send(
+            BaseRecord::<(), _>::to(TOPIC)
+                .partition(part)
+                .payload("late"),
+        )
+        .expect("send");
     }
     p.flush(Duration::from_secs(30)).expect("flush");
     let m = Member::spawn(&b);
-    wait_for("the new member to read the new records", Duration::from_secs(60), || {
-        m.seen().len() >= PARTITIONS as usize
-    });
+    wait_for(
+        "the new member to read the new records",
+        Duration::from_secs(60),
+        || m.seen().len() >= PARTITIONS as usize,
+    );
     std::thread::sleep(Duration::from_secs(1));
     let mut got = m.seen();
     got.sort();
     let want: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, 200)).collect();
-    assert_eq!(got, want, "exactly the records after the commits\n{}", b.log_tail(20));
+    assert_eq!(
+        got,
+        want,
+        "exactly the records after the commits\n{}",
+        b.log_tail(20)
+    );
 }

@@ -42,7 +42,11 @@ pub struct ConsumeArgs {
 /// How long a group member that does not follow waits without records before it leaves.
 const GROUP_IDLE_EXIT: Duration = Duration::from_secs(3);
 
-fn print(out: &mut impl Write, m: &rdkafka::message::BorrowedMessage<'_>, verbose: bool) -> Result<()> {
+fn print(
+    out: &mut impl Write,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    verbose: bool,
+) -> Result<()> {
     let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
     if verbose {
         let key = String::from_utf8_lossy(m.key().unwrap_or_default());
@@ -60,7 +64,11 @@ fn run_group(brokers: &str, group: &str, a: &ConsumeArgs) -> Result<()> {
         .set("enable.partition.eof", "false")
         .set(
             "auto.offset.reset",
-            if a.from_beginning { "earliest" } else { "latest" },
+            if a.from_beginning {
+                "earliest"
+            } else {
+                "latest"
+            },
         );
     for (k, v) in &a.property {
         config.set(k, v);

@@ -147,7 +147,10 @@ fn describe(brokers: &str, group: &str) -> Result<()> {
     let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
     for m in g.members() {
         for tp in assigned(m.assignment().unwrap_or_default()) {
-            owner.insert(tp, format!("{} ({}{})", m.id(), m.client_id(), m.client_host()));
+            owner.insert(
+                tp,
+                format!("{} ({}{})", m.id(), m.client_id(), m.client_host()),
+            );
         }
     }
     // Committed offsets of every partition of every topic (a group's offsets may outlive its
@@ -197,7 +200,10 @@ fn reset(brokers: &str, group: &str, topic: &str, to: &ResetTo, dry_run: bool) -
     }
     let committed = c.committed_offsets(current, CALL_TIMEOUT)?;
     let mut plan = TopicPartitionList::new();
-    println!("{:<30} {:>9} {:>14} {:>14}", "TOPIC", "PARTITION", "FROM", "TO");
+    println!(
+        "{:<30} {:>9} {:>14} {:>14}",
+        "TOPIC", "PARTITION", "FROM", "TO"
+    );
     for p in partitions {
         let (low, high) = c.fetch_watermarks(topic, p, CALL_TIMEOUT)?;
         let old = committed

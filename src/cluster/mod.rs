@@ -155,7 +155,7 @@ impl Catalog {
         if self.topics.contains_key(name) {
             return Err(CatalogError::TopicExists(name.into()));
         }
-        if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(CatalogError::InvalidPartitions(partitions));
         }
         self.check_configs(&configs)?;
@@ -199,9 +199,13 @@ impl Catalog {
             return Err(CatalogError::InvalidPartitions(total));
         }
         let old = t.partitions;
-        self.topics.get_mut(name).map(|t| t.partitions = total);
+        if let Some(t) = self.topics.get_mut(name) {
+            t.partitions = total;
+        }
         if let Err(e) = self.persist() {
-            self.topics.get_mut(name).map(|t| t.partitions = old);
+            if let Some(t) = self.topics.get_mut(name) {
+                t.partitions = old;
+            }
             return Err(e);
         }
         Ok(self.topics[name].clone())

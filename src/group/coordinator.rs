@@ -264,11 +264,7 @@ impl Group {
             .collect();
         let mut votes: Vec<(&String, usize)> = candidates.iter().map(|c| (*c, 0)).collect();
         for m in &self.members {
-            if let Some((name, _)) = m
-                .protocols
-                .iter()
-                .find(|(p, _)| candidates.contains(&p))
-            {
+            if let Some((name, _)) = m.protocols.iter().find(|(p, _)| candidates.contains(&p)) {
                 if let Some(v) = votes.iter_mut().find(|(c, _)| *c == name) {
                     v.1 += 1;
                 }
@@ -346,10 +342,10 @@ impl Group {
             return Some(self.record());
         }
         self.protocol = self.select_protocol();
-        if !self
+        if self
             .leader
             .as_ref()
-            .is_some_and(|l| self.member(l).is_some())
+            .is_none_or(|l| self.member(l).is_none())
         {
             self.leader = self.members.first().map(|m| m.id.clone());
         }
@@ -399,9 +395,7 @@ impl Group {
         now: Instant,
         settings: &GroupSettings,
     ) -> Option<GroupRecord> {
-        let Some(pos) = self.members.iter().position(|m| m.id == id) else {
-            return None;
-        };
+        let pos = self.members.iter().position(|m| m.id == id)?;
         let m = self.members.remove(pos);
         if let Some(s) = m.join {
             s.fill(JoinOutcome::error(GroupError::UnknownMemberId, id));
@@ -1033,7 +1027,13 @@ mod tests {
         (id, slot)
     }
 
-    fn sync(c: &mut Coordinator, id: &str, generation: i32, assign: &[(&str, &str)], t: Instant) -> (Answer<SyncOutcome>, Option<GroupRecord>) {
+    fn sync(
+        c: &mut Coordinator,
+        id: &str,
+        generation: i32,
+        assign: &[(&str, &str)],
+        t: Instant,
+    ) -> (Answer<SyncOutcome>, Option<GroupRecord>) {
         c.sync(
             SyncRequest {
                 group: "g".into(),
@@ -1064,7 +1064,10 @@ mod tests {
         // b arrives during CompletingRebalance: a new rebalance; a's pending sync is told.
         let (b, sb) = join_new(&mut c, t0, &mut next);
         assert!(!sb.is_filled(), "b waits for a to rejoin");
-        assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::PreparingRebalance));
+        assert_eq!(
+            c.group("g").map(|g| g.state),
+            Some(GroupState::PreparingRebalance)
+        );
         assert_eq!(
             c.heartbeat("g", 1, &a, None, t0),
             Err(GroupError::RebalanceInProgress)
@@ -1081,20 +1084,38 @@ mod tests {
         let record = record.expect("stable group is persisted");
         assert_eq!(record.members.len(), 2);
         c.complete_sync("g", 2, true, t0);
-        assert_eq!(wait(fa).take().map(|o| o.assignment), Some(Bytes::from("A")));
+        assert_eq!(
+            wait(fa).take().map(|o| o.assignment),
+            Some(Bytes::from("A"))
+        );
         assert_eq!(fb.take().map(|o| o.assignment), Some(Bytes::from("B")));
         assert_eq!(c.heartbeat("g", 2, &b, None, t0), Ok(()));
-        assert_eq!(c.heartbeat("g", 1, &b, None, t0), Err(GroupError::IllegalGeneration));
-        assert_eq!(c.check_commit("g", 1, &b, None, t0), Err(GroupError::IllegalGeneration));
+        assert_eq!(
+            c.heartbeat("g", 1, &b, None, t0),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            c.check_commit("g", 1, &b, None, t0),
+            Err(GroupError::IllegalGeneration)
+        );
         assert_eq!(c.check_commit("g", 2, &b, None, t0), Ok(()));
-        assert_eq!(c.check_commit("g", -1, "", None, t0), Err(GroupError::UnknownMemberId));
+        assert_eq!(
+            c.check_commit("g", -1, "", None, t0),
+            Err(GroupError::UnknownMemberId)
+        );
         // a keeps heartbeating, b goes silent: after its session b is expired.
         let t1 = t0 + Duration::from_secs(8);
         assert_eq!(c.heartbeat("g", 2, &a, None, t1), Ok(()));
         let t2 = t0 + Duration::from_secs(11);
         c.tick(t2);
-        assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::PreparingRebalance));
-        assert_eq!(c.heartbeat("g", 2, &b, None, t2), Err(GroupError::UnknownMemberId));
+        assert_eq!(
+            c.group("g").map(|g| g.state),
+            Some(GroupState::PreparingRebalance)
+        );
+        assert_eq!(
+            c.heartbeat("g", 2, &b, None, t2),
+            Err(GroupError::UnknownMemberId)
+        );
         let ja3 = now(c.join(join_req(&a, None), t2, &mut next).0);
         assert_eq!((ja3.generation, ja3.members.len()), (3, 1));
     }
@@ -1145,13 +1166,20 @@ mod tests {
         assert!(rec.is_some());
         c.complete_sync("g", 1, true, t0);
         assert!(wait(f).take().is_some());
-        assert_eq!(c.leave("g", "nope", None, t0).0, Err(GroupError::UnknownMemberId));
+        assert_eq!(
+            c.leave("g", "nope", None, t0).0,
+            Err(GroupError::UnknownMemberId)
+        );
         let (r, record) = c.leave("g", &a, None, t0);
         assert_eq!(r, Ok(()));
         let record = record.expect("the empty group is persisted");
         assert!(record.members.is_empty());
         assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Empty));
-        assert_eq!(c.check_commit("g", -1, "", None, t0), Ok(()), "simple commit to empty group");
+        assert_eq!(
+            c.check_commit("g", -1, "", None, t0),
+            Ok(()),
+            "simple commit to empty group"
+        );
         assert_eq!(
             now(c.join(join_req("ghost", None), t0, &mut next).0).error,
             Some(GroupError::UnknownMemberId)

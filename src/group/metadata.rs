@@ -170,7 +170,10 @@ mod tests {
         let v = encode_value(&r);
         assert_eq!(decode_value("g".into(), v.clone()), Some(r));
         for cut in 0..v.len() {
-            assert!(decode_value("g".into(), v.slice(..cut)).is_none(), "cut at {cut}");
+            assert!(
+                decode_value("g".into(), v.slice(..cut)).is_none(),
+                "cut at {cut}"
+            );
         }
         let mut huge = BytesMut::new();
         huge.put_u16(0);

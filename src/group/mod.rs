@@ -130,6 +130,9 @@ pub struct GroupSummary {
     pub members: Vec<MemberSummary>,
 }
 
+/// (topic, partition, outcome)
+pub type PartitionOutcome = (String, i32, Result<(), GroupError>);
+
 #[derive(Debug)]
 pub enum GroupReply {
     Join(JoinOutcome),
@@ -139,7 +142,7 @@ pub enum GroupReply {
     Offsets(Vec<(OffsetKey, Committed)>),
     Described(GroupSummary),
     Listed(Vec<GroupSummary>),
-    OffsetsDeleted(Result<Vec<(String, i32, Result<(), GroupError>)>, GroupError>),
+    OffsetsDeleted(Result<Vec<PartitionOutcome>, GroupError>),
 }
 
 /// Creates `__consumer_offsets` (compacted) the first time a group needs it.

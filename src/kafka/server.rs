@@ -118,8 +118,8 @@ async fn core_main(
         config.groups.clone(),
         mesh,
     )
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    .await
+    .map_err(|e| err(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
     if core == 0 {

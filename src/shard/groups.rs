@@ -17,7 +17,7 @@ use crate::group::offsets::{self, OffsetsState};
 use crate::group::{
     metadata, subscribed_topics, GroupError, GroupOp, GroupReply, GroupSummary, MemberSummary,
 };
-use crate::storage::batch::{build_batch_nullable, BatchHeader};
+use crate::storage::batch::{build_batch_nullable, BatchHeader, NullableRecord};
 use crate::storage::clock::Clock;
 use crate::storage::SystemClock;
 
@@ -40,7 +40,10 @@ pub(super) struct OffsetsPartition {
 type Record = (Bytes, Option<Bytes>);
 
 fn group_record(r: &GroupRecord) -> Record {
-    (metadata::encode_key(&r.group), Some(metadata::encode_value(r)))
+    (
+        metadata::encode_key(&r.group),
+        Some(metadata::encode_value(r)),
+    )
 }
 
 impl Shard {
@@ -54,9 +57,10 @@ impl Shard {
         match op {
             GroupOp::Join(req) => {
                 let client = req.client_id.clone();
-                let (answer, record) = held.groups.borrow_mut().join(req, now, || {
-                    format!("{client}-{}", uuid::Uuid::new_v4())
-                });
+                let (answer, record) = held
+                    .groups
+                    .borrow_mut()
+                    .join(req, now, || format!("{client}-{}", uuid::Uuid::new_v4()));
                 if let Some(r) = record {
                     self.append_logged(tp, &held, vec![group_record(&r)]).await;
                 }
@@ -72,11 +76,16 @@ impl Shard {
                     let stored = self
                         .append(tp, &held, vec![group_record(&r)])
                         .await
-                        .inspect_err(|e| tracing::error!(%group, error = %e, "storing group failed"))
+                        .inspect_err(
+                            |e| tracing::error!(%group, error = %e, "storing group failed"),
+                        )
                         .is_ok();
-                    held.groups
-                        .borrow_mut()
-                        .complete_sync(&group, generation, stored, Instant::now());
+                    held.groups.borrow_mut().complete_sync(
+                        &group,
+                        generation,
+                        stored,
+                        Instant::now(),
+                    );
                 }
                 Ok(GroupReply::Sync(match answer {
                     Answer::Now(o) => o,
@@ -160,8 +169,12 @@ impl Shard {
                 }),
             )),
             GroupOp::List => {
-                let mut names: Vec<String> =
-                    held.groups.borrow().groups().map(|g| g.id.clone()).collect();
+                let mut names: Vec<String> = held
+                    .groups
+                    .borrow()
+                    .groups()
+                    .map(|g| g.id.clone())
+                    .collect();
                 names.extend(held.offsets.borrow().groups());
                 names.sort();
                 names.dedup();
@@ -312,7 +325,7 @@ impl Shard {
             .acquire_permit(1)
             .await
             .map_err(|_| ShardError::UnknownPartition)?;
-        let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+        let refs: Vec<NullableRecord> = records
             .iter()
             .map(|(k, v)| (Some(k.as_ref()), v.as_deref()))
             .collect();
@@ -323,7 +336,12 @@ impl Shard {
 
     /// [`Shard::append`] for group metadata whose loss only costs a rebalance after a restart:
     /// a failure is logged, the operation goes on.
-    async fn append_logged(&self, tp: &TopicPartition, held: &OffsetsPartition, records: Vec<Record>) {
+    async fn append_logged(
+        &self,
+        tp: &TopicPartition,
+        held: &OffsetsPartition,
+        records: Vec<Record>,
+    ) {
         if let Err(e) = self.append(tp, held, records).await {
             tracing::error!(partition = tp.partition, error = %e, "storing group metadata failed");
         }
@@ -369,7 +387,8 @@ fn summary(held: &OffsetsPartition, group: &str) -> Option<GroupSummary> {
             group: group.to_string(),
             state: g.state.name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol: if g.state == GroupState::Stable || g.state == GroupState::CompletingRebalance {
+            protocol: if g.state == GroupState::Stable || g.state == GroupState::CompletingRebalance
+            {
                 protocol.clone()
             } else {
                 String::new()

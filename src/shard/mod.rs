@@ -444,9 +444,9 @@ impl ShardOp {
             ShardOp::Produce { .. } => ShardReply::Produced(Err(e)),
             ShardOp::Fetch { .. } => ShardReply::Fetched(Err(e)),
             ShardOp::ListOffset { .. } => ShardReply::Offset(Err(e)),
-            ShardOp::WaitForData { .. }
-            | ShardOp::Drop { .. }
-            | ShardOp::Reconfigure { .. } => ShardReply::Done(Err(e)),
+            ShardOp::WaitForData { .. } | ShardOp::Drop { .. } | ShardOp::Reconfigure { .. } => {
+                ShardReply::Done(Err(e))
+            }
             ShardOp::Group { .. } => ShardReply::Group(Err(e)),
         }
     }

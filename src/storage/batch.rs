@@ -288,17 +288,19 @@ pub fn build_batch(
     timestamp_ms: i64,
     records: &[(Option<&[u8]>, &[u8])],
 ) -> Vec<u8> {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let records: Vec<NullableRecord> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
     build_batch_nullable(base_offset, timestamp_ms, &records)
 }
+
+/// A record's key and value, either possibly null.
+pub type NullableRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Like [`build_batch`], where a `None` value is a null value (a tombstone in a compacted
 /// topic).
 pub fn build_batch_nullable(
     base_offset: i64,
     timestamp_ms: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    records: &[NullableRecord],
 ) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {

@@ -8,11 +8,7 @@ use super::{group_call, Ctx};
 use crate::group::{GroupOp, GroupReply};
 use crate::kafka::errors;
 
-pub async fn handle(
-    ctx: &Ctx,
-    req: LeaveGroupRequest,
-    version: i16,
-) -> Option<LeaveGroupResponse> {
+pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest, version: i16) -> Option<LeaveGroupResponse> {
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()

@@ -20,11 +20,7 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Option<ListGroupsRespo
         }
     }
     let wanted_state = |s: &str| {
-        req.states_filter.is_empty()
-            || req
-                .states_filter
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(s))
+        req.states_filter.is_empty() || req.states_filter.iter().any(|f| f.eq_ignore_ascii_case(s))
     };
     let wanted_type = req.types_filter.is_empty()
         || req
