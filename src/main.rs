@@ -27,7 +27,12 @@ enum Command {
     Serve(ServeArgs),
     /// Manage topics on a broker.
     Topic {
-        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
+        #[arg(
+            long,
+            env = "STRATA_BROKERS",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
         brokers: String,
         #[command(subcommand)]
         command: cli::topic::TopicCommand,

@@ -267,3 +267,88 @@ fn members_share_partitions_take_over_from_a_killed_one_and_resume_from_commits(
         b.log_tail(20)
     );
 }
+
+fn strata(b: &Broker, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .args(["--brokers", &b.bootstrap()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run strata");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn group_cli_describes_lag_resets_offsets_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &["--group-initial-rebalance-delay-ms", "0"],
+    );
+    let (ok, out) = strata(&b, &["topic", "create", "visits", "--partitions", "2"]);
+    assert!(ok, "{out}");
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        p.send(
+            BaseRecord::<(), _>::to("visits")
+                .partition(i % 2)
+                .payload("v"),
+        )
+        .expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let consume = ["consume", "visits", "--group", "web", "--from-beginning"];
+    let (ok, out) = strata(&b, &consume);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().filter(|l| *l == "v").count(), 10, "{out}");
+
+    let (ok, out) = strata(&b, &["group", "list"]);
+    assert!(
+        ok && out
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Empty")),
+        "{out}"
+    );
+    let lag = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("visits "))
+            .map(|l| l.split_whitespace().nth(4).unwrap_or("?").to_string())
+            .collect()
+    };
+    let (ok, out) = strata(&b, &["group", "describe", "web"]);
+    assert!(ok, "{out}");
+    assert_eq!(lag(&out), ["0", "0"], "caught up after the commit:\n{out}");
+
+    let (ok, out) = strata(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "web",
+            "--topic",
+            "visits",
+            "--to-earliest",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (_, out) = strata(&b, &["group", "describe", "web"]);
+    assert_eq!(lag(&out), ["5", "5"], "reset to the start:\n{out}");
+    let (ok, out) = strata(&b, &consume);
+    assert!(
+        ok && out.lines().filter(|l| *l == "v").count() == 10,
+        "re-read after reset: {out}"
+    );
+
+    let (ok, out) = strata(&b, &["group", "delete", "web"]);
+    assert!(ok, "{out}");
+    let (_, out) = strata(&b, &["group", "list"]);
+    assert!(!out.lines().any(|l| l.starts_with("web ")), "{out}");
+    let (ok, _) = strata(&b, &["group", "delete", "web"]);
+    assert!(!ok, "deleting a missing group fails");
+}

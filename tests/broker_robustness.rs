@@ -165,7 +165,7 @@ fn api_versions_answers_an_unknown_version_in_v0_format() {
     assert!(
         resp.api_keys
             .iter()
-            .all(|k| k.api_key != ApiKey::JoinGroup as i16),
+            .all(|k| k.api_key != ApiKey::AddPartitionsToTxn as i16),
         "only implemented APIs are advertised"
     );
 
