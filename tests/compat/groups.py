@@ -4,7 +4,7 @@ For each client (confluent-kafka with the range and the cooperative-sticky assig
 kafka-python, aiokafka): two members of one group consume a 6-partition topic together; each
 must get a share, their partitions must not overlap, and together they must read every record.
 They commit and leave; a new member of the group then sees only records produced after the
-commits. The admin API must list and describe the group, and delete it once it is empty.
+commits. A static member (group.instance.id) restarting keeps its partitions without a rebalance. The admin API must list and describe the group, and delete it once it is empty.
 Usage: python groups.py HOST:PORT
 """
 
@@ -154,6 +154,50 @@ def confluent(strategy):
     passed.append(name)
 
 
+def confluent_static():
+    """Static members (group.instance.id): one restarts within its session timeout and gets
+    its partitions back without the other being moved (no rebalance)."""
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient
+
+    topic = fresh_topic("g-static")
+    group = f"grp-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+
+    def member(instance):
+        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "group.instance.id": instance,
+                      "session.timeout.ms": 10000, "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        return c
+
+    def settle(cs, seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            for c in cs:
+                c.poll(0.1)
+
+    def ids():
+        d = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        return {m.group_instance_id: m.member_id for m in d.members}
+
+    cs = [member("a"), member("b")]
+    settle(cs, 6)
+    before = [sorted(p.partition for p in c.assignment()) for c in cs]
+    first = ids()
+    assert sorted(before[0] + before[1]) == list(range(PARTITIONS)), before
+    cs[1].close()  # a static member does not leave the group on close
+    cs[1] = member("b")
+    settle(cs, 4)
+    after = [sorted(p.partition for p in c.assignment()) for c in cs]
+    second = ids()
+    assert after == before, f"static restart moved partitions: {before} -> {after}"
+    assert second["a"] == first["a"] and second["b"] != first["b"], (first, second)
+    for c in cs:
+        c.close()
+    print(f"ok confluent/static: restarted member kept {after[1]}, the other untouched")
+    passed.append("confluent/static")
+
+
 # --- kafka-python -------------------------------------------------------------------------
 
 
@@ -259,6 +303,7 @@ async def aiokafka_run():
 def main():
     confluent("range")
     confluent("cooperative-sticky")
+    confluent_static()
     kafka_python()
     asyncio.run(aiokafka_run())
     print(f"groups: {len(passed)} passed, 0 failed")

@@ -38,7 +38,7 @@ kcat -b "$broker" -L | grep -q 'topic "kcat-zstd"' && passed=$((passed+1)) || { 
 echo "== python clients"
 if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 echo "== consumer groups"
-if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+4)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+5)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 
 # The broker must still be alive and must shut down cleanly on SIGTERM.
 kill -TERM $pid
