@@ -40,6 +40,14 @@ if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); 
 echo "== consumer groups"
 if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+5)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 
+echo "== idempotent producers through dropped produce responses"
+fport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" serve --data-dir "$work/faulty" --listen "127.0.0.1:$fport" --fault-drop-produce-response-every 7 >"$work/faulty.log" 2>&1 &
+fpid=$!
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$fport) 2>/dev/null && break; sleep 0.1; done
+if "$venv/bin/python" "$here/idempotence.py" "127.0.0.1:$fport"; then passed=$((passed+3)); else failed=$((failed+1)); tail -20 "$work/faulty.log"; fi
+kill -TERM $fpid; wait $fpid || true
+
 # The broker must still be alive and must shut down cleanly on SIGTERM.
 kill -TERM $pid
 if wait $pid; then passed=$((passed+1)); else echo "FAIL broker exit status"; failed=$((failed+1)); fi
