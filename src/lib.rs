@@ -20,4 +20,5 @@ pub mod limits;
 pub mod partition;
 pub mod shard;
 pub mod storage;
+pub mod stream;
 pub mod tune;
