@@ -68,6 +68,25 @@ enum Command {
         #[command(subcommand)]
         command: cli::group::GroupCommand,
     },
+    /// Run a continuous query over a topic (running aggregates per key and window).
+    Stream {
+        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[command(flatten)]
+        args: cli::stream::StreamArgs,
+    },
+    /// Produce a demo data stream.
+    Demo {
+        #[arg(
+            long,
+            env = "STRATA_BROKERS",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
+        brokers: String,
+        #[command(subcommand)]
+        command: cli::demo::DemoCommand,
+    },
     /// Check (and apply) host settings for Strata.
     Tune {
         #[command(subcommand)]
@@ -191,6 +210,10 @@ fn main() -> anyhow::Result<()> {
         Command::Produce { brokers, args } => cli::produce::run(&brokers, args),
         Command::Consume { brokers, args } => cli::consume::run(&brokers, args),
         Command::Group { brokers, command } => cli::group::run(&brokers, command),
+        Command::Stream { brokers, args } => {
+            cli::stream::run(&brokers, args, shutdown_on_signals()?)
+        }
+        Command::Demo { brokers, command } => cli::demo::run(&brokers, command),
         Command::Tune { command } => cli::tune::run(command),
         Command::Bench { brokers, command } => match command {
             cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers, a),

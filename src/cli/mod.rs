@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod bench_disk;
 pub mod consume;
+pub mod demo;
 pub mod group;
 pub mod produce;
+pub mod stream;
 pub mod topic;
 pub mod tune;
 

@@ -64,9 +64,11 @@ impl std::str::FromStr for WindowSpec {
                 }
             }
             "session" => WindowSpec::Session { gap_ms: ms(arg)? },
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unknown window '{s}' (global, tumbling:SIZE, hopping:SIZE,ADVANCE, session:GAP)"
-            )),
+            ))
+            }
         };
         Ok(w)
     }
