@@ -79,7 +79,8 @@ pub struct StreamArgs {
     /// How often state and offsets are checkpointed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
-    /// Stop (after a final checkpoint) when no record arrived for this long.
+    /// Stop (after a final checkpoint) when no record arrived for this long while owning
+    /// partitions.
     #[arg(long, value_parser = parse_duration)]
     pub exit_when_idle: Option<Duration>,
     /// A librdkafka setting for the consumer and producer, `name=value` (repeatable).
@@ -235,7 +236,10 @@ impl Runner {
             }
             if last_emit.elapsed() >= self.args.emit_interval {
                 self.emit()?;
-                self.forget_revoked();
+                if !self.forget_revoked() {
+                    // Idle means no records while owning partitions, not waiting to join.
+                    last_record = Instant::now();
+                }
                 last_emit = Instant::now();
             }
             if last_checkpoint.elapsed() >= self.args.checkpoint_interval {
@@ -364,10 +368,10 @@ impl Runner {
     }
 
     /// Drops the tasks of partitions this member no longer owns (their state lives on in the
-    /// checkpoint, from which the new owner resumes).
-    fn forget_revoked(&mut self) {
+    /// checkpoint, from which the new owner resumes). Returns whether it owns any.
+    fn forget_revoked(&mut self) -> bool {
         let Ok(assignment) = self.consumer.assignment() else {
-            return;
+            return false;
         };
         let owned: Vec<i32> = assignment
             .elements_for_topic(&self.args.topic)
@@ -375,6 +379,7 @@ impl Runner {
             .map(|e| e.partition())
             .collect();
         self.tasks.retain(|p, _| owned.contains(p));
+        !owned.is_empty()
     }
 
     /// Publishes every changed (key, window) to the output topic and, with --print, stdout.
