@@ -22,18 +22,37 @@ const EVENTS: u64 = 60_000;
 
 fn strata(b: &Broker) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-    c.env("STRATA_BROKERS", b.bootstrap()).env("RUST_LOG", "info");
+    c.env("STRATA_BROKERS", b.bootstrap())
+        .env("RUST_LOG", "info");
     c
 }
 
 /// Produces the demo stream and returns the producer's ground truth.
 fn demo(b: &Broker) -> Value {
     let out = strata(b)
-        .args(["demo", "attendance", "--rate", "0", "--count", &EVENTS.to_string()])
-        .args(["--start-time", "1700000000000", "--seed", "42", "--venues", "6"])
+        .args([
+            "demo",
+            "attendance",
+            "--rate",
+            "0",
+            "--count",
+            &EVENTS.to_string(),
+        ])
+        .args([
+            "--start-time",
+            "1700000000000",
+            "--seed",
+            "42",
+            "--venues",
+            "6",
+        ])
         .output()
         .expect("demo");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ground truth JSON")
 }
 
@@ -59,7 +78,10 @@ impl Stream {
             .expect("spawn stream");
         let printed: Arc<Mutex<Vec<Value>>> = Arc::default();
         let stderr: Arc<Mutex<String>> = Arc::default();
-        let (out, err) = (child.stdout.take().expect("out"), child.stderr.take().expect("err"));
+        let (out, err) = (
+            child.stdout.take().expect("out"),
+            child.stderr.take().expect("err"),
+        );
         let sink = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -101,7 +123,10 @@ impl Stream {
                 assert!(status.success(), "stream failed:\n{err}");
                 return err;
             }
-            assert!(start.elapsed() < Duration::from_secs(180), "stream did not finish");
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "stream did not finish"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -146,12 +171,25 @@ fn running_total_is_exact_after_kill_9_and_windows_match_the_ground_truth() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(
         &dir.path().join("data"),
-        &["--default-partitions", "4", "--group-initial-rebalance-delay-ms", "0"],
+        &[
+            "--default-partitions",
+            "4",
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ],
     );
     let truth = demo(&b);
     let total_args = [
-        "--name", "total", "--topic", "attendance", "--value", "json:attendees",
-        "--agg", "sum,count", "--event-time", "json:event_time",
+        "--name",
+        "total",
+        "--topic",
+        "attendance",
+        "--value",
+        "json:attendees",
+        "--agg",
+        "sum,count",
+        "--event-time",
+        "json:event_time",
     ];
 
     // Killed mid-stream, then restarted: it resumes from its checkpoint.
@@ -165,23 +203,46 @@ fn running_total_is_exact_after_kill_9_and_windows_match_the_ground_truth() {
     first.child.kill().expect("kill -9");
     first.child.wait().expect("reap");
     let at_kill = first.last_count();
-    assert!(at_kill < EVENTS, "killed before the end ({at_kill} of {EVENTS})");
+    assert!(
+        at_kill < EVENTS,
+        "killed before the end ({at_kill} of {EVENTS})"
+    );
     let log = Stream::start(&b, &total_args).wait();
-    assert!(log.contains("resumed from checkpoint"), "restart did not resume:\n{log}");
+    assert!(
+        log.contains("resumed from checkpoint"),
+        "restart did not resume:\n{log}"
+    );
 
     // The latest upserts, summed over input partitions, are the exact totals.
     let out = results(&b, "total-results");
     let sum: f64 = out.values().map(|v| v["sum"].as_f64().unwrap_or(0.0)).sum();
     let count: u64 = out.values().map(|v| v["count"].as_u64().unwrap_or(0)).sum();
     assert_eq!(count, EVENTS, "each record counted once: {out:?}");
-    assert_eq!(sum as u64, truth["total_attendees"].as_u64().expect("truth"));
+    assert_eq!(
+        sum as u64,
+        truth["total_attendees"].as_u64().expect("truth")
+    );
 
     // Attendees per venue per minute, from final tumbling windows.
     let args = [
-        "--name", "venues", "--topic", "attendance", "--key", "json:venue",
-        "--value", "json:attendees", "--agg", "sum,count,mean,distinct",
-        "--distinct-of", "json:gate", "--window", "tumbling:1m",
-        "--allowed-lateness", "5s", "--event-time", "json:event_time",
+        "--name",
+        "venues",
+        "--topic",
+        "attendance",
+        "--key",
+        "json:venue",
+        "--value",
+        "json:attendees",
+        "--agg",
+        "sum,count,mean,distinct",
+        "--distinct-of",
+        "json:gate",
+        "--window",
+        "tumbling:1m",
+        "--allowed-lateness",
+        "5s",
+        "--event-time",
+        "json:event_time",
     ];
     Stream::start(&b, &args).wait();
     let mut got: BTreeMap<(String, i64), u64> = BTreeMap::new();
@@ -191,7 +252,10 @@ fn running_total_is_exact_after_kill_9_and_windows_match_the_ground_truth() {
             v["window_start"].as_i64().expect("window"),
         );
         *got.entry(key).or_default() += v["sum"].as_f64().expect("sum") as u64;
-        assert!(v["distinct"].as_u64().is_some_and(|d| (1..=6).contains(&d)), "6 gates: {v}");
+        assert!(
+            v["distinct"].as_u64().is_some_and(|d| (1..=6).contains(&d)),
+            "6 gates: {v}"
+        );
     }
     let mut want: BTreeMap<(String, i64), u64> = BTreeMap::new();
     for (venue, minutes) in truth["per_venue_minute"].as_object().expect("truth") {

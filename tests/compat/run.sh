@@ -2,7 +2,9 @@
 # Runs real third-party Kafka clients against a fresh Strata broker:
 #   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
 # Each produces and consumes, with every compression codec, and consumes as a group member
-# (tests/compat/groups.py). Installs what it needs.
+# (tests/compat/groups.py); idempotent producers through dropped responses; Spark Structured
+# Streaming (pyspark with a Python source, tests/compat/spark/) beside `strata stream`.
+# Installs what it needs.
 # Usage: tests/compat/run.sh [path/to/strata]   (default: target/release/strata)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +19,11 @@ if ! command -v kcat >/dev/null; then
 fi
 venv=${STRATA_COMPAT_VENV:-$root/target/compat-venv}
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
-"$venv/bin/pip" install -q confluent-kafka kafka-python aiokafka lz4 python-snappy zstandard cramjam
+"$venv/bin/pip" install -q confluent-kafka kafka-python aiokafka lz4 python-snappy zstandard cramjam \
+  pyspark==4.3.0 pyarrow "pandas<3"
+if ! command -v java >/dev/null; then   # Spark needs a JVM (17+)
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
 
 "$bin" serve --data-dir "$work/data" --listen "$broker" >"$work/broker.log" 2>&1 &
 pid=$!
@@ -47,6 +53,13 @@ fpid=$!
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$fport) 2>/dev/null && break; sleep 0.1; done
 if "$venv/bin/python" "$here/idempotence.py" "127.0.0.1:$fport"; then passed=$((passed+3)); else failed=$((failed+1)); tail -20 "$work/faulty.log"; fi
 kill -TERM $fpid; wait $fpid || true
+
+echo "== Spark Structured Streaming and strata stream: the attendance query"
+if "$venv/bin/python" "$here/spark/attendance.py" "$broker" "$bin" >"$work/spark.log" 2>&1; then
+  grep -E '^ok|^spark:' "$work/spark.log"; passed=$((passed+2))
+else
+  tail -40 "$work/spark.log"; failed=$((failed+1))
+fi
 
 # The broker must still be alive and must shut down cleanly on SIGTERM.
 kill -TERM $pid
