@@ -27,63 +27,43 @@ enum Command {
     Serve(ServeArgs),
     /// Manage topics on a broker.
     Topic {
-        #[arg(
-            long,
-            env = "STRATA_BROKERS",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(subcommand)]
         command: cli::topic::TopicCommand,
     },
     /// Produce lines from standard input as records.
     Produce {
-        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(flatten)]
         args: cli::produce::ProduceArgs,
     },
     /// Load-test a Kafka-compatible broker.
     Bench {
-        #[arg(
-            long,
-            env = "STRATA_BROKERS",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(subcommand)]
         command: cli::bench::BenchCommand,
     },
     /// Inspect and manage consumer groups.
     Group {
-        #[arg(
-            long,
-            env = "STRATA_BROKERS",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(subcommand)]
         command: cli::group::GroupCommand,
     },
     /// Run a continuous query over a topic (running aggregates per key and window).
     Stream {
-        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(flatten)]
         args: cli::stream::StreamArgs,
     },
     /// Produce a demo data stream.
     Demo {
-        #[arg(
-            long,
-            env = "STRATA_BROKERS",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(subcommand)]
         command: cli::demo::DemoCommand,
     },
@@ -94,11 +74,24 @@ enum Command {
     },
     /// Print records of a topic.
     Consume {
-        #[arg(long, env = "STRATA_BROKERS", default_value = "127.0.0.1:9092")]
-        brokers: String,
+        #[command(flatten)]
+        brokers: Brokers,
         #[command(flatten)]
         args: cli::consume::ConsumeArgs,
     },
+}
+
+/// Where the tools connect: any Kafka-compatible broker.
+#[derive(clap::Args)]
+struct Brokers {
+    /// Bootstrap broker(s), host:port[,host:port...].
+    #[arg(
+        long = "brokers",
+        env = "STRATA_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    list: String,
 }
 
 #[derive(clap::Args)]
@@ -206,19 +199,19 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Topic { brokers, command } => cli::topic::run(&brokers, command),
-        Command::Produce { brokers, args } => cli::produce::run(&brokers, args),
-        Command::Consume { brokers, args } => cli::consume::run(&brokers, args),
-        Command::Group { brokers, command } => cli::group::run(&brokers, command),
+        Command::Topic { brokers, command } => cli::topic::run(&brokers.list, command),
+        Command::Produce { brokers, args } => cli::produce::run(&brokers.list, args),
+        Command::Consume { brokers, args } => cli::consume::run(&brokers.list, args),
+        Command::Group { brokers, command } => cli::group::run(&brokers.list, command),
         Command::Stream { brokers, args } => {
-            cli::stream::run(&brokers, args, shutdown_on_signals()?)
+            cli::stream::run(&brokers.list, args, shutdown_on_signals()?)
         }
-        Command::Demo { brokers, command } => cli::demo::run(&brokers, command),
+        Command::Demo { brokers, command } => cli::demo::run(&brokers.list, command),
         Command::Tune { command } => cli::tune::run(command),
         Command::Bench { brokers, command } => match command {
-            cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers, a),
-            cli::bench::BenchCommand::Consume(a) => cli::bench::consume(&brokers, a),
-            cli::bench::BenchCommand::E2e(a) => cli::bench::e2e(&brokers, a),
+            cli::bench::BenchCommand::Produce(a) => cli::bench::produce(&brokers.list, a),
+            cli::bench::BenchCommand::Consume(a) => cli::bench::consume(&brokers.list, a),
+            cli::bench::BenchCommand::E2e(a) => cli::bench::e2e(&brokers.list, a),
             cli::bench::BenchCommand::Disk(a) => cli::bench_disk::run(a),
         },
     }

@@ -108,16 +108,7 @@ pub fn run(brokers: &str, cmd: DemoCommand) -> Result<()> {
             "attendees": attendees,
         })
         .to_string();
-        let mut record = Some(BaseRecord::to(&topic).key(&venue).payload(&value));
-        while let Some(r) = record.take() {
-            if let Err((e, back)) = p.send(r) {
-                if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
-                    bail!("send failed: {e}");
-                }
-                p.poll(Duration::from_millis(10));
-                record = Some(back);
-            }
-        }
+        super::send_waiting(&p, BaseRecord::to(&topic).key(&venue).payload(&value))?;
         p.poll(Duration::ZERO);
         total += attendees;
         *per_venue.entry(venue.clone()).or_default() += attendees;

@@ -46,3 +46,27 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .ok_or_else(|| format!("'{s}' is not name=value"))
 }
+
+/// Queues a record, waiting for room while librdkafka's queue is full (backpressure, not an
+/// error).
+pub fn send_waiting<K, P>(
+    producer: &rdkafka::producer::BaseProducer,
+    mut record: rdkafka::producer::BaseRecord<'_, K, P>,
+) -> anyhow::Result<()>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((e, back))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+            Err((e, _)) => anyhow::bail!("cannot queue a record: {e}"),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::client_config;
@@ -49,16 +49,7 @@ pub fn run(brokers: &str, a: ProduceArgs) -> Result<()> {
         if let Some(p) = a.partition {
             rec = rec.partition(p);
         }
-        let mut rec = Some(rec);
-        while let Some(r) = rec.take() {
-            if let Err((e, back)) = p.send(r) {
-                if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
-                    bail!("send failed: {e}");
-                }
-                p.poll(Duration::from_millis(10));
-                rec = Some(back);
-            }
-        }
+        super::send_waiting(&p, rec)?;
         sent += 1;
         p.poll(Duration::ZERO);
     }

@@ -448,17 +448,8 @@ impl Runner {
         Ok(())
     }
 
-    fn send(&self, mut record: BaseRecord<'_, String, String>) -> Result<()> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    self.producer.poll(Duration::from_millis(50));
-                    record = r;
-                }
-                Err((e, _)) => bail!("cannot queue a result: {e}"),
-            }
-        }
+    fn send(&self, record: BaseRecord<'_, String, String>) -> Result<()> {
+        super::send_waiting(&self.producer, record)
     }
 
     /// Results out, then state and offsets together per partition, then the group commit.
