@@ -7,4 +7,5 @@
 pub mod errors;
 pub mod frame;
 pub mod handlers;
+pub mod response;
 pub mod server;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use futures_lite::io::BufReader;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
@@ -17,6 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
 
 use super::frame::{read_frame, FrameError};
+use super::response::ResponseBuf;
 use super::handlers::{self, api_versions, dispatch, Ctx};
 use crate::cluster::{Catalog, CatalogError};
 use crate::config::BrokerConfig;
@@ -193,10 +194,12 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
             }
         };
         match handle_frame(&ctx, &host, frame).await {
-            Ok(Some(response)) => {
-                if let Err(e) = stream.get_mut().write_all(&response).await {
-                    tracing::debug!(%peer, error = %e, "write failed");
-                    return;
+            Ok(Some(parts)) => {
+                for part in parts {
+                    if let Err(e) = stream.get_mut().write_all(&part).await {
+                        tracing::debug!(%peer, error = %e, "write failed");
+                        return;
+                    }
                 }
             }
             Ok(None) => {}
@@ -210,8 +213,8 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
 
 /// A response buffer holding the length placeholder and the response header; the body is
 /// encoded straight after it, so the response is never copied before it reaches the socket.
-fn start_response(correlation_id: i32, header_version: i16) -> Result<BytesMut, String> {
-    let mut out = BytesMut::with_capacity(64);
+fn start_response(correlation_id: i32, header_version: i16) -> Result<ResponseBuf, String> {
+    let mut out = ResponseBuf::with_capacity(64);
     out.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
@@ -220,16 +223,21 @@ fn start_response(correlation_id: i32, header_version: i16) -> Result<BytesMut, 
     Ok(out)
 }
 
-/// Writes the frame length into a response made by [`start_response`].
-fn finish_response(mut out: BytesMut) -> Bytes {
+/// Writes the frame length into a response made by [`start_response`]: its parts, to write
+/// in order.
+fn finish_response(mut out: ResponseBuf) -> Vec<Bytes> {
     let len = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    out.freeze()
+    out.patch_start(&len.to_be_bytes());
+    out.into_parts()
 }
 
 /// Handles one request frame. `Err` means the connection must be closed (Kafka's answer to an
 /// unknown API, an unsupported version other than ApiVersions', or a malformed request).
-async fn handle_frame(ctx: &Ctx, host: &str, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+async fn handle_frame(
+    ctx: &Ctx,
+    host: &str,
+    mut frame: Bytes,
+) -> Result<Option<Vec<Bytes>>, String> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);

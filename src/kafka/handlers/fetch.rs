@@ -89,6 +89,15 @@ fn within_budget(chunks: Vec<Bytes>, budget: &mut usize, first: &mut bool) -> By
     }
 }
 
+/// The record sets of a response, which its encoding may reference instead of copying.
+pub fn record_sets(resp: &FetchResponse) -> Vec<Bytes> {
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .collect()
+}
+
 fn total_bytes(results: &[Option<Result<Fetched, ShardError>>]) -> usize {
     results
         .iter()

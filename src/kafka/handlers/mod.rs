@@ -4,11 +4,12 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::config::BrokerConfig;
+use crate::kafka::response::ResponseBuf;
 use crate::shard::Shard;
 
 pub mod alter_configs;
@@ -110,8 +111,27 @@ async fn run<Req, Resp, F, Fut>(
     api: ApiKey,
     version: i16,
     body: &mut Bytes,
-    out: &mut BytesMut,
+    out: &mut ResponseBuf,
     f: F,
+) -> Result<bool, DispatchError>
+where
+    Req: Decodable,
+    Resp: Encodable,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Option<Resp>>,
+{
+    run_sharing(api, version, body, out, f, |_| Vec::new()).await
+}
+
+/// [`run`], where `shared` names the record sets of the response that the response may
+/// reference instead of copying (see [`ResponseBuf`]).
+async fn run_sharing<Req, Resp, F, Fut>(
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+    out: &mut ResponseBuf,
+    f: F,
+    shared: impl FnOnce(&Resp) -> Vec<Bytes>,
 ) -> Result<bool, DispatchError>
 where
     Req: Decodable,
@@ -132,8 +152,10 @@ where
         version,
         reason: e.to_string(),
     };
-    // Reserve exactly once: growing a large fetch response would copy it again and again.
-    out.reserve(resp.compute_size(version).map_err(encode_error)?);
+    out.share(shared(&resp));
+    // Reserve exactly once: growing a large response would copy it again and again.
+    let size = resp.compute_size(version).map_err(encode_error)?;
+    out.reserve(size.saturating_sub(out.shared_len()));
     resp.encode(out, version).map_err(encode_error)?;
     Ok(true)
 }
@@ -145,7 +167,7 @@ pub async fn dispatch(
     api: ApiKey,
     version: i16,
     body: &mut Bytes,
-    out: &mut BytesMut,
+    out: &mut ResponseBuf,
 ) -> Result<bool, DispatchError> {
     match api {
         ApiKey::ApiVersions => {
@@ -166,7 +188,17 @@ pub async fn dispatch(
             })
             .await
         }
-        ApiKey::Fetch => run(api, version, body, out, |r| fetch::handle(ctx, r, version)).await,
+        ApiKey::Fetch => {
+            run_sharing(
+                api,
+                version,
+                body,
+                out,
+                |r| fetch::handle(ctx, r, version),
+                fetch::record_sets,
+            )
+            .await
+        }
         ApiKey::ListOffsets => {
             run(api, version, body, out, |r| {
                 list_offsets::handle(ctx, r, version)
