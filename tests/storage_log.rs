@@ -422,3 +422,45 @@ fn concurrent_appenders_share_syncs() {
         );
     });
 }
+
+#[test]
+fn active_segment_is_allocated_ahead_and_trimmed_on_close_and_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_len = run(async {
+        let log = open(dir.path(), LogConfig::default()).await;
+        let value = vec![b'x'; 64 * 1024];
+        for _ in 0..48 {
+            let b = batch::build_batch(0, 1, &[(None, value.as_slice())]);
+            log.append(&b).await.expect("append");
+        }
+        log.flush(log.log_end()).await.expect("flush");
+        let data: usize = read_all(&log, 0).await.iter().map(|b| b.len()).sum();
+        let on_disk = std::fs::metadata(last_log_file(dir.path()))
+            .expect("stat")
+            .len();
+        assert!(
+            on_disk >= data as u64 + strata::limits::MIN_PREALLOCATE_BYTES,
+            "{on_disk} bytes allocated for {data} bytes of data"
+        );
+        // Not closed: as after kill -9, the preallocated zeros are still there.
+        data
+    });
+    run(async {
+        let log = open(dir.path(), LogConfig::default()).await;
+        assert_eq!(
+            log.log_end(),
+            48,
+            "recovery stops at the preallocated zeros"
+        );
+        let data: usize = read_all(&log, 0).await.iter().map(|b| b.len()).sum();
+        assert_eq!(data, data_len);
+        log.close().await.expect("close");
+    });
+    let on_disk = std::fs::metadata(last_log_file(dir.path()))
+        .expect("stat")
+        .len();
+    assert_eq!(
+        on_disk, data_len as u64,
+        "a clean close trims the allocation"
+    );
+}

@@ -17,8 +17,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
 
 use super::frame::{read_frame, FrameError};
-use super::response::ResponseBuf;
 use super::handlers::{self, api_versions, dispatch, Ctx};
+use super::response::ResponseBuf;
 use crate::cluster::{Catalog, CatalogError};
 use crate::config::BrokerConfig;
 use crate::shard::{self, Shard};

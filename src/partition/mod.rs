@@ -38,6 +38,8 @@ pub struct Partition {
     producers: RefCell<ProducerState>,
     /// Serializes check-append-record for idempotent batches (plain batches skip it).
     sequencing: Semaphore,
+    /// Serialises producer snapshot writes.
+    snapshot_writes: Semaphore,
     /// Active segment base when the producer state was last snapshotted.
     snapshot_base: Cell<i64>,
 }
@@ -75,6 +77,7 @@ impl Partition {
             data: Notify::default(),
             producers: RefCell::new(state),
             sequencing: Semaphore::new(1),
+            snapshot_writes: Semaphore::new(1),
             snapshot_base: Cell::new(base),
         }))
     }
@@ -115,13 +118,13 @@ impl Partition {
                 Verdict::Append => {
                     let info = self.log.append(records).await?;
                     self.producers.borrow_mut().record(&h, info.base_offset);
-                    self.snapshot_on_roll();
+                    self.snapshot_on_roll().await;
                     info
                 }
             }
         } else {
             let info = self.log.append(records).await?;
-            self.snapshot_on_roll();
+            self.snapshot_on_roll().await;
             info
         };
         if self.log.sync_every_append() || self.log.flush_due() {
@@ -135,22 +138,28 @@ impl Partition {
 
     /// Once per segment (whoever produced), snapshots producer state so that a restart rescans
     /// at most the active segment, not the whole log.
-    fn snapshot_on_roll(&self) {
+    async fn snapshot_on_roll(&self) {
         let base = self.log.active_base();
         if base != self.snapshot_base.get() {
             self.snapshot_base.set(base);
-            if let Err(e) = self.write_snapshot() {
+            if let Err(e) = self.write_snapshot().await {
                 tracing::warn!(dir = %self.log.dir().display(), error = %e, "producer snapshot failed; restart will rescan more");
             }
         }
     }
 
-    fn write_snapshot(&self) -> Result<(), StorageError> {
+    async fn write_snapshot(&self) -> Result<(), StorageError> {
+        // One writer at a time: they share the temporary file of the atomic replace.
+        let _turn = self
+            .snapshot_writes
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
         let snap = self.producers.borrow().to_snapshot(self.log.log_end());
         let bytes = snap
             .encode()
             .map_err(|e| StorageError::InvalidConfig(format!("encode producer snapshot: {e}")))?;
-        meta::write_atomic(&self.log.dir().join(SNAPSHOT_FILE), &bytes)
+        meta::write_atomic_off_core(self.log.dir().join(SNAPSHOT_FILE), bytes.to_vec()).await
     }
 
     /// Flushes, snapshots producer state and closes the log (clean shutdown).
@@ -162,7 +171,7 @@ impl Partition {
             .map_err(|_| StorageError::Closed)?;
         self.log.flush(self.log.log_end()).await?;
         // Even an empty snapshot matters: it spares the next start a scan of the whole log.
-        self.write_snapshot()?;
+        self.write_snapshot().await?;
         self.log.close().await
     }
 

@@ -245,17 +245,19 @@ impl PartitionLog {
             io_done: Notify::default(),
             syncs: Cell::new(0),
         };
-        log.store_meta()?;
+        log.store_meta().await?;
         Ok((log, report))
     }
 
-    fn store_meta(&self) -> Result<()> {
-        let st = self.state.borrow();
-        PartitionMeta {
-            log_start_offset: st.log_start,
-            recovery_point: st.active().base_offset,
-        }
-        .store(&self.dir)
+    async fn store_meta(&self) -> Result<()> {
+        let meta = {
+            let st = self.state.borrow();
+            PartitionMeta {
+                log_start_offset: st.log_start,
+                recovery_point: st.active().base_offset,
+            }
+        };
+        meta.store_off_core(&self.dir).await
     }
 
     pub fn dir(&self) -> &Path {
@@ -500,13 +502,22 @@ impl PartitionLog {
 
     /// Writes the active segment's staged bytes, and syncs when asked. Caller holds the permit.
     async fn write_staged(&self, sync: bool) -> Result<()> {
-        let (file, writes, target) = {
+        let (file, writes, target, allocate) = {
             let mut st = self.state.borrow_mut();
             let target = st.log_end();
-            let (file, writes) = st.active_mut().take_writes()?;
-            (file, writes, target)
+            let active = st.active_mut();
+            let (file, writes) = active.take_writes()?;
+            let allocate = active.allocation_for(&writes);
+            (file, writes, target, allocate)
         };
         let result = async {
+            if let Some(size) = allocate {
+                // Best effort: without it writes are slower, not wrong (and a full disk is
+                // reported by the write itself).
+                if let Err(e) = file.pre_allocate(size, false).await {
+                    tracing::debug!(dir = %self.dir.display(), error = %e, "preallocation failed");
+                }
+            }
             let end = submit_writes(&file, writes).await?;
             if sync {
                 file.fdatasync().await?;
@@ -582,7 +593,7 @@ impl PartitionLog {
         let interval = self.config.borrow().index_interval_bytes;
         let seg = Segment::create(&self.dir, base, interval, now).await?;
         self.state.borrow_mut().segments.insert(base, seg);
-        self.store_meta()?;
+        self.store_meta().await?;
         tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
         Ok(())
     }
@@ -746,7 +757,7 @@ impl PartitionLog {
             return Ok(0);
         }
         // Meta first: a crash after it finishes the deletion on the next open.
-        self.store_meta()?;
+        self.store_meta().await?;
         for seg in &doomed {
             tracing::info!(dir = %self.dir.display(), segment = seg.base_offset, "retention deleted segment");
             seg.remove_files(&self.dir)?;
@@ -765,7 +776,7 @@ impl PartitionLog {
         let size = self.state.borrow().active().size();
         file.truncate(size).await?;
         file.fdatasync().await?;
-        self.store_meta()?;
+        self.store_meta().await?;
         self.io.close();
         Ok(())
     }

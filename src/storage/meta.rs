@@ -4,7 +4,7 @@
 //! never a mix.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rkyv::{rancor, util::AlignedVec, Archive, Deserialize, Serialize};
 
@@ -37,6 +37,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// [`write_atomic`] on glommio's blocking thread pool: its fsyncs (tens of milliseconds on a
+/// busy ext4 journal) must not stall the core, which serves every other partition and
+/// connection meanwhile. Must run inside a glommio executor.
+pub async fn write_atomic_off_core(path: PathBuf, bytes: Vec<u8>) -> Result<()> {
+    glommio::executor()
+        .spawn_blocking(move || write_atomic(&path, &bytes))
+        .await
+}
+
 /// Reads a file written by [`write_atomic`]; `Ok(None)` if it does not exist.
 pub fn read_checked(path: &Path) -> Result<Option<AlignedVec>> {
     let bytes = match std::fs::read(path) {
@@ -63,9 +72,18 @@ pub fn read_checked(path: &Path) -> Result<Option<AlignedVec>> {
 
 impl PartitionMeta {
     pub fn store(&self, dir: &Path) -> Result<()> {
-        let bytes = rkyv::to_bytes::<rancor::Error>(self)
-            .map_err(|e| StorageError::InvalidConfig(format!("encode partition.meta: {e}")))?;
-        write_atomic(&dir.join(PARTITION_META_FILE), &bytes)
+        write_atomic(&dir.join(PARTITION_META_FILE), &self.encode()?)
+    }
+
+    /// [`PartitionMeta::store`] off the core (see [`write_atomic_off_core`]).
+    pub async fn store_off_core(&self, dir: &Path) -> Result<()> {
+        write_atomic_off_core(dir.join(PARTITION_META_FILE), self.encode()?).await
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        rkyv::to_bytes::<rancor::Error>(self)
+            .map(|b| b.to_vec())
+            .map_err(|e| StorageError::InvalidConfig(format!("encode partition.meta: {e}")))
     }
 
     /// Loads the meta of a partition; `Ok(None)` when there is none yet.

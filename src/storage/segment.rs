@@ -60,6 +60,8 @@ pub struct Segment {
     time_index: Index<TimeEntry>,
     bytes_since_index_entry: u64,
     index_interval_bytes: u64,
+    /// File bytes allocated ahead of the writes (see `MAX_PREALLOCATE_BYTES`).
+    allocated: u64,
 }
 
 impl std::fmt::Debug for Stage {
@@ -133,6 +135,7 @@ impl Segment {
             time_index: Index::default(),
             bytes_since_index_entry: 0,
             index_interval_bytes: index_interval_bytes.max(1) as u64,
+            allocated: 0,
         }
     }
 
@@ -350,6 +353,18 @@ impl Segment {
         Ok((self.file.clone(), writes))
     }
 
+    /// How far the file must be allocated before `writes` go out (`None`: it already is).
+    pub fn allocation_for(&mut self, writes: &[Write]) -> Option<u64> {
+        let end = writes.iter().map(|w| w.pos + w.buf.len() as u64).max()?;
+        if end <= self.allocated {
+            return None;
+        }
+        use crate::limits::{MAX_PREALLOCATE_BYTES, MIN_PREALLOCATE_BYTES};
+        let ahead = end.clamp(MIN_PREALLOCATE_BYTES, MAX_PREALLOCATE_BYTES);
+        self.allocated = (end + ahead).div_ceil(MIN_PREALLOCATE_BYTES) * MIN_PREALLOCATE_BYTES;
+        Some(self.allocated)
+    }
+
     /// Records that bytes up to `end` are on the device.
     pub fn mark_written(&mut self, end: u64) {
         assert!(end <= self.size, "written past the logical end");
@@ -376,18 +391,23 @@ impl Segment {
                 relative_offset: rel,
             });
         }
-        self.write_indexes(dir)
+        self.write_indexes(dir).await
     }
 
-    /// Archives the indexes to their files (they are derived data: no fsync, a torn one is rebuilt).
-    pub fn write_indexes(&mut self, dir: &Path) -> Result<()> {
+    /// Archives the indexes to their files (they are derived data: no fsync, a torn one is
+    /// rebuilt). Megabytes for a full segment: written on the blocking pool, off the core.
+    pub async fn write_indexes(&mut self, dir: &Path) -> Result<()> {
         let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
         let enc =
             |e: rkyv::rancor::Error| StorageError::InvalidConfig(format!("index encode: {e}"));
         let ib = self.offset_index.seal().map_err(enc)?;
         let tb = self.time_index.seal().map_err(enc)?;
-        std::fs::write(index_path, ib)?;
-        std::fs::write(time_path, tb)?;
+        glommio::executor()
+            .spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::write(index_path, ib)?;
+                std::fs::write(time_path, tb)
+            })
+            .await?;
         Ok(())
     }
 
