@@ -3,7 +3,7 @@
 #   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
 # Each produces and consumes, with every compression codec, and consumes as a group member
 # (tests/compat/groups.py); idempotent producers through dropped responses; Spark Structured
-# Streaming (pyspark with a Python source, tests/compat/spark/) beside `strata stream`.
+# Streaming (pyspark with a Python source, tests/compat/spark/) beside `strata stream`; KafkaJS.
 # Installs what it needs.
 # Usage: tests/compat/run.sh [path/to/strata]   (default: target/release/strata)
 set -euo pipefail
@@ -45,6 +45,14 @@ echo "== python clients"
 if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 echo "== consumer groups"
 if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+5)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+
+echo "== kafkajs (a JavaScript client with its own protocol implementation)"
+if ! command -v node >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+nodedir=$root/target/compat-node
+[ -d "$nodedir/node_modules/kafkajs" ] || (mkdir -p "$nodedir" && cd "$nodedir" && npm install --silent --no-audit --no-fund kafkajs@2.2.4 >/dev/null)
+if NODE_PATH="$nodedir/node_modules" node "$here/node/kafkajs.js" "$broker"; then passed=$((passed+3)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 
 echo "== idempotent producers through dropped produce responses"
 fport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
