@@ -283,3 +283,152 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
     let _ = records.remaining();
     let _ = BufMut::remaining_mut(&mut BytesMut::new());
 }
+
+#[test]
+fn group_requests_out_of_turn_get_the_group_error_codes() {
+    use join_group_request::JoinGroupRequestProtocol;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &["--group-initial-rebalance-delay-ms", "0"],
+    );
+    let mut s = connect(&b);
+    let group = |g: &str| GroupId(StrBytes::from_string(g.into()));
+    let join = |member: &str, session_ms: i32, g: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(group(g))
+            .with_session_timeout_ms(session_ms)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(
+                    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+                ))])
+    };
+    let r: JoinGroupResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::JoinGroup, 9, &join("", 10_000, "")),
+        9,
+    );
+    assert_eq!(r.error_code, 24, "INVALID_GROUP_ID");
+    let r: JoinGroupResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::JoinGroup, 9, &join("", 10, "g")),
+        9,
+    );
+    assert_eq!(r.error_code, 26, "INVALID_SESSION_TIMEOUT");
+    let r: JoinGroupResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::JoinGroup, 9, &join("", 10_000, "g")),
+        9,
+    );
+    assert_eq!(r.error_code, 79, "MEMBER_ID_REQUIRED");
+    let member = r.member_id.to_string();
+    assert!(!member.is_empty(), "the id to join with");
+    let r: JoinGroupResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::JoinGroup, 9, &join("stranger", 10_000, "g")),
+        9,
+    );
+    assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID");
+    let r: JoinGroupResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::JoinGroup, 9, &join(&member, 10_000, "g")),
+        9,
+    );
+    assert_eq!((r.error_code, r.generation_id), (0, 1), "joined alone");
+    assert_eq!(r.leader.to_string(), member);
+
+    let hb = |generation: i32, m: &str| {
+        HeartbeatRequest::default()
+            .with_group_id(group("g"))
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(m.into()))
+    };
+    let r: HeartbeatResponse =
+        roundtrip(&mut s, &request(ApiKey::Heartbeat, 4, &hb(0, &member)), 4);
+    assert_eq!(r.error_code, 22, "ILLEGAL_GENERATION");
+    let r: HeartbeatResponse =
+        roundtrip(&mut s, &request(ApiKey::Heartbeat, 4, &hb(1, "nobody")), 4);
+    assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID");
+    let r: HeartbeatResponse =
+        roundtrip(&mut s, &request(ApiKey::Heartbeat, 4, &hb(1, &member)), 4);
+    assert_eq!(r.error_code, 0, "heartbeat while completing the rebalance");
+
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group("g"))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignment(Bytes::from_static(b"mine")),
+        ]);
+    let r: SyncGroupResponse = roundtrip(&mut s, &request(ApiKey::SyncGroup, 5, &sync), 5);
+    assert_eq!((r.error_code, r.assignment.as_ref()), (0, &b"mine"[..]));
+
+    // A simple commit to a group with members is refused; the member's own commit is not.
+    let md = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_static_str("t"))))]));
+    let _: MetadataResponse = roundtrip(&mut s, &request(ApiKey::Metadata, 12, &md), 12);
+    let commit = |generation: i32, m: &str| {
+        use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+        OffsetCommitRequest::default()
+            .with_group_id(group("g"))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(StrBytes::from_string(m.into()))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(0)])])
+    };
+    let code = |r: OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    let r: OffsetCommitResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::OffsetCommit, 8, &commit(-1, "")),
+        8,
+    );
+    assert_eq!(
+        code(r),
+        25,
+        "UNKNOWN_MEMBER_ID for a simple commit to an active group"
+    );
+    let r: OffsetCommitResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::OffsetCommit, 8, &commit(0, &member)),
+        8,
+    );
+    assert_eq!(code(r), 22, "ILLEGAL_GENERATION");
+    let r: OffsetCommitResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::OffsetCommit, 8, &commit(1, &member)),
+        8,
+    );
+    assert_eq!(code(r), 0, "the member's commit");
+
+    let del = DeleteGroupsRequest::default().with_groups_names(vec![group("g"), group("ghost")]);
+    let r: DeleteGroupsResponse = roundtrip(&mut s, &request(ApiKey::DeleteGroups, 2, &del), 2);
+    let codes: Vec<i16> = r.results.iter().map(|x| x.error_code).collect();
+    assert_eq!(codes, vec![68, 69], "NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND");
+    let desc = DescribeGroupsRequest::default().with_groups(vec![group("ghost"), group("g")]);
+    let r: DescribeGroupsResponse =
+        roundtrip(&mut s, &request(ApiKey::DescribeGroups, 5, &desc), 5);
+    let states: Vec<String> = r.groups.iter().map(|g| g.group_state.to_string()).collect();
+    assert_eq!(states, vec!["Dead", "Stable"]);
+    assert_eq!(r.groups[1].members[0].member_assignment.as_ref(), b"mine");
+
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(group("g"))
+        .with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(StrBytes::from_string(member.clone()))]);
+    let r: LeaveGroupResponse = roundtrip(&mut s, &request(ApiKey::LeaveGroup, 5, &leave), 5);
+    assert_eq!((r.error_code, r.members[0].error_code), (0, 0));
+    let r: DeleteGroupsResponse = roundtrip(&mut s, &request(ApiKey::DeleteGroups, 2, &del), 2);
+    let codes: Vec<i16> = r.results.iter().map(|x| x.error_code).collect();
+    assert_eq!(codes, vec![0, 69], "an empty group can be deleted");
+}

@@ -173,7 +173,11 @@ fn checkpoints(b: &Broker, name: &str) -> i64 {
         .create()
         .expect("consumer");
     let end = c
-        .fetch_watermarks(&format!("__strata_stream_{name}"), 0, Duration::from_secs(10))
+        .fetch_watermarks(
+            &format!("__strata_stream_{name}"),
+            0,
+            Duration::from_secs(10),
+        )
         .map(|(_, hi)| hi)
         .unwrap_or(0);
     std::mem::forget(c);

@@ -40,6 +40,12 @@ for codec in none gzip snappy lz4 zstd; do
   if [ "$got" == "$want" ]; then echo "ok kcat $codec"; passed=$((passed+1)); else echo "FAIL kcat $codec"; failed=$((failed+1)); fi
 done
 kcat -b "$broker" -L | grep -q 'topic "kcat-zstd"' && passed=$((passed+1)) || { echo "FAIL kcat metadata"; failed=$((failed+1)); }
+# Balanced consumer (-G): reads everything, commits on close; the next member resumes there.
+seq 1 300 | kcat -b "$broker" -P -t kcat-group
+got=$(timeout 60 kcat -b "$broker" -G kcat-g -o beginning -e -q kcat-group | wc -l)
+seq 301 310 | kcat -b "$broker" -P -t kcat-group
+again=$(timeout 60 kcat -b "$broker" -G kcat-g -e -q kcat-group | tr '\n' ' ')
+if [ "$got" -eq 300 ] && [ "$again" == "$(seq 301 310 | tr '\n' ' ')" ]; then echo "ok kcat group"; passed=$((passed+1)); else echo "FAIL kcat group: $got, then '$again'"; failed=$((failed+1)); fi
 
 echo "== python clients"
 if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
