@@ -250,6 +250,41 @@ def kafka_python():
     passed.append(name)
 
 
+def kafka_python_admin():
+    """kafka-python's admin client (its own codecs): list, describe, offsets, delete offsets,
+    alter offsets, delete the group."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.structs import OffsetAndMetadata
+
+    topic = fresh_topic("g-kpadmin")
+    group = f"grp-{uuid.uuid4().hex[:6]}"
+    produce(topic, 60, "r")
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    c = KafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
+                      enable_auto_commit=False, session_timeout_ms=10000)
+    n, deadline = 0, time.time() + 30
+    while n < 60 and time.time() < deadline:
+        n += sum(len(m) for m in c.poll(timeout_ms=200).values())
+    c.commit()
+    assert group in [g["group_id"] for g in admin.list_groups()], "not listed"
+    d = admin.describe_groups([group])[group]
+    assert d["group_state"] == "Stable" and len(d["members"]) == 1, d
+    offsets = admin.list_group_offsets(group)[group]
+    assert sum(o.offset for o in offsets.values()) == 60, offsets
+    c.close()
+    tp0 = TopicPartition(topic, 0)
+    admin.delete_group_offsets(group, [tp0])
+    assert tp0 not in admin.list_group_offsets(group)[group], "offset not deleted"
+    admin.alter_group_offsets(group, {tp0: OffsetAndMetadata(3, "", -1)})
+    assert admin.list_group_offsets(group)[group][tp0].offset == 3, "offset not altered"
+    admin.delete_groups([group])
+    assert group not in [g["group_id"] for g in admin.list_groups()], "still listed after delete"
+    admin.close()
+    print("ok kafka-python admin: list, describe, offsets, delete/alter offsets, delete group")
+    passed.append("kafka-python admin")
+
+
 # --- aiokafka -----------------------------------------------------------------------------
 
 
@@ -305,6 +340,7 @@ def main():
     confluent("cooperative-sticky")
     confluent_static()
     kafka_python()
+    kafka_python_admin()
     asyncio.run(aiokafka_run())
     print(f"groups: {len(passed)} passed, 0 failed")
 

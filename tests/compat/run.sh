@@ -50,7 +50,7 @@ if [ "$got" -eq 300 ] && [ "$again" == "$(seq 301 310 | tr '\n' ' ')" ]; then ec
 echo "== python clients"
 if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 echo "== consumer groups"
-if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+5)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+6)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 
 echo "== kafkajs (a JavaScript client with its own protocol implementation)"
 if ! command -v node >/dev/null; then
