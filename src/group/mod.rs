@@ -11,6 +11,7 @@ pub mod coordinator;
 pub mod metadata;
 pub mod offsets;
 pub mod slot;
+pub mod state;
 
 use bytes::Bytes;
 use thiserror::Error;
