@@ -122,6 +122,8 @@ struct Runner {
     producer: BaseProducer,
     reader: BaseConsumer,
     tasks: HashMap<i32, Task>,
+    /// Late and unreadable records reported so far (to report only changes).
+    reported_drops: u64,
 }
 
 fn ensure_topic(brokers: &str, name: &str, configs: &[(&str, &str)]) -> Result<()> {
@@ -198,6 +200,7 @@ pub fn run(brokers: &str, args: StreamArgs, stop: Arc<AtomicBool>) -> Result<()>
         producer: producer_config.create().context("producer")?,
         reader,
         tasks: HashMap::new(),
+        reported_drops: 0,
         args,
     };
     r.run(stop)
@@ -455,6 +458,13 @@ impl Runner {
     /// Results out, then state and offsets together per partition, then the group commit.
     fn checkpoint(&mut self) -> Result<()> {
         self.emit()?;
+        let (late, invalid) = self.tasks.values().fold((0, 0), |(l, i), t| {
+            (l + t.state.late_dropped, i + t.state.invalid)
+        });
+        if late + invalid != self.reported_drops {
+            self.reported_drops = late + invalid;
+            tracing::info!(late, invalid, "records dropped so far (late: behind the watermark; invalid: unreadable by the query)");
+        }
         self.producer
             .flush(CALL_TIMEOUT)
             .context("publishing results before a checkpoint")?;
