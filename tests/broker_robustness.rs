@@ -432,3 +432,42 @@ fn group_requests_out_of_turn_get_the_group_error_codes() {
     let codes: Vec<i16> = r.results.iter().map(|x| x.error_code).collect();
     assert_eq!(codes, vec![0, 69], "an empty group can be deleted");
 }
+
+#[test]
+fn a_group_whose_metadata_exceeds_a_megabyte_is_still_stored() {
+    use join_group_request::JoinGroupRequestProtocol;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &["--group-initial-rebalance-delay-ms", "0"],
+    );
+    let mut s = connect(&b);
+    let big = Bytes::from(vec![0u8; 1536 * 1024]);
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("big")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(big.clone())])
+    };
+    let r: JoinGroupResponse = roundtrip(&mut s, &request(ApiKey::JoinGroup, 9, &join("")), 9);
+    let member = r.member_id.to_string();
+    let r: JoinGroupResponse = roundtrip(&mut s, &request(ApiKey::JoinGroup, 9, &join(&member)), 9);
+    assert_eq!(r.error_code, 0);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("big")))
+        .with_generation_id(r.generation_id)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member))
+                .with_assignment(big.clone()),
+        ]);
+    let r: SyncGroupResponse = roundtrip(&mut s, &request(ApiKey::SyncGroup, 5, &sync), 5);
+    assert_eq!(r.error_code, 0, "the 3 MiB group record was stored");
+    assert_eq!(r.assignment.len(), big.len());
+}

@@ -158,11 +158,16 @@ pub fn ensure_offsets_topic(catalog: &SharedCatalog) -> Result<(), CatalogError>
     let mut c = catalog
         .write()
         .map_err(|_| CatalogError::InvalidConfig("catalog lock poisoned".into()))?;
-    match c.create_topic(
-        offsets::OFFSETS_TOPIC,
-        offsets::OFFSETS_PARTITIONS,
-        vec![("cleanup.policy".into(), "compact".into())],
-    ) {
+    // A group's metadata record holds every member's subscription and assignment: a large
+    // group must not be refused by the 1 MiB default (it would rebalance forever).
+    let configs = vec![
+        ("cleanup.policy".into(), "compact".into()),
+        (
+            "max.message.bytes".into(),
+            crate::limits::MAX_BATCH_BYTES.to_string(),
+        ),
+    ];
+    match c.create_topic(offsets::OFFSETS_TOPIC, offsets::OFFSETS_PARTITIONS, configs) {
         Ok(_) | Err(CatalogError::TopicExists(_)) => Ok(()),
         Err(e) => Err(e),
     }
