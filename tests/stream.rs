@@ -65,10 +65,15 @@ struct Stream {
 
 impl Stream {
     fn start(b: &Broker, args: &[&str]) -> Stream {
+        Self::start_idle(b, args, "4s")
+    }
+
+    /// Started with `--exit-when-idle idle`.
+    fn start_idle(b: &Broker, args: &[&str], idle: &str) -> Stream {
         let mut child = strata(b)
             .arg("stream")
             .args(args)
-            .args(["--print", "--exit-when-idle", "4s"])
+            .args(["--print", "--exit-when-idle", idle])
             .args(["--emit-interval", "100ms", "--checkpoint-interval", "300ms"])
             // The killed run's member blocks the next rebalance until its session expires.
             .args(["-X", "session.timeout.ms=6000"])
@@ -285,4 +290,64 @@ fn running_total_is_exact_after_kill_9_and_windows_match_the_ground_truth() {
         }
     }
     assert_eq!(got, want, "per venue per minute");
+}
+
+#[test]
+fn two_processes_split_the_partitions_and_one_takes_over_when_the_other_is_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &[
+            "--default-partitions",
+            "4",
+            "--group-initial-rebalance-delay-ms",
+            "1000",
+        ],
+    );
+    let truth = demo(&b);
+    let args = [
+        "--name",
+        "split",
+        "--topic",
+        "attendance",
+        "--key",
+        "json:venue",
+        "--value",
+        "json:attendees",
+        "--agg",
+        "sum,count",
+        "--event-time",
+        "json:event_time",
+    ];
+    // The survivor must outwait the killed member's 6 s session before it may call it done.
+    let (a, mut killed) = (
+        Stream::start_idle(&b, &args, "10s"),
+        Stream::start_idle(&b, &args, "10s"),
+    );
+    let start = Instant::now();
+    while a.last_count() == 0 || killed.last_count() == 0 || checkpoints(&b, "split") == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "both members should get partitions"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killed.child.kill().expect("kill -9");
+    killed.child.wait().expect("reap");
+    a.wait();
+    // Every venue's total over the partitions equals the ground truth: the survivor resumed
+    // the killed member's partitions from their checkpoints, nothing counted twice or lost.
+    let mut got: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for v in results(&b, "split-results").values() {
+        let e = got
+            .entry(v["key"].as_str().expect("key").to_string())
+            .or_default();
+        e.0 += v["sum"].as_f64().expect("sum") as u64;
+        e.1 += v["count"].as_u64().expect("count");
+    }
+    let count: u64 = got.values().map(|(_, c)| c).sum();
+    assert_eq!(count, EVENTS, "{got:?}");
+    for (venue, n) in truth["per_venue"].as_object().expect("truth") {
+        assert_eq!(got.get(venue).map(|(s, _)| *s), n.as_u64(), "venue {venue}");
+    }
 }

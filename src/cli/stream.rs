@@ -457,6 +457,9 @@ impl Runner {
 
     /// Results out, then state and offsets together per partition, then the group commit.
     fn checkpoint(&mut self) -> Result<()> {
+        // Never checkpoint a partition that moved to another member: its newer checkpoint
+        // would be overwritten by this older state.
+        self.forget_revoked();
         self.emit()?;
         let (late, invalid) = self.tasks.values().fold((0, 0), |(l, i), t| {
             (l + t.state.late_dropped, i + t.state.invalid)
