@@ -404,6 +404,9 @@ impl Runner {
                 v.insert("window_end".into(), end.clone());
                 v.insert("partition".into(), json!(p));
                 v.insert("final".into(), json!(u.closed));
+                // "Up to time t": the newest event time this partition's result includes.
+                let t = self.tasks.get(p).and_then(|t| t.state.max_event_time);
+                v.insert("up_to".into(), json!(t));
                 serde_json::Value::Object(v).to_string()
             });
             let mut record = BaseRecord::<String, String>::to(&self.output).key(&key);
@@ -445,6 +448,8 @@ impl Runner {
                 v.insert("window_start".into(), s);
                 v.insert("window_end".into(), e);
                 v.insert("final".into(), json!(closed));
+                let t = self.tasks.values().filter_map(|t| t.state.max_event_time).max();
+                v.insert("up_to".into(), json!(t));
                 writeln!(out, "{}", serde_json::Value::Object(v))?;
             }
         }
