@@ -10,7 +10,17 @@
 //!
 //! Records are stored as the Kafka RecordBatch v2 bytes the producer sent (the broker rewrites
 //! only the base offset, and the timestamp under LogAppendTime), so a fetch returns stored
-//! bytes without re-encoding them.
+//! bytes without re-encoding them, and large record sets are referenced, not copied, into the
+//! response.
+//!
+//! Consumer groups (`group`) run beside the data path: a group's coordinator is the core that
+//! owns the group's partition of `__consumer_offsets`, and its commits and metadata are records
+//! of that partition, so they are stored, recovered and replicated (one day) like any data.
+//! `cluster` holds the topic catalog; `config` and `tune` the broker's and the host's settings.
+//!
+//! `stream` is a client of the log, not part of the broker: a stream-processing engine whose
+//! tasks keep running aggregates per key and window in bounded memory; `strata stream` drives
+//! it through the Kafka protocol.
 
 pub mod cluster;
 pub mod config;
