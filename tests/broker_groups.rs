@@ -352,3 +352,106 @@ fn group_cli_describes_lag_resets_offsets_and_deletes() {
     let (ok, _) = strata(&b, &["group", "delete", "web"]);
     assert!(!ok, "deleting a missing group fails");
 }
+
+#[test]
+fn members_keep_their_assignment_across_a_broker_restart() {
+    use rdkafka::message::Message;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut b = Broker::start(
+        &dir.path().join("data"),
+        &[
+            "--default-partitions",
+            "4",
+            "--group-initial-rebalance-delay-ms",
+            "500",
+        ],
+    );
+    let send = |b: &Broker, tag: &str| {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", b.bootstrap())
+            .create()
+            .expect("producer");
+        for i in 0..400 {
+            p.send(
+                BaseRecord::<(), _>::to("steady")
+                    .partition(i % 4)
+                    .payload(&format!("{tag}-{i}")),
+            )
+            .expect("send");
+        }
+        p.flush(Duration::from_secs(30)).expect("flush");
+    };
+    send(&b, "before");
+    let members: Vec<BaseConsumer> = (0..2)
+        .map(|_| {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", b.bootstrap())
+                .set("group.id", "steady")
+                .set("auto.offset.reset", "earliest")
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "500")
+                .set("auto.commit.interval.ms", "200")
+                .create()
+                .expect("consumer");
+            c.subscribe(&["steady"]).expect("subscribe");
+            c
+        })
+        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    let mut pump = |until: &mut dyn FnMut(&[String]) -> bool, what: &str| {
+        let start = Instant::now();
+        while !until(&seen) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out: {what}"
+            );
+            for c in &members {
+                if let Some(Ok(m)) = c.poll(Duration::from_millis(20)) {
+                    seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into());
+                }
+            }
+        }
+    };
+    pump(&mut |s| s.len() >= 400, "the first 400 records");
+    let ids = |b: &Broker| -> Vec<String> {
+        let c = admin_consumer(b);
+        let list = c
+            .fetch_group_list(Some("steady"), Duration::from_secs(10))
+            .expect("describe");
+        let mut ids: Vec<String> = list.groups()[0]
+            .members()
+            .iter()
+            .map(|m| m.id().to_string())
+            .collect();
+        ids.sort();
+        std::mem::forget(c);
+        ids
+    };
+    let before = ids(&b);
+    assert_eq!(before.len(), 2);
+
+    b.restart();
+    send(&b, "after");
+    pump(
+        &mut |s| s.len() >= 800,
+        "the 400 records produced after the restart",
+    );
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(1) {
+        for c in &members {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(20)) {
+                seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into());
+            }
+        }
+    }
+    let distinct: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (800, 800), "each record once");
+    assert_eq!(
+        ids(&b),
+        before,
+        "the restored group kept its members: no rebalance"
+    );
+    for c in members {
+        std::mem::forget(c);
+    }
+}

@@ -448,7 +448,11 @@ impl Runner {
                 v.insert("window_start".into(), s);
                 v.insert("window_end".into(), e);
                 v.insert("final".into(), json!(closed));
-                let t = self.tasks.values().filter_map(|t| t.state.max_event_time).max();
+                let t = self
+                    .tasks
+                    .values()
+                    .filter_map(|t| t.state.max_event_time)
+                    .max();
                 v.insert("up_to".into(), json!(t));
                 writeln!(out, "{}", serde_json::Value::Object(v))?;
             }
