@@ -7,6 +7,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{FetchResponse, ProduceRequest, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strata::kafka::response::ResponseBuf;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -71,6 +72,15 @@ fn fetch(c: &mut Criterion) {
             let mut out = BytesMut::with_capacity(size);
             resp.encode(&mut out, 12).expect("encode");
             out
+        })
+    });
+    // What the broker does: record sets are referenced, only the rest is written.
+    g.bench_function("encode_sharing_records", |b| {
+        b.iter(|| {
+            let mut out = ResponseBuf::with_capacity(1024);
+            out.share(strata::kafka::handlers::fetch::record_sets(&resp));
+            resp.encode(&mut out, 12).expect("encode");
+            out.into_parts()
         })
     });
     g.finish();
