@@ -794,6 +794,31 @@ mod tests {
     }
 
     #[test]
+    fn a_join_while_the_assignment_is_being_stored_answers_the_waiting_syncs() {
+        let mut c = Coordinator::new(settings());
+        let t0 = Instant::now();
+        let mut next = ids();
+        let (a, sa) = join_new(&mut c, t0, &mut next);
+        sa.take();
+        // The leader's sync makes the group stable; its record is not stored yet.
+        let (fa, record) = sync(&mut c, &a, 1, &[(&a, "A")], t0);
+        assert!(record.is_some());
+        let fa = wait(fa);
+        // A newcomer starts a rebalance before `complete_sync`.
+        let (_, _sb) = join_new(&mut c, t0, &mut next);
+        assert_eq!(
+            fa.take().and_then(|o| o.error),
+            Some(GroupError::RebalanceInProgress),
+            "the leader's sync is answered, not left hanging"
+        );
+        c.complete_sync("g", 1, true, t0); // too late: a no-op
+        assert_eq!(
+            c.group("g").map(|g| g.state),
+            Some(GroupState::PreparingRebalance)
+        );
+    }
+
+    #[test]
     fn rebalance_timeout_drops_members_that_do_not_rejoin() {
         let mut c = Coordinator::new(settings());
         let t0 = Instant::now();

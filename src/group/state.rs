@@ -215,11 +215,11 @@ impl Group {
 
     /// Starts a rebalance: members must rejoin; pending syncs learn it now.
     pub(super) fn prepare_rebalance(&mut self, now: Instant, settings: &GroupSettings) {
-        if self.state == GroupState::CompletingRebalance {
-            for m in &mut self.members {
-                if let Some(s) = m.sync.take() {
-                    s.fill(SyncOutcome::error(GroupError::RebalanceInProgress));
-                }
+        // Pending syncs learn it now: those of CompletingRebalance, and those of a generation
+        // whose assignment was still being stored when the rebalance began (state Stable).
+        for m in &mut self.members {
+            if let Some(s) = m.sync.take() {
+                s.fill(SyncOutcome::error(GroupError::RebalanceInProgress));
             }
         }
         let timeout = self.max_rebalance_timeout();
