@@ -319,24 +319,7 @@ impl Coordinator {
         if stable && unchanged {
             let is_leader = g.leader.as_deref() == Some(id.as_str());
             let skip = is_leader && req.supports_skip_assignment;
-            let protocol = g.protocol.clone().unwrap_or_default();
-            let outcome = JoinOutcome {
-                error: None,
-                generation: g.generation,
-                protocol_type: g.protocol_type.clone(),
-                protocol_name: g.protocol.clone(),
-                leader: g.leader.clone().unwrap_or_default(),
-                member_id: id,
-                skip_assignment: skip,
-                members: if skip {
-                    g.members
-                        .iter()
-                        .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-            };
+            let outcome = g.current_generation(&id, skip, skip);
             return (Answer::Now(outcome), Some(g.record()));
         }
         let mut req = req;
@@ -351,50 +334,35 @@ impl Coordinator {
         now: Instant,
         settings: &GroupSettings,
     ) -> (Answer<JoinOutcome>, Option<GroupRecord>) {
-        let state = g.state;
-        let leader = g.leader.clone();
-        let generation = g.generation;
-        let protocol_type = g.protocol_type.clone();
-        let protocol = g.protocol.clone();
-        let Some(m) = g.member_mut(&req.member_id) else {
-            return (
+        let unknown = || {
+            (
                 Answer::Now(JoinOutcome::error(
                     GroupError::UnknownMemberId,
                     &req.member_id,
                 )),
                 None,
-            );
+            )
+        };
+        let Some(m) = g.member_mut(&req.member_id) else {
+            return unknown();
         };
         let unchanged = m.protocols == req.protocols;
         m.deadline = now + req.session_timeout;
         m.session_timeout = req.session_timeout;
         m.rebalance_timeout = req.rebalance_timeout;
-        let is_leader = leader.as_deref() == Some(m.id.as_str());
+        let state = g.state;
+        let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
         // A follower whose metadata did not change just gets the current generation back.
         let current = matches!(state, GroupState::Stable | GroupState::CompletingRebalance)
             && unchanged
             && (!is_leader || state == GroupState::CompletingRebalance);
         if current {
-            let outcome = JoinOutcome {
-                error: None,
-                generation,
-                protocol_type,
-                protocol_name: protocol.clone(),
-                leader: leader.clone().unwrap_or_default(),
-                member_id: m.id.clone(),
-                skip_assignment: false,
-                members: if is_leader {
-                    let p = protocol.unwrap_or_default();
-                    g.members
-                        .iter()
-                        .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&p)))
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-            };
+            let outcome = g.current_generation(&req.member_id, is_leader, false);
             return (Answer::Now(outcome), None);
         }
+        let Some(m) = g.member_mut(&req.member_id) else {
+            return unknown();
+        };
         m.protocols = req.protocols;
         let slot = Slot::default();
         if let Some(old) = m.join.replace(slot.clone()) {

@@ -255,33 +255,49 @@ impl Group {
             self.leader = self.members.first().map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
-        let protocol = self.protocol.clone().unwrap_or_default();
+        // Every member rejoined (the others were dropped above): each gets the generation,
+        // the leader with the member list.
         let leader = self.leader.clone().unwrap_or_default();
-        let everyone: Vec<(String, Option<String>, Bytes)> = self
+        let answers: Vec<JoinOutcome> = self
             .members
             .iter()
-            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+            .map(|m| self.current_generation(&m.id, m.id == leader, false))
             .collect();
-        for m in &mut self.members {
+        for (m, answer) in self.members.iter_mut().zip(answers) {
             m.assignment = Bytes::new();
             if let Some(slot) = m.join.take() {
-                slot.fill(JoinOutcome {
-                    error: None,
-                    generation: self.generation,
-                    protocol_type: self.protocol_type.clone(),
-                    protocol_name: self.protocol.clone(),
-                    leader: leader.clone(),
-                    member_id: m.id.clone(),
-                    skip_assignment: false,
-                    members: if m.id == leader {
-                        everyone.clone()
-                    } else {
-                        Vec::new()
-                    },
-                });
+                slot.fill(answer);
             }
         }
         None
+    }
+
+    /// The current generation as a JoinGroup answer for `member_id`, with the member list
+    /// (what the leader assigns from) when asked.
+    pub(super) fn current_generation(
+        &self,
+        member_id: &str,
+        with_members: bool,
+        skip_assignment: bool,
+    ) -> JoinOutcome {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        JoinOutcome {
+            error: None,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            skip_assignment,
+            members: if with_members {
+                self.members
+                    .iter()
+                    .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
     }
 
     pub(super) fn maybe_complete_join(&mut self, now: Instant) -> Option<GroupRecord> {
