@@ -261,12 +261,8 @@ async fn handle_frame(
     debug_assert_eq!(header.correlation_id, correlation_id);
     let mut out = start_response(correlation_id, api.response_header_version(version))?;
     let client = handlers::Client {
-        id: header
-            .client_id
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-        host: host.to_string(),
+        id: header.client_id.as_deref().unwrap_or_default(),
+        host,
     };
     let respond = dispatch(ctx, &client, api, version, &mut frame, &mut out)
         .await

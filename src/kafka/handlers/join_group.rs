@@ -15,7 +15,7 @@ use crate::kafka::errors;
 
 pub async fn handle(
     ctx: &Ctx,
-    client: &Client,
+    client: &Client<'_>,
     req: JoinGroupRequest,
     version: i16,
 ) -> Option<JoinGroupResponse> {
@@ -29,8 +29,8 @@ pub async fn handle(
         group: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-        client_id: client.id.clone(),
-        client_host: client.host.clone(),
+        client_id: client.id.to_string(),
+        client_host: client.host.to_string(),
         session_timeout: ms(req.session_timeout_ms),
         rebalance_timeout: ms(rebalance),
         protocol_type: req.protocol_type.to_string(),

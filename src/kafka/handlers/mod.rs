@@ -39,9 +39,11 @@ pub mod produce;
 pub mod sync_group;
 
 /// Who sent a request: its client id (request header) and address (Kafka's "/ip" form).
-pub struct Client {
-    pub id: String,
-    pub host: String,
+/// Borrowed from the request header and the connection: built for every request, it must not
+/// allocate.
+pub struct Client<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
 }
 
 /// What a handler can reach: its core's shard and the broker settings.
@@ -163,7 +165,7 @@ where
 /// Handles one request whose API and version were checked against [`SUPPORTED`].
 pub async fn dispatch(
     ctx: &Ctx,
-    client: &Client,
+    client: &Client<'_>,
     api: ApiKey,
     version: i16,
     body: &mut Bytes,
