@@ -57,23 +57,34 @@ fn print(
     Ok(())
 }
 
-fn run_group(brokers: &str, group: &str, a: &ConsumeArgs) -> Result<()> {
+/// A consumer with `settings`, then the user's `-X` properties (which win).
+fn consumer(
+    brokers: &str,
+    settings: &[(&str, &str)],
+    properties: &[(String, String)],
+) -> Result<BaseConsumer> {
     let mut config = client_config(brokers);
-    config
-        .set("group.id", group)
-        .set("enable.partition.eof", "false")
-        .set(
-            "auto.offset.reset",
-            if a.from_beginning {
-                "earliest"
-            } else {
-                "latest"
-            },
-        );
-    for (k, v) in &a.property {
+    config.set("enable.partition.eof", "false");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    for (k, v) in properties {
         config.set(k, v);
     }
-    let c: BaseConsumer = config.create().context("consumer")?;
+    config.create().context("consumer")
+}
+
+fn run_group(brokers: &str, group: &str, a: &ConsumeArgs) -> Result<()> {
+    let reset = if a.from_beginning {
+        "earliest"
+    } else {
+        "latest"
+    };
+    let c = consumer(
+        brokers,
+        &[("group.id", group), ("auto.offset.reset", reset)],
+        &a.property,
+    )?;
     c.subscribe(&[&a.topic])?;
     let mut out = std::io::stdout().lock();
     let mut idle_since = Instant::now();
@@ -100,15 +111,11 @@ pub fn run(brokers: &str, a: ConsumeArgs) -> Result<()> {
     if let Some(group) = &a.group {
         return run_group(brokers, group, &a);
     }
-    let mut config = client_config(brokers);
-    config
-        .set("group.id", "strata-cli")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    for (k, v) in &a.property {
-        config.set(k, v);
-    }
-    let c: BaseConsumer = config.create().context("consumer")?;
+    let c = consumer(
+        brokers,
+        &[("group.id", "strata-cli"), ("enable.auto.commit", "false")],
+        &a.property,
+    )?;
     let partitions = topic_partitions(&c, &a.topic)?;
     let start = match (a.offset, a.from_beginning) {
         (Some(o), _) => Offset::Offset(o),
