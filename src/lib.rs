@@ -27,6 +27,7 @@ pub mod config;
 pub mod group;
 pub mod kafka;
 pub mod limits;
+pub mod notify;
 pub mod partition;
 pub mod shard;
 pub mod storage;

@@ -40,7 +40,6 @@ pub const IO_ALIGNMENT: usize = 4096;
 /// Large enough for big sequential DMA writes, small enough to bound memory per partition.
 pub const WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Bytes of the most recent batches a partition keeps in memory to serve tailing consumers.
 /// Segment files are allocated (fallocate) ahead of the write position, by as much as is
 /// already written, between these bounds (a quiet partition reserves little, a busy one 32 MiB
 /// at a time, as Redpanda's `segment_fallocation_step`). An O_DIRECT write that has to allocate
@@ -50,7 +49,17 @@ pub const WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 pub const MAX_PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Bytes of the most recent batches a partition keeps in memory to serve tailing consumers.
 pub const TAIL_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Requests one connection may have read but not yet answered. Consecutive Produce requests
+/// are pipelined: the next is appended while the previous one waits for its sync, so one
+/// producer connection keeps the disk busy (Kafka reads one request at a time per connection).
+pub const MAX_PIPELINED_REQUESTS: usize = 16;
+
+/// Bytes of request frames one connection may hold in its pipeline (a single larger frame is
+/// still read, alone).
+pub const MAX_PIPELINED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Largest single read a fetch issues against a segment file.
 pub const MAX_READ_BYTES: usize = 64 * 1024 * 1024;

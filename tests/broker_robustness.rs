@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::broker::Broker;
+use common::wire::{request, roundtrip};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -28,37 +29,6 @@ fn connect(b: &Broker) -> TcpStream {
 fn closed_by_broker(mut s: TcpStream) -> bool {
     let mut buf = [0u8; 64];
     matches!(s.read(&mut buf), Ok(0) | Err(_))
-}
-
-fn request<Req: Encodable + HeaderVersion>(api: ApiKey, version: i16, req: &Req) -> Vec<u8> {
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("robustness")))
-        .encode(&mut body, Req::header_version(version))
-        .expect("header");
-    req.encode(&mut body, version).expect("body");
-    let mut out = (body.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
-fn roundtrip<Resp: Decodable + HeaderVersion>(
-    s: &mut TcpStream,
-    frame: &[u8],
-    version: i16,
-) -> Resp {
-    s.write_all(frame).expect("write");
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("response length");
-    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).expect("response");
-    let mut b = Bytes::from(buf);
-    let h = ResponseHeader::decode(&mut b, Resp::header_version(version)).expect("response header");
-    assert_eq!(h.correlation_id, 7);
-    Resp::decode(&mut b, version).expect("response body")
 }
 
 fn client_still_works(b: &Broker, topic: &str) {

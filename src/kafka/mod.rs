@@ -4,6 +4,7 @@
 //! requests into shard calls and shard results into responses; it never opens a file and
 //! never sees a segment.
 
+pub mod connection;
 pub mod errors;
 pub mod frame;
 pub mod handlers;

@@ -1,6 +1,6 @@
 //! The broker process: one pinned glommio executor per core, each accepting connections on the
 //! same port (SO_REUSEPORT) and serving each connection as one task. Requests on a connection
-//! are answered in order, as Kafka requires.
+//! are answered in order, as Kafka requires; consecutive Produce requests are pipelined.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,16 +8,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
+
 use futures_lite::io::BufReader;
-use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
 
-use super::frame::{read_frame, FrameError};
-use super::handlers::{self, api_versions, dispatch, Ctx};
+use super::connection::{self, Handled};
+use super::handlers::{self, api_versions, dispatch, produce, Ctx};
 use super::response::ResponseBuf;
 use crate::cluster::{Catalog, CatalogError};
 use crate::config::BrokerConfig;
@@ -183,32 +183,14 @@ async fn serve_connection(ctx: Rc<Ctx>, stream: TcpStream) {
         .map(|a| format!("/{}", a.ip()))
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
-    let mut stream = BufReader::with_capacity(CONN_READ_BUFFER, stream);
-    loop {
-        let frame = match read_frame(&mut stream).await {
-            Ok(f) => f,
-            Err(FrameError::Closed) => return,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "closing connection");
-                return;
-            }
-        };
-        match handle_frame(&ctx, &host, frame).await {
-            Ok(Some(parts)) => {
-                for part in parts {
-                    if let Err(e) = stream.get_mut().write_all(&part).await {
-                        tracing::debug!(%peer, error = %e, "write failed");
-                        return;
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(reason) => {
-                tracing::info!(%peer, %reason, "closing connection after a bad request");
-                return;
-            }
-        }
-    }
+    let (reader, writer) = futures_lite::io::split(stream);
+    let reader = BufReader::with_capacity(CONN_READ_BUFFER, reader);
+    let ctx = &*ctx;
+    let host = host.as_str();
+    connection::serve(reader, writer, &peer, |frame| {
+        handle_frame(ctx, host, frame)
+    })
+    .await;
 }
 
 /// A response buffer holding the length placeholder and the response header; the body is
@@ -231,13 +213,21 @@ fn finish_response(mut out: ResponseBuf) -> Vec<Bytes> {
     out.into_parts()
 }
 
-/// Handles one request frame. `Err` means the connection must be closed (Kafka's answer to an
-/// unknown API, an unsupported version other than ApiVersions', or a malformed request).
-async fn handle_frame(
-    ctx: &Ctx,
+/// Handles one request frame, up to the point where its answer only waits for durability.
+/// An `Err` answer means the connection must be closed (Kafka's answer to an unknown API, an
+/// unsupported version other than ApiVersions', or a malformed request).
+async fn handle_frame<'a>(ctx: &'a Ctx, host: &str, frame: Bytes) -> Handled<'a> {
+    match handle_request(ctx, host, frame).await {
+        Ok(handled) => handled,
+        Err(reason) => Handled::Now(Err(reason)),
+    }
+}
+
+async fn handle_request<'a>(
+    ctx: &'a Ctx,
     host: &str,
     mut frame: Bytes,
-) -> Result<Option<Vec<Bytes>>, String> {
+) -> Result<Handled<'a>, String> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -252,7 +242,7 @@ async fn handle_frame(
             api_versions::response(super::errors::UNSUPPORTED_VERSION)
                 .encode(&mut out, 0)
                 .map_err(|e| e.to_string())?;
-            return Ok(Some(finish_response(out)));
+            return Ok(Handled::Now(Ok(Some(finish_response(out)))));
         }
         return Err(format!("{api:?} v{version} is not supported (v{lo}-v{hi})"));
     }
@@ -260,6 +250,21 @@ async fn handle_frame(
         .map_err(|e| format!("bad request header: {e}"))?;
     debug_assert_eq!(header.correlation_id, correlation_id);
     let mut out = start_response(correlation_id, api.response_header_version(version))?;
+    if api == ApiKey::Produce {
+        let req = handlers::decode(api, version, &mut frame).map_err(|e| e.to_string())?;
+        let staged = produce::stage(ctx, req, version).await;
+        return Ok(Handled::Later(Box::pin(async move {
+            let answer = staged.finish().await;
+            if dropped_by_fault_injection(ctx) {
+                return Err("fault injection: produce applied, response dropped".into());
+            }
+            let Some(resp) = answer else {
+                return Ok(None);
+            };
+            handlers::encode(api, version, &resp, &mut out).map_err(|e| e.to_string())?;
+            Ok(Some(finish_response(out)))
+        })));
+    }
     let client = handlers::Client {
         id: header.client_id.as_deref().unwrap_or_default(),
         host,
@@ -267,12 +272,15 @@ async fn handle_frame(
     let respond = dispatch(ctx, &client, api, version, &mut frame, &mut out)
         .await
         .map_err(|e| e.to_string())?;
+    Ok(Handled::Now(Ok(respond.then(|| finish_response(out)))))
+}
+
+/// `--fault-drop-produce-response-every N`: whether this produce's answer is lost.
+fn dropped_by_fault_injection(ctx: &Ctx) -> bool {
     let every = ctx.broker.fault_drop_produce_response_every as u64;
-    if api == ApiKey::Produce && every > 0 {
-        ctx.produced.set(ctx.produced.get() + 1);
-        if ctx.produced.get() % every == 0 {
-            return Err("fault injection: produce applied, response dropped".into());
-        }
+    if every == 0 {
+        return false;
     }
-    Ok(respond.then(|| finish_response(out)))
+    ctx.produced.set(ctx.produced.get() + 1);
+    ctx.produced.get() % every == 0
 }

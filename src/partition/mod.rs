@@ -13,8 +13,8 @@ use std::time::Duration;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 
+use crate::notify::Notify;
 use crate::storage::batch::{iter_batches, BatchHeader};
-use crate::storage::notify::Notify;
 use crate::storage::{meta, AppendInfo, PartitionLog, StorageError};
 use producer_state::{ProducerState, SequenceError, Snapshot, Verdict, SNAPSHOT_FILE};
 
@@ -83,57 +83,65 @@ impl Partition {
     }
 
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges
-    /// only after this returns). Batches of idempotent producers are checked against the
-    /// producer's sequence first: a retry gets its original offsets back and is not written
-    /// again. Waiting consumers are woken once the data is readable.
+    /// only after this returns): [`Self::append`] then [`Self::commit`].
     pub async fn produce(&self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
+        let info = self.append(records).await?;
+        self.commit(&info).await?;
+        Ok(info)
+    }
+
+    /// The ordered half of a produce: assigns offsets and stages the batches. Batches of
+    /// idempotent producers are checked against the producer's sequence first: a retry gets
+    /// its original offsets back and is not written again. Appends take effect in the order
+    /// they are called, so once this returns a later produce lands after this one.
+    pub async fn append(&self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
         let idempotent = BatchHeader::parse(records).is_some_and(|h| h.producer_id >= 0);
-        let info = if idempotent {
-            let _turn = self
-                .sequencing
-                .acquire_permit(1)
-                .await
-                .map_err(|_| StorageError::Closed)?;
-            let mut batches = iter_batches(records);
-            let (_, h) = batches
-                .next()
-                .ok_or_else(|| StorageError::InvalidRecord("empty produce".into()))?;
-            if batches.next().is_some() {
-                return Err(PartitionError::ManyIdempotentBatches);
-            }
-            let verdict = self.producers.borrow().check(&h);
-            match verdict {
-                Verdict::Refuse(e) => return Err(PartitionError::Sequence(e)),
-                Verdict::Duplicate { base_offset } => {
-                    let info = AppendInfo {
-                        base_offset,
-                        last_offset: base_offset + h.last_offset_delta as i64,
-                        log_append_time: -1,
-                        record_count: h.record_count as i64,
-                    };
-                    // The original may still be on its way to the disk.
-                    self.log.flush(info.last_offset + 1).await?;
-                    return Ok(info);
-                }
-                Verdict::Append => {
-                    let info = self.log.append(records).await?;
-                    self.producers.borrow_mut().record(&h, info.base_offset);
-                    self.snapshot_on_roll().await;
-                    info
-                }
-            }
-        } else {
+        if !idempotent {
             let info = self.log.append(records).await?;
             self.snapshot_on_roll().await;
-            info
-        };
+            return Ok(info);
+        }
+        let _turn = self
+            .sequencing
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let mut batches = iter_batches(records);
+        let (_, h) = batches
+            .next()
+            .ok_or_else(|| StorageError::InvalidRecord("empty produce".into()))?;
+        if batches.next().is_some() {
+            return Err(PartitionError::ManyIdempotentBatches);
+        }
+        let verdict = self.producers.borrow().check(&h);
+        match verdict {
+            Verdict::Refuse(e) => Err(PartitionError::Sequence(e)),
+            // The original may still be on its way to the disk: `commit` waits for it.
+            Verdict::Duplicate { base_offset } => Ok(AppendInfo {
+                base_offset,
+                last_offset: base_offset + h.last_offset_delta as i64,
+                log_append_time: -1,
+                record_count: h.record_count as i64,
+            }),
+            Verdict::Append => {
+                let info = self.log.append(records).await?;
+                self.producers.borrow_mut().record(&h, info.base_offset);
+                self.snapshot_on_roll().await;
+                Ok(info)
+            }
+        }
+    }
+
+    /// The durable half of a produce: syncs what [`Self::append`] staged as the flush policy
+    /// asks (concurrent commits share one sync) and wakes consumers waiting for the data.
+    pub async fn commit(&self, info: &AppendInfo) -> Result<(), PartitionError> {
         if self.log.sync_every_append() || self.log.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
         } else if self.log.write_out_due() {
             self.log.write_out().await?;
         }
         self.data.notify();
-        Ok(info)
+        Ok(())
     }
 
     /// Once per segment (whoever produced), snapshots producer state so that a restart rescans

@@ -116,6 +116,8 @@ pub struct Fetched {
 
 #[derive(Debug)]
 pub enum ShardReply {
+    /// The first of a produce's two replies: its batches are appended (see [`ProduceCall`]).
+    Appended,
     Produced(Result<(AppendInfo, i64), ShardError>),
     Fetched(Result<Fetched, ShardError>),
     Offset(Result<Option<(i64, i64)>, ShardError>),
@@ -147,7 +149,7 @@ pub struct Shard {
     group_settings: GroupSettings,
     opening: RefCell<HashMap<TopicPartition, Rc<glommio::sync::Semaphore>>>,
     senders: std::cell::OnceCell<Senders<Envelope>>,
-    pending: RefCell<HashMap<u64, local_channel::LocalSender<ShardReply>>>,
+    pending: RefCell<HashMap<u64, Rc<local_channel::LocalSender<ShardReply>>>>,
     next_id: Cell<u64>,
 }
 
@@ -214,6 +216,31 @@ impl Shard {
             glommio::spawn_local(async move {
                 while let Some(Envelope(msg)) = stream.recv().await {
                     match msg {
+                        Message::Call {
+                            id,
+                            from,
+                            op: ShardOp::Produce { tp, records },
+                        } => {
+                            let shard = shard.clone();
+                            glommio::spawn_local(async move {
+                                let reply = shard
+                                    .execute_produce(tp, records, async {
+                                        let appended = ShardReply::Appended;
+                                        shard
+                                            .send(
+                                                from,
+                                                Message::Reply {
+                                                    id,
+                                                    reply: appended,
+                                                },
+                                            )
+                                            .await;
+                                    })
+                                    .await;
+                                shard.send(from, Message::Reply { id, reply }).await;
+                            })
+                            .detach();
+                        }
                         Message::Call { id, from, op } => {
                             let shard = shard.clone();
                             glommio::spawn_local(async move {
@@ -223,7 +250,12 @@ impl Shard {
                             .detach();
                         }
                         Message::Reply { id, reply } => {
-                            if let Some(tx) = shard.pending.borrow_mut().remove(&id) {
+                            // A produce's first reply leaves the call pending for its second.
+                            let tx = match reply {
+                                ShardReply::Appended => shard.pending.borrow().get(&id).cloned(),
+                                _ => shard.pending.borrow_mut().remove(&id),
+                            };
+                            if let Some(tx) = tx {
                                 let _ = tx.try_send(reply);
                             }
                         }
@@ -250,7 +282,7 @@ impl Shard {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(id, tx);
+        self.pending.borrow_mut().insert(id, Rc::new(tx));
         let unreachable = op.fail(ShardError::Unreachable(owner));
         if !self
             .send(
@@ -267,6 +299,80 @@ impl Shard {
             return unreachable;
         }
         rx.recv().await.unwrap_or(unreachable)
+    }
+
+    /// Starts a produce on the core that owns `tp`. The returned call first reports when the
+    /// batches are appended (from then on, a later produce to `tp` is ordered after this one),
+    /// then the outcome, once the data is as durable as the flush policy asks.
+    pub fn produce(self: &Rc<Self>, tp: TopicPartition, records: Bytes) -> ProduceCall {
+        let (tx, rx) = local_channel::new_bounded(2);
+        let owner = owner_of(&tp, self.shards);
+        let shard = self.clone();
+        if owner == self.id {
+            glommio::spawn_local(async move {
+                let reply = shard
+                    .execute_produce(tp, records, async {
+                        let _ = tx.try_send(ShardReply::Appended);
+                    })
+                    .await;
+                let _ = tx.try_send(reply);
+            })
+            .detach();
+            return ProduceCall {
+                rx,
+                owner,
+                early: None,
+            };
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.pending.borrow_mut().insert(id, Rc::new(tx));
+        glommio::spawn_local(async move {
+            let op = ShardOp::Produce { tp, records };
+            let call = Message::Call {
+                id,
+                from: shard.id,
+                op,
+            };
+            if !shard.send(owner, call).await {
+                if let Some(tx) = shard.pending.borrow_mut().remove(&id) {
+                    let _ = tx.try_send(ShardReply::Produced(Err(ShardError::Unreachable(owner))));
+                }
+            }
+        })
+        .detach();
+        ProduceCall {
+            rx,
+            owner,
+            early: None,
+        }
+    }
+
+    /// A produce on this core: append, tell `appended`, then commit.
+    async fn execute_produce(
+        &self,
+        tp: TopicPartition,
+        records: Bytes,
+        appended: impl std::future::Future<Output = ()>,
+    ) -> ShardReply {
+        let appended_info = async {
+            let p = self.partition(&tp).await?;
+            let info = p.append(&records).await?;
+            Ok::<_, ShardError>((p, info))
+        }
+        .await;
+        let (p, info) = match appended_info {
+            Ok(v) => v,
+            Err(e) => return ShardReply::Produced(Err(e)),
+        };
+        appended.await;
+        ShardReply::Produced(
+            async {
+                p.commit(&info).await?;
+                Ok((info, p.log.log_start()))
+            }
+            .await,
+        )
     }
 
     /// The open partition `tp`, opening (and recovering) it on first use if the catalog has it.
@@ -315,14 +421,7 @@ impl Shard {
     /// Executes an op on this core (which must own the partition).
     async fn execute(&self, op: ShardOp) -> ShardReply {
         match op {
-            ShardOp::Produce { tp, records } => ShardReply::Produced(
-                async {
-                    let p = self.partition(&tp).await?;
-                    let info = p.produce(&records).await?;
-                    Ok((info, p.log.log_start()))
-                }
-                .await,
-            ),
+            ShardOp::Produce { tp, records } => self.execute_produce(tp, records, async {}).await,
             ShardOp::Fetch {
                 tp,
                 offset,
@@ -422,6 +521,41 @@ impl Shard {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "close failed");
             }
         }
+    }
+}
+
+/// A produce in flight on the owning core; see [`Shard::produce`].
+pub struct ProduceCall {
+    rx: local_channel::LocalReceiver<ShardReply>,
+    owner: usize,
+    /// The outcome, when it came instead of the `Appended` report (the append failed).
+    early: Option<ShardReply>,
+}
+
+impl ProduceCall {
+    /// Waits until the batches are appended, or the produce has failed.
+    pub async fn appended(&mut self) {
+        if self.early.is_some() {
+            return;
+        }
+        match self.rx.recv().await {
+            Some(ShardReply::Appended) => {}
+            other => self.early = Some(other.unwrap_or_else(|| self.lost())),
+        }
+    }
+
+    /// The produce's outcome: offsets and log start, or why it failed.
+    pub async fn outcome(mut self) -> ShardReply {
+        self.appended().await;
+        match self.early.take() {
+            Some(reply) => reply,
+            None => self.rx.recv().await.unwrap_or_else(|| self.lost()),
+        }
+    }
+
+    /// The reply when the owner went away without answering.
+    fn lost(&self) -> ShardReply {
+        ShardReply::Produced(Err(ShardError::Unreachable(self.owner)))
     }
 }
 

@@ -21,10 +21,10 @@ use super::clock::Clock;
 use super::config::{LogConfig, TimestampType};
 use super::error::{Result, StorageError};
 use super::meta::PartitionMeta;
-use super::notify::Notify;
 use super::segment::{submit_writes, Segment};
 use super::tail_cache::{CachedBatch, TailCache};
 use crate::limits::{MAX_READ_BYTES, TAIL_CACHE_BYTES, WRITE_BUFFER_BYTES};
+use crate::notify::Notify;
 
 /// Smallest read issued against a segment file, so small fetches still read ahead.
 const MIN_READ_BYTES: usize = 64 * 1024;

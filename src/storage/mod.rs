@@ -21,7 +21,6 @@ pub mod error;
 pub mod index;
 pub mod log;
 pub mod meta;
-pub mod notify;
 pub mod segment;
 pub mod stage;
 pub mod tail_cache;

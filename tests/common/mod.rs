@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod wire;
 
 use std::future::Future;
 use std::path::Path;

@@ -141,25 +141,44 @@ where
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Option<Resp>>,
 {
-    let req = Req::decode(body, version).map_err(|e| DispatchError::Malformed {
-        api,
-        version,
-        reason: e.to_string(),
-    })?;
+    let req = decode(api, version, body)?;
     let Some(resp) = f(req).await else {
         return Ok(false);
     };
+    out.share(shared(&resp));
+    encode(api, version, &resp, out)?;
+    Ok(true)
+}
+
+/// Decodes a request body of `api` at `version`.
+pub fn decode<Req: Decodable>(
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Req, DispatchError> {
+    Req::decode(body, version).map_err(|e| DispatchError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+/// Appends the encoded response body to `out`.
+pub fn encode<Resp: Encodable>(
+    api: ApiKey,
+    version: i16,
+    resp: &Resp,
+    out: &mut ResponseBuf,
+) -> Result<(), DispatchError> {
     let encode_error = |e: anyhow::Error| DispatchError::Encode {
         api,
         version,
         reason: e.to_string(),
     };
-    out.share(shared(&resp));
     // Reserve exactly once: growing a large response would copy it again and again.
     let size = resp.compute_size(version).map_err(encode_error)?;
     out.reserve(size.saturating_sub(out.shared_len()));
-    resp.encode(out, version).map_err(encode_error)?;
-    Ok(true)
+    resp.encode(out, version).map_err(encode_error)
 }
 
 /// Handles one request whose API and version were checked against [`SUPPORTED`].

@@ -1,12 +1,17 @@
 //! Produce (key 0): validate, append and (per the flush policy) sync each partition's batches
 //! on the core that owns it, all partitions concurrently; answer only after the sync.
+//!
+//! A produce runs in two stages, as Redpanda's does: [`stage`] returns once every partition
+//! has appended the batches (so the connection may read and append its next request, which
+//! then lands after this one), and [`Staged::finish`] waits for durability and builds the
+//! answer.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::Ctx;
 use crate::kafka::errors;
-use crate::shard::{ShardOp, ShardReply, TopicPartition};
+use crate::shard::{ProduceCall, ShardReply, TopicPartition};
 
 fn failed(index: i32, code: i16) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -17,11 +22,36 @@ fn failed(index: i32, code: i16) -> PartitionProduceResponse {
         .with_log_start_offset(-1)
 }
 
-pub async fn handle(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+/// One partition of a staged produce: refused up front, or appending on its owner.
+enum Part {
+    Refused(i16),
+    Appending(ProduceCall),
+}
+
+/// A produce whose batches are appended and whose answer waits for durability.
+pub struct Staged {
+    acks: i16,
+    topics: Vec<StagedTopic>,
+}
+
+struct StagedTopic {
+    name: TopicName,
+    topic_id: uuid::Uuid,
+    /// Partition index and how it is going.
+    parts: Vec<(i32, Part)>,
+}
+
+pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+    stage(ctx, req, version).await.finish().await
+}
+
+/// Validates the request, starts every partition's append on its owner and waits until all
+/// of them are appended (or refused).
+pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
     let transactional = req.transactional_id.is_some();
-    let mut pending = Vec::new();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let known = ctx
@@ -30,9 +60,9 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Option<Pro
             .read()
             .ok()
             .and_then(|c| c.topic(&name).map(|t| t.partitions));
-        let mut parts = Vec::new();
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
-            let early = if bad_acks {
+            let refused = if bad_acks {
                 Some(errors::INVALID_REQUIRED_ACKS)
             } else if transactional {
                 Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
@@ -43,60 +73,75 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Option<Pro
             } else {
                 None
             };
-            if let Some(code) = early {
-                parts.push((p.index, None, code));
-                continue;
+            let part = match (refused, p.records) {
+                (None, Some(records)) => {
+                    let tp = TopicPartition {
+                        topic: name.clone(),
+                        partition: p.index,
+                    };
+                    Part::Appending(ctx.shard.produce(tp, records))
+                }
+                (code, _) => Part::Refused(code.unwrap_or(errors::NONE)),
+            };
+            parts.push((p.index, part));
+        }
+        topics.push(StagedTopic {
+            name: topic.name,
+            topic_id: topic.topic_id,
+            parts,
+        });
+    }
+    for topic in &mut topics {
+        for (_, part) in &mut topic.parts {
+            if let Part::Appending(call) = part {
+                call.appended().await;
             }
-            let shard = ctx.shard.clone();
-            let tp = TopicPartition {
-                topic: name.clone(),
-                partition: p.index,
-            };
-            let records = p.records.unwrap_or_default();
-            let task =
-                glommio::spawn_local(
-                    async move { shard.call(ShardOp::Produce { tp, records }).await },
-                );
-            parts.push((p.index, Some(task), errors::NONE));
         }
-        pending.push((topic.name, topic.topic_id, parts));
     }
-    let mut responses = Vec::new();
-    for (name, topic_id, parts) in pending {
-        let mut partition_responses = Vec::new();
-        for (index, task, code) in parts {
-            let resp = match task {
-                None => failed(index, code),
-                Some(task) => match task.await {
-                    ShardReply::Produced(Ok((info, log_start))) => {
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(info.log_append_time)
-                            .with_log_start_offset(log_start)
-                    }
-                    ShardReply::Produced(Err(e)) => {
-                        tracing::debug!(partition = index, error = %e, "produce refused");
-                        failed(index, errors::shard_code(&e))
-                            .with_error_message(Some(super::str_bytes(&e.to_string())))
-                    }
-                    _ => failed(
-                        index,
-                        kafka_protocol::error::ResponseError::UnknownServerError.code(),
-                    ),
-                },
-            };
-            partition_responses.push(resp);
+    Staged { acks, topics }
+}
+
+impl Staged {
+    /// Waits for every partition's outcome; `None` for acks=0 (no answer is sent).
+    pub async fn finish(self) -> Option<ProduceResponse> {
+        let mut responses = Vec::with_capacity(self.topics.len());
+        for topic in self.topics {
+            let mut partition_responses = Vec::with_capacity(topic.parts.len());
+            for (index, part) in topic.parts {
+                partition_responses.push(match part {
+                    Part::Refused(code) => failed(index, code),
+                    Part::Appending(call) => answer(index, call.outcome().await),
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(topic.name)
+                    .with_topic_id(topic.topic_id)
+                    .with_partition_responses(partition_responses),
+            );
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(name)
-                .with_topic_id(topic_id)
-                .with_partition_responses(partition_responses),
-        );
+        if self.acks == 0 {
+            return None;
+        }
+        Some(ProduceResponse::default().with_responses(responses))
     }
-    if acks == 0 {
-        return None;
+}
+
+fn answer(index: i32, reply: ShardReply) -> PartitionProduceResponse {
+    match reply {
+        ShardReply::Produced(Ok((info, log_start))) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(info.base_offset)
+            .with_log_append_time_ms(info.log_append_time)
+            .with_log_start_offset(log_start),
+        ShardReply::Produced(Err(e)) => {
+            tracing::debug!(partition = index, error = %e, "produce refused");
+            failed(index, errors::shard_code(&e))
+                .with_error_message(Some(super::str_bytes(&e.to_string())))
+        }
+        _ => failed(
+            index,
+            kafka_protocol::error::ResponseError::UnknownServerError.code(),
+        ),
     }
-    Some(ProduceResponse::default().with_responses(responses))
 }
