@@ -27,11 +27,16 @@ c0=$(cpu); p16=$(run produce --topic t16k --message-size 16384 --duration "$secs
 p1=$(run produce --topic t1k --message-size 1024 --duration "$secs")
 rate16=$(python3 -c "import json; print(int(json.loads('$p16')['records_per_sec']/2))")
 h16=$(run produce --topic t16k-half --message-size 16384 --duration "$secs" --rate "$rate16")
+e16=$(run e2e --topic t16k-e2e --message-size 16384 --duration "$secs" --rate "$rate16" --linger-ms 5)
+# The hot tail: 1 GiB just produced, within the broker's tail caches (served from memory).
+run produce --topic hot --message-size 16384 --records 65536 >/dev/null
+hot=$(run consume --topic hot)
+# From the beginning of the first topic: mostly older than the caches, read from the disk.
 cons=$(run consume --topic t16k)
 
-python3 - "$work" "$p16" "$p1" "$h16" "$cons" "$c0" "$c1" <<'PY'
+python3 - "$work" "$p16" "$p1" "$h16" "$e16" "$hot" "$cons" "$c0" "$c1" <<'PY'
 import json, sys, os
-work, p16, p1, h16, cons, c0, c1 = sys.argv[1], *map(json.loads, sys.argv[2:6]), int(sys.argv[6]), int(sys.argv[7])
+work, p16, p1, h16, e16, hot, cons, c0, c1 = sys.argv[1], *map(json.loads, sys.argv[2:8]), int(sys.argv[8]), int(sys.argv[9])
 seq = json.load(open(f"{work}/fio-seq.json"))["jobs"][0]["write"]["bw_bytes"] / 1e6
 sj = json.load(open(f"{work}/fio-sync.json"))["jobs"][0]
 p99 = lambda d: float(d["percentile"]["99.000000"]) / 1e6
@@ -43,8 +48,11 @@ print(f"| disk: fio 1 MiB O_DIRECT sequential write | {seq:.0f} MB/s | 1.00 |")
 print(f"| disk: fio 4 KiB write+fdatasync p99 | {sync_p99:.3f} ms | 1.00 |")
 print(f"| produce 16 KiB, acks=all, max rate | {p16['mb_per_sec']:.0f} MB/s | {p16['mb_per_sec']/seq:.2f} x disk |")
 print(f"| produce 1 KiB, acks=all, max rate | {p1['mb_per_sec']:.0f} MB/s ({p1['records_per_sec']:.0f} rec/s) | {p1['mb_per_sec']/seq:.2f} x disk |")
-print(f"| consume 16 KiB records | {cons['mb_per_sec']:.0f} MB/s | {cons['mb_per_sec']/seq:.2f} x disk |")
+print(f"| consume 16 KiB records, hot tail (1 GiB just produced) | {hot['mb_per_sec']:.0f} MB/s | {hot['mb_per_sec']/seq:.2f} x disk |")
+print(f"| consume 16 KiB records from the beginning (disk) | {cons['mb_per_sec']:.0f} MB/s | {cons['mb_per_sec']/seq:.2f} x disk |")
 l = h16["latency_ms"]
 print(f"| produce latency at 50% of max (16 KiB) p50 / p99 / p99.9 | {l['p50']:.2f} / {l['p99']:.2f} / {l['p999']:.2f} ms | p99 = {l['p99']/sync_p99:.1f} x disk sync p99 |")
+l = e16["latency_ms"]
+print(f"| end-to-end latency at 50% of max (16 KiB) p50 / p99 / p99.9 | {l['p50']:.2f} / {l['p99']:.2f} / {l['p999']:.2f} ms | p99 = {l['p99']/sync_p99:.1f} x disk sync p99 |")
 print(f"| broker CPU per GB produced (16 KiB) | {cpu_s_per_gb:.2f} CPU-s/GB | |")
 PY

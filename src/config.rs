@@ -9,6 +9,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::group::coordinator::GroupSettings;
+use crate::limits::MAX_DEFAULT_CACHE_BYTES_PER_CORE;
 use crate::storage::LogConfig;
 
 #[derive(Debug, Error)]
@@ -38,6 +39,10 @@ pub struct Settings {
     /// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// group waits for more members (default 3000).
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Memory per core for the tail caches of its partitions (recent batches served to
+    /// consumers without a disk read). Default: a quarter of the RAM shared by the cores, at
+    /// most 1 GiB per core.
+    pub cache_bytes_per_core: Option<u64>,
     /// Topic defaults, by Kafka config name (`retention.ms`, `segment.bytes`, ...).
     #[serde(default)]
     pub topic_defaults: std::collections::BTreeMap<String, String>,
@@ -66,6 +71,7 @@ impl Settings {
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(lower.group_initial_rebalance_delay_ms),
+            cache_bytes_per_core: self.cache_bytes_per_core.or(lower.cache_bytes_per_core),
             topic_defaults,
         }
     }
@@ -114,6 +120,9 @@ impl Settings {
                 .set(k, v)
                 .map_err(|e| ConfigError::Value("topic-defaults", e.to_string()))?;
         }
+        let cache_bytes_per_core =
+            self.cache_bytes_per_core
+                .unwrap_or_else(|| default_cache_bytes_per_core(cores)) as usize;
         Ok(BrokerConfig {
             data_dir: self
                 .data_dir
@@ -128,6 +137,7 @@ impl Settings {
             cluster_id: "strata".into(),
             log_defaults,
             fault_drop_produce_response_every: self.fault_drop_produce_response_every.unwrap_or(0),
+            cache_bytes_per_core,
             groups: GroupSettings {
                 initial_rebalance_delay: std::time::Duration::from_millis(
                     self.group_initial_rebalance_delay_ms.unwrap_or(3000),
@@ -153,8 +163,23 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// See [`Settings::fault_drop_produce_response_every`].
     pub fault_drop_produce_response_every: u32,
+    /// See [`Settings::cache_bytes_per_core`].
+    pub cache_bytes_per_core: usize,
     /// Group coordinator settings.
     pub groups: GroupSettings,
+}
+
+/// A quarter of physical memory over the cores, at most [`MAX_DEFAULT_CACHE_BYTES_PER_CORE`].
+fn default_cache_bytes_per_core(cores: usize) -> u64 {
+    // SAFETY: sysconf only reads system constants.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let ram = (pages.max(0) as u64).saturating_mul(page.max(0) as u64);
+    (ram / 4 / cores.max(1) as u64).min(MAX_DEFAULT_CACHE_BYTES_PER_CORE)
 }
 
 #[cfg(test)]
@@ -186,6 +211,15 @@ mod tests {
         .resolve()
         .is_err());
         assert!(toml::from_str::<Settings>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn the_cache_defaults_to_a_share_of_memory_and_can_be_set() {
+        let c = Settings::default().resolve().expect("defaults");
+        assert!(c.cache_bytes_per_core > 0);
+        assert!(c.cache_bytes_per_core as u64 <= MAX_DEFAULT_CACHE_BYTES_PER_CORE);
+        let file: Settings = toml::from_str("cache-bytes-per-core = 4096\n").expect("toml");
+        assert_eq!(file.resolve().expect("set").cache_bytes_per_core, 4096);
     }
 }
 

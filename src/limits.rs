@@ -49,7 +49,11 @@ pub const WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 pub const MAX_PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Bytes of the most recent batches a partition keeps in memory to serve tailing consumers.
+/// Largest default memory per core for tail caches (`cache-bytes-per-core` may set more).
+pub const MAX_DEFAULT_CACHE_BYTES_PER_CORE: u64 = 1 << 30;
+
+/// Tail cache budget of a log opened on its own (tools and tests); a broker's partitions share
+/// a budget per core instead.
 pub const TAIL_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Requests one connection may have read but not yet answered. Consecutive Produce requests

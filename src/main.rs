@@ -124,6 +124,10 @@ struct ServeArgs {
     /// (Kafka's group.initial.rebalance.delay.ms, default 3000).
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// Memory per core for caching the newest batches of its partitions (default: a quarter of
+    /// the RAM shared by the cores, at most 1 GiB each).
+    #[arg(long, env = "STRATA_CACHE_BYTES_PER_CORE")]
+    cache_bytes_per_core: Option<u64>,
     /// Fault injection for tests: drop the response of every Nth Produce request.
     #[arg(long, hide = true)]
     fault_drop_produce_response_every: Option<u32>,
@@ -169,6 +173,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auto_create_topics: args.auto_create_topics,
         fault_drop_produce_response_every: args.fault_drop_produce_response_every,
         group_initial_rebalance_delay_ms: args.group_initial_rebalance_delay_ms,
+        cache_bytes_per_core: args.cache_bytes_per_core,
         topic_defaults: args.topic_defaults.into_iter().collect(),
     };
     let file = match &args.config {

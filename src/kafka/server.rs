@@ -117,6 +117,7 @@ async fn core_main(
         config.data_dir.clone(),
         catalog,
         config.groups.clone(),
+        config.cache_bytes_per_core,
         mesh,
     )
     .await

@@ -22,7 +22,7 @@ use crate::cluster::SharedCatalog;
 use crate::group::coordinator::GroupSettings;
 use crate::group::{GroupOp, GroupReply};
 use crate::partition::{Partition, PartitionError};
-use crate::storage::{AppendInfo, PartitionLog, StorageError, SystemClock};
+use crate::storage::{AppendInfo, CacheBudget, PartitionLog, StorageError, SystemClock};
 
 /// Depth of each cross-core channel.
 const MESH_CHANNEL_DEPTH: usize = 1024;
@@ -147,6 +147,8 @@ pub struct Shard {
     /// Loaded `__consumer_offsets` partitions of this core: offsets and groups.
     offsets: RefCell<HashMap<i32, Rc<groups::OffsetsPartition>>>,
     group_settings: GroupSettings,
+    /// Memory the tail caches of this core's partitions share.
+    cache: Rc<CacheBudget>,
     opening: RefCell<HashMap<TopicPartition, Rc<glommio::sync::Semaphore>>>,
     senders: std::cell::OnceCell<Senders<Envelope>>,
     pending: RefCell<HashMap<u64, Rc<local_channel::LocalSender<ShardReply>>>>,
@@ -167,6 +169,7 @@ impl Shard {
         data_dir: PathBuf,
         catalog: SharedCatalog,
         group_settings: GroupSettings,
+        cache_bytes: usize,
         mesh: MeshBuilder<Envelope, Full>,
     ) -> Result<Rc<Shard>, ShardError> {
         let shard = Rc::new(Shard {
@@ -177,6 +180,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             offsets: RefCell::new(HashMap::new()),
             group_settings,
+            cache: CacheBudget::new(cache_bytes),
             opening: RefCell::new(HashMap::new()),
             senders: std::cell::OnceCell::new(),
             pending: RefCell::new(HashMap::new()),
@@ -410,7 +414,9 @@ impl Shard {
             return Ok(p.clone());
         }
         let dir = partition_dir(&self.data_dir, tp);
-        let (log, report) = PartitionLog::open(&dir, config, Rc::new(SystemClock)).await?;
+        let (log, report) =
+            PartitionLog::open_cached(&dir, config, Rc::new(SystemClock), self.cache.clone())
+                .await?;
         tracing::debug!(topic = %tp.topic, partition = tp.partition, ?report, "opened partition");
         let p = Partition::open(log).await?;
         self.partitions.borrow_mut().insert(tp.clone(), p.clone());

@@ -22,7 +22,7 @@ use super::config::{LogConfig, TimestampType};
 use super::error::{Result, StorageError};
 use super::meta::PartitionMeta;
 use super::segment::{submit_writes, Segment};
-use super::tail_cache::{CachedBatch, TailCache};
+use super::tail_cache::{CacheBudget, CachedBatch, TailCache};
 use crate::limits::{MAX_READ_BYTES, TAIL_CACHE_BYTES, WRITE_BUFFER_BYTES};
 use crate::notify::Notify;
 
@@ -145,11 +145,22 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering it: sealed segments before the recovery
     /// point are trusted if their indexes check out; the rest are re-validated batch by batch
-    /// and the log is cut after the last good batch.
+    /// and the log is cut after the last good batch. Its tail cache has a budget of its own
+    /// ([`TAIL_CACHE_BYTES`]); a broker shares one per core ([`Self::open_cached`]).
     pub async fn open(
         dir: &Path,
         config: LogConfig,
         clock: Rc<dyn Clock>,
+    ) -> Result<(PartitionLog, RecoveryReport)> {
+        Self::open_cached(dir, config, clock, CacheBudget::new(TAIL_CACHE_BYTES)).await
+    }
+
+    /// [`Self::open`], the tail cache drawing on `cache`.
+    pub async fn open_cached(
+        dir: &Path,
+        config: LogConfig,
+        clock: Rc<dyn Clock>,
+        cache: Rc<CacheBudget>,
     ) -> Result<(PartitionLog, RecoveryReport)> {
         std::fs::create_dir_all(dir)?;
         super::device_probe::ensure_probed(dir).await?;
@@ -222,7 +233,7 @@ impl PartitionLog {
         let state = State {
             log_start: log_start_meta.max(first_base),
             written_offset: 0,
-            tail: TailCache::new(TAIL_CACHE_BYTES),
+            tail: TailCache::new(cache),
             unflushed_messages: 0,
             oldest_unflushed_ms: None,
             rolling: false,

@@ -29,3 +29,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
 pub use log::{AppendInfo, PartitionLog, ReadBatches, RecoveryReport};
+pub use tail_cache::CacheBudget;

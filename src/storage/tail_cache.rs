@@ -1,8 +1,14 @@
 //! The hot tail of a partition: the most recent batches, kept in memory exactly as stored, so
 //! that tailing consumers are served without touching the disk. A batch leaves the cache only
 //! once it is on disk, so every offset is always readable from one place or the other.
+//!
+//! Segment files are written with O_DIRECT, so there is no page cache behind them: this cache
+//! is what Kafka gets from the page cache. All partitions of a core share one [`CacheBudget`];
+//! a partition that appends past it gives back its own oldest batches that are on disk.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
@@ -23,19 +29,55 @@ impl CachedBatch {
     }
 }
 
-#[derive(Debug, Default)]
+/// Bytes the tail caches of one core may hold together.
+#[derive(Debug)]
+pub struct CacheBudget {
+    limit: usize,
+    used: Cell<usize>,
+}
+
+impl CacheBudget {
+    pub fn new(limit: usize) -> Rc<CacheBudget> {
+        Rc::new(CacheBudget {
+            limit,
+            used: Cell::new(0),
+        })
+    }
+    /// Bytes cached now, over every partition sharing the budget.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+    fn over(&self) -> bool {
+        self.used.get() > self.limit
+    }
+    fn take(&self, n: usize) {
+        self.used.set(self.used.get() + n);
+    }
+    fn give_back(&self, n: usize) {
+        debug_assert!(self.used.get() >= n, "a cache gave back more than it took");
+        self.used.set(self.used.get() - n);
+    }
+}
+
+#[derive(Debug)]
 pub struct TailCache {
     batches: VecDeque<CachedBatch>,
     bytes: usize,
-    limit: usize,
+    budget: Rc<CacheBudget>,
+}
+
+impl Drop for TailCache {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
 }
 
 impl TailCache {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(budget: Rc<CacheBudget>) -> Self {
         TailCache {
             batches: VecDeque::new(),
             bytes: 0,
-            limit,
+            budget,
         }
     }
 
@@ -45,35 +87,30 @@ impl TailCache {
             "cache must stay dense"
         );
         self.bytes += batch.len();
+        self.budget.take(batch.len());
         self.batches.push_back(batch);
     }
 
-    /// Drops the oldest batches over the size limit, but only those below `on_disk` (offsets
-    /// that a read can find in a segment file).
-    pub fn evict(&mut self, on_disk: i64) {
-        while self.bytes > self.limit {
-            match self.batches.front() {
-                Some(b) if b.next <= on_disk => {
-                    self.bytes -= b.len();
-                    self.batches.pop_front();
-                }
-                _ => break,
-            }
+    fn pop_front(&mut self) {
+        if let Some(b) = self.batches.pop_front() {
+            self.bytes -= b.len();
+            self.budget.give_back(b.len());
         }
     }
 
-    /// Drops everything below `offset` (retention) or at and above it (truncation).
+    /// While the core's budget is exceeded, drops this partition's oldest batches, but only
+    /// those below `on_disk` (offsets that a read can find in a segment file).
+    pub fn evict(&mut self, on_disk: i64) {
+        while self.budget.over() && self.batches.front().is_some_and(|b| b.next <= on_disk) {
+            self.pop_front();
+        }
+    }
+
+    /// Drops everything below `offset` (retention).
     pub fn retain_from(&mut self, offset: i64) {
         while self.batches.front().is_some_and(|b| b.next <= offset) {
-            if let Some(b) = self.batches.pop_front() {
-                self.bytes -= b.len();
-            }
+            self.pop_front();
         }
-    }
-
-    pub fn clear(&mut self) {
-        self.batches.clear();
-        self.bytes = 0;
     }
 
     /// Whole batches starting with the one holding `offset`, below `upto`, within `max_bytes`
@@ -123,7 +160,7 @@ mod tests {
 
     /// Caches `sizes.len()` one-record batches of the given sizes, two per append.
     fn cache(sizes: &[usize]) -> TailCache {
-        let mut c = TailCache::new(1 << 20);
+        let mut c = TailCache::new(CacheBudget::new(1 << 20));
         let mut base = 0i64;
         for pair in sizes.chunks(2) {
             let parent = Bytes::from(vec![0u8; pair.iter().sum()]);
@@ -192,7 +229,8 @@ mod tests {
     #[test]
     fn eviction_keeps_what_is_not_on_disk() {
         let mut c = cache(&[10, 20, 30, 40]);
-        c.limit = 0;
+        c.budget = CacheBudget::new(0);
+        c.budget.take(100);
         c.evict(2);
         assert!(
             c.read(1, 100, 100).is_none(),
@@ -207,5 +245,37 @@ mod tests {
             70
         );
         assert_eq!(c.bytes(), 70);
+        assert_eq!(c.budget.used(), 70);
+    }
+
+    #[test]
+    fn partitions_share_the_core_budget_and_give_it_back() {
+        let budget = CacheBudget::new(100);
+        let batch = |base: i64| CachedBatch {
+            base,
+            next: base + 1,
+            parent: Bytes::from(vec![0u8; 40]),
+            start: 0,
+            end: 40,
+        };
+        let mut a = TailCache::new(budget.clone());
+        let mut b = TailCache::new(budget.clone());
+        a.push(batch(0));
+        a.push(batch(1));
+        b.push(batch(0));
+        assert_eq!(budget.used(), 120);
+        b.evict(1);
+        assert_eq!(
+            (a.bytes(), b.bytes()),
+            (80, 0),
+            "the appender evicts its own"
+        );
+        b.push(batch(1));
+        a.evict(0);
+        assert_eq!(budget.used(), 120, "nothing on disk: nothing evicted");
+        a.evict(2);
+        assert_eq!((a.bytes(), budget.used()), (40, 80));
+        drop(a);
+        assert_eq!(budget.used(), 40, "a closed partition gives its bytes back");
     }
 }
