@@ -50,7 +50,7 @@ pub const MIN_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 pub const MAX_PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Largest default memory per core for tail caches (`cache-bytes-per-core` may set more).
-pub const MAX_DEFAULT_CACHE_BYTES_PER_CORE: u64 = 1 << 30;
+pub const MAX_DEFAULT_CACHE_BYTES_PER_CORE: u64 = 512 << 20;
 
 /// Tail cache budget of a log opened on its own (tools and tests); a broker's partitions share
 /// a budget per core instead.

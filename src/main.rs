@@ -125,7 +125,7 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
     /// Memory per core for caching the newest batches of its partitions (default: a quarter of
-    /// the RAM shared by the cores, at most 1 GiB each).
+    /// the RAM shared by the cores, at most 512 MiB each).
     #[arg(long, env = "STRATA_CACHE_BYTES_PER_CORE")]
     cache_bytes_per_core: Option<u64>,
     /// Fault injection for tests: drop the response of every Nth Produce request.

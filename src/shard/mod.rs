@@ -24,6 +24,9 @@ use crate::group::{GroupOp, GroupReply};
 use crate::partition::{Partition, PartitionError};
 use crate::storage::{AppendInfo, CacheBudget, PartitionLog, StorageError, SystemClock};
 
+/// Bytes of one partition's cache given back per step of [`Shard::trim_caches`].
+const CACHE_TRIM_STEP_BYTES: usize = 8 << 20;
+
 /// Depth of each cross-core channel.
 const MESH_CHANNEL_DEPTH: usize = 1024;
 
@@ -498,9 +501,27 @@ impl Shard {
         }
     }
 
-    /// Runs group timers, flushes due partitions and enforces retention; called periodically
-    /// on each core.
+    /// Gives back tail-cache memory while the core is over its budget, the oldest batches of
+    /// the core first (whichever partition holds them).
+    pub fn trim_caches(&self) {
+        while self.cache.over() {
+            let oldest = self
+                .partitions
+                .borrow()
+                .values()
+                .filter_map(|p| p.log.oldest_cached().map(|seq| (seq, p.clone())))
+                .min_by_key(|(seq, _)| *seq);
+            let Some((_, p)) = oldest else {
+                return; // what is left is not on disk yet
+            };
+            p.log.evict_cached(CACHE_TRIM_STEP_BYTES);
+        }
+    }
+
+    /// Runs group timers, flushes due partitions, trims the caches and enforces retention;
+    /// called periodically on each core.
     pub async fn housekeeping(&self, retention: bool) {
+        self.trim_caches();
         self.tick_groups().await;
         let parts: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for p in parts {

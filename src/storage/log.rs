@@ -324,6 +324,19 @@ impl PartitionLog {
     pub fn tail_cache_bytes(&self) -> usize {
         self.state.borrow().tail.bytes()
     }
+    /// Arrival stamp of this log's oldest cached batch that may leave the cache (see
+    /// [`super::tail_cache`]); the shard trims the log holding the core's oldest first.
+    pub fn oldest_cached(&self) -> Option<u64> {
+        let st = self.state.borrow();
+        st.tail.oldest(st.written_offset)
+    }
+    /// Drops about `bytes` of this log's oldest cached batches that are on disk; returns how
+    /// many bytes left the cache.
+    pub fn evict_cached(&self, bytes: usize) -> usize {
+        let mut st = self.state.borrow_mut();
+        let on_disk = st.written_offset;
+        st.tail.evict_oldest(on_disk, bytes)
+    }
     /// Index entries of every segment (for tests and tooling).
     pub fn index_entries(
         &self,

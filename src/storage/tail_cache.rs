@@ -3,8 +3,12 @@
 //! once it is on disk, so every offset is always readable from one place or the other.
 //!
 //! Segment files are written with O_DIRECT, so there is no page cache behind them: this cache
-//! is what Kafka gets from the page cache. All partitions of a core share one [`CacheBudget`];
-//! a partition that appends past it gives back its own oldest batches that are on disk.
+//! is what Kafka gets from the page cache. All partitions of a core share one [`CacheBudget`]
+//! and every cached batch carries the core-wide order in which it arrived, so the owner of the
+//! partitions (the shard) can give back the core's oldest batches first
+//! ([`TailCache::oldest`], [`TailCache::evict_oldest`]). A partition appending far past the
+//! budget ([`CacheBudget::hard_limit`]) gives back its own oldest batches at once, so memory
+//! stays bounded between two trims.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -23,6 +27,13 @@ pub struct CachedBatch {
     pub end: usize,
 }
 
+/// A batch in the cache: what was pushed, and when, in the core's order.
+#[derive(Debug)]
+struct Entry {
+    batch: CachedBatch,
+    seq: u64,
+}
+
 impl CachedBatch {
     fn len(&self) -> usize {
         self.end - self.start
@@ -34,6 +45,8 @@ impl CachedBatch {
 pub struct CacheBudget {
     limit: usize,
     used: Cell<usize>,
+    /// Stamps pushed batches in arrival order.
+    next_seq: Cell<u64>,
 }
 
 impl CacheBudget {
@@ -41,14 +54,21 @@ impl CacheBudget {
         Rc::new(CacheBudget {
             limit,
             used: Cell::new(0),
+            next_seq: Cell::new(0),
         })
     }
     /// Bytes cached now, over every partition sharing the budget.
     pub fn used(&self) -> usize {
         self.used.get()
     }
-    fn over(&self) -> bool {
+    /// Whether the caches hold more than the budget (the owner should trim the oldest).
+    pub fn over(&self) -> bool {
         self.used.get() > self.limit
+    }
+    /// Past this, a partition that appends evicts its own oldest batches without waiting for a
+    /// trim: a quarter over the budget.
+    pub fn hard_limit(&self) -> usize {
+        self.limit.saturating_add(self.limit / 4)
     }
     fn take(&self, n: usize) {
         self.used.set(self.used.get() + n);
@@ -61,7 +81,7 @@ impl CacheBudget {
 
 #[derive(Debug)]
 pub struct TailCache {
-    batches: VecDeque<CachedBatch>,
+    batches: VecDeque<Entry>,
     bytes: usize,
     budget: Rc<CacheBudget>,
 }
@@ -83,32 +103,62 @@ impl TailCache {
 
     pub fn push(&mut self, batch: CachedBatch) {
         debug_assert!(
-            self.batches.back().is_none_or(|b| b.next == batch.base),
+            self.batches
+                .back()
+                .is_none_or(|e| e.batch.next == batch.base),
             "cache must stay dense"
         );
         self.bytes += batch.len();
         self.budget.take(batch.len());
-        self.batches.push_back(batch);
+        let seq = self.budget.next_seq.get();
+        self.budget.next_seq.set(seq + 1);
+        self.batches.push_back(Entry { batch, seq });
     }
 
-    fn pop_front(&mut self) {
-        if let Some(b) = self.batches.pop_front() {
-            self.bytes -= b.len();
-            self.budget.give_back(b.len());
-        }
+    fn pop_front(&mut self) -> usize {
+        let Some(e) = self.batches.pop_front() else {
+            return 0;
+        };
+        let n = e.batch.len();
+        self.bytes -= n;
+        self.budget.give_back(n);
+        n
     }
 
-    /// While the core's budget is exceeded, drops this partition's oldest batches, but only
-    /// those below `on_disk` (offsets that a read can find in a segment file).
+    fn front_on_disk(&self, on_disk: i64) -> bool {
+        self.batches
+            .front()
+            .is_some_and(|e| e.batch.next <= on_disk)
+    }
+
+    /// While the core's caches are past the hard limit, drops this partition's oldest batches,
+    /// but only those below `on_disk` (offsets that a read can find in a segment file).
     pub fn evict(&mut self, on_disk: i64) {
-        while self.budget.over() && self.batches.front().is_some_and(|b| b.next <= on_disk) {
+        while self.budget.used() > self.budget.hard_limit() && self.front_on_disk(on_disk) {
             self.pop_front();
         }
     }
 
+    /// The arrival stamp of the oldest batch that could be evicted (it is below `on_disk`).
+    pub fn oldest(&self, on_disk: i64) -> Option<u64> {
+        self.batches
+            .front()
+            .filter(|e| e.batch.next <= on_disk)
+            .map(|e| e.seq)
+    }
+
+    /// Drops the oldest batches below `on_disk`, about `bytes` of them; returns how many bytes.
+    pub fn evict_oldest(&mut self, on_disk: i64, bytes: usize) -> usize {
+        let mut freed = 0;
+        while freed < bytes && self.front_on_disk(on_disk) {
+            freed += self.pop_front();
+        }
+        freed
+    }
+
     /// Drops everything below `offset` (retention).
     pub fn retain_from(&mut self, offset: i64) {
-        while self.batches.front().is_some_and(|b| b.next <= offset) {
+        while self.batches.front().is_some_and(|e| e.batch.next <= offset) {
             self.pop_front();
         }
     }
@@ -117,15 +167,15 @@ impl TailCache {
     /// (the first batch is returned even if larger, as Kafka does so consumers progress), as
     /// few contiguous slices as possible. `None` if `offset` is older than the cache.
     pub fn read(&self, offset: i64, upto: i64, max_bytes: usize) -> Option<Vec<Bytes>> {
-        let first = self.batches.front()?;
+        let first = &self.batches.front()?.batch;
         if offset < first.base {
             return None;
         }
-        let start = self.batches.partition_point(|b| b.next <= offset);
+        let start = self.batches.partition_point(|e| e.batch.next <= offset);
         let mut out: Vec<Bytes> = Vec::new();
         let mut run: Option<(&CachedBatch, usize)> = None; // (first batch of the run, run end)
         let mut total = 0usize;
-        for b in self.batches.range(start..) {
+        for b in self.batches.range(start..).map(|e| &e.batch) {
             if b.base >= upto || (total > 0 && total + b.len() > max_bytes) {
                 break;
             }
@@ -264,18 +314,27 @@ mod tests {
         a.push(batch(1));
         b.push(batch(0));
         assert_eq!(budget.used(), 120);
+        assert!(budget.over());
         b.evict(1);
         assert_eq!(
-            (a.bytes(), b.bytes()),
-            (80, 0),
-            "the appender evicts its own"
+            b.bytes(),
+            40,
+            "within the hard limit an append evicts nothing"
         );
-        b.push(batch(1));
-        a.evict(0);
-        assert_eq!(budget.used(), 120, "nothing on disk: nothing evicted");
-        a.evict(2);
+        assert_eq!(a.oldest(0), None, "nothing on disk: nothing to evict");
+        assert!(a.oldest(2) < b.oldest(1), "a's first batch came first");
+        assert_eq!(a.evict_oldest(2, 1), 40);
         assert_eq!((a.bytes(), budget.used()), (40, 80));
+        b.push(batch(1));
+        b.push(batch(2));
+        assert_eq!(budget.used(), 160);
+        b.evict(3);
+        assert_eq!(
+            budget.used(),
+            120,
+            "past the hard limit (125) the appender evicts its own"
+        );
         drop(a);
-        assert_eq!(budget.used(), 40, "a closed partition gives its bytes back");
+        assert_eq!(budget.used(), 80, "a closed partition gives its bytes back");
     }
 }
