@@ -464,3 +464,49 @@ fn active_segment_is_allocated_ahead_and_trimmed_on_close_and_after_a_crash() {
         "a clean close trims the allocation"
     );
 }
+
+#[test]
+fn an_append_that_owns_its_buffer_is_cached_in_place_and_a_shared_one_is_copied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log = open(dir.path(), LogConfig::default()).await;
+        log.append(&numbered_batch("a", 0, 3, 1))
+            .await
+            .expect("append");
+        // Owned: the tail cache serves the very buffer that was appended, stamped in place.
+        let owned = bytes::Bytes::from(numbered_batch("b", 0, 2, 1));
+        let at = owned.as_ptr();
+        let info = log.append_bytes(owned).await.expect("append");
+        assert_eq!(info.base_offset, 3);
+        let read = log.read(3, 1 << 20, log.log_end()).await.expect("read");
+        assert_eq!(read.chunks[0].as_ptr(), at, "no copy of an owned buffer");
+        assert_eq!(
+            batch::BatchHeader::parse(&read.chunks[0])
+                .expect("header")
+                .base_offset,
+            3
+        );
+        // Shared: whoever else holds the bytes keeps seeing them unchanged.
+        let shared = bytes::Bytes::from(numbered_batch("c", 0, 1, 1));
+        let kept = shared.clone();
+        let info = log.append_bytes(shared).await.expect("append");
+        assert_eq!(info.base_offset, 5);
+        assert_eq!(
+            batch::BatchHeader::parse(&kept)
+                .expect("header")
+                .base_offset,
+            0
+        );
+        let read = log.read(5, 1 << 20, log.log_end()).await.expect("read");
+        assert_ne!(read.chunks[0].as_ptr(), kept.as_ptr());
+        log.flush(log.log_end()).await.expect("flush");
+        let values: Vec<Vec<u8>> = values(&read_all(&log, 0).await)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(
+            values,
+            ["a-0", "a-1", "a-2", "b-0", "b-1", "c-0"].map(|v| v.as_bytes().to_vec())
+        );
+    });
+}

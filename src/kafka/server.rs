@@ -253,6 +253,9 @@ async fn handle_request<'a>(
     let mut out = start_response(correlation_id, api.response_header_version(version))?;
     if api == ApiKey::Produce {
         let req = handlers::decode(api, version, &mut frame).map_err(|e| e.to_string())?;
+        // The records are slices of the frame: with the frame and the header let go, a
+        // request's only partition owns its buffer and is appended without a copy.
+        drop((frame, header));
         let staged = produce::stage(ctx, req, version).await;
         return Ok(Handled::Later(Box::pin(async move {
             let answer = staged.finish().await;

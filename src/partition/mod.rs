@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 
@@ -85,7 +86,7 @@ impl Partition {
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges
     /// only after this returns): [`Self::append`] then [`Self::commit`].
     pub async fn produce(&self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
-        let info = self.append(records).await?;
+        let info = self.append(Bytes::copy_from_slice(records)).await?;
         self.commit(&info).await?;
         Ok(info)
     }
@@ -94,10 +95,10 @@ impl Partition {
     /// idempotent producers are checked against the producer's sequence first: a retry gets
     /// its original offsets back and is not written again. Appends take effect in the order
     /// they are called, so once this returns a later produce lands after this one.
-    pub async fn append(&self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
-        let idempotent = BatchHeader::parse(records).is_some_and(|h| h.producer_id >= 0);
+    pub async fn append(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
+        let idempotent = BatchHeader::parse(&records).is_some_and(|h| h.producer_id >= 0);
         if !idempotent {
-            let info = self.log.append(records).await?;
+            let info = self.log.append_bytes(records).await?;
             self.snapshot_on_roll().await;
             return Ok(info);
         }
@@ -106,13 +107,16 @@ impl Partition {
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
-        let mut batches = iter_batches(records);
-        let (_, h) = batches
-            .next()
-            .ok_or_else(|| StorageError::InvalidRecord("empty produce".into()))?;
-        if batches.next().is_some() {
-            return Err(PartitionError::ManyIdempotentBatches);
-        }
+        let h = {
+            let mut batches = iter_batches(&records);
+            let (_, h) = batches
+                .next()
+                .ok_or_else(|| StorageError::InvalidRecord("empty produce".into()))?;
+            if batches.next().is_some() {
+                return Err(PartitionError::ManyIdempotentBatches);
+            }
+            h
+        };
         let verdict = self.producers.borrow().check(&h);
         match verdict {
             Verdict::Refuse(e) => Err(PartitionError::Sequence(e)),
@@ -124,7 +128,7 @@ impl Partition {
                 record_count: h.record_count as i64,
             }),
             Verdict::Append => {
-                let info = self.log.append(records).await?;
+                let info = self.log.append_bytes(records).await?;
                 self.producers.borrow_mut().record(&h, info.base_offset);
                 self.snapshot_on_roll().await;
                 Ok(info)

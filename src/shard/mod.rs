@@ -364,7 +364,7 @@ impl Shard {
     ) -> ShardReply {
         let appended_info = async {
             let p = self.partition(&tp).await?;
-            let info = p.append(&records).await?;
+            let info = p.append(records).await?;
             Ok::<_, ShardError>((p, info))
         }
         .await;

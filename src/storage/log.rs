@@ -369,12 +369,19 @@ impl PartitionLog {
     /// batch is appended or none. The data is staged in memory: call [`Self::flush`] to make it
     /// durable (the broker does so before acknowledging, as the flush policy says).
     pub async fn append(&self, payload: &[u8]) -> Result<AppendInfo> {
+        self.append_bytes(Bytes::copy_from_slice(payload)).await
+    }
+
+    /// [`Self::append`] of bytes the caller gives up: when nothing else references their buffer
+    /// (a produce request's frame carrying one partition) the batches are stamped and cached in
+    /// place, without the copy `append` makes.
+    pub async fn append_bytes(&self, payload: Bytes) -> Result<AppendInfo> {
         self.check_writable()?;
         let (max_bytes, timestamp_type) = {
             let c = self.config.borrow();
             (c.max_message_bytes as usize, c.timestamp_type)
         };
-        let headers = validate_batches(payload, max_bytes)?;
+        let headers = validate_batches(&payload, max_bytes)?;
         let incoming = payload.len() as u64;
         let incoming_records: i64 = headers.iter().map(|h| h.record_count as i64).sum();
         loop {
@@ -396,6 +403,7 @@ impl PartitionLog {
             self.roll_if_needed(incoming, incoming_records).await?;
         }
         let now = self.clock.now_ms();
+        // No copy when `payload` is the only handle on its buffer.
         let mut buf = BytesMut::from(payload);
         let mut st = self.state.borrow_mut();
         let st = &mut *st;

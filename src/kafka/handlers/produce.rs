@@ -47,12 +47,15 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
 
 /// Validates the request, starts every partition's append on its owner and waits until all
 /// of them are appended (or refused).
-pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
+pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged {
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
     let transactional = req.transactional_id.is_some();
-    let mut topics = Vec::with_capacity(req.topic_data.len());
-    for topic in req.topic_data {
+    // Keep only the records (and owned names): nothing else may hold on to the request frame.
+    let topic_data = std::mem::take(&mut req.topic_data);
+    drop(req);
+    let mut topics = Vec::with_capacity(topic_data.len());
+    for topic in topic_data {
         let name = topic.name.0.to_string();
         let known = ctx
             .shard
@@ -86,7 +89,7 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
             parts.push((p.index, part));
         }
         topics.push(StagedTopic {
-            name: topic.name,
+            name: TopicName(super::str_bytes(&name)),
             topic_id: topic.topic_id,
             parts,
         });
