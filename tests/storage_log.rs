@@ -510,3 +510,44 @@ fn an_append_that_owns_its_buffer_is_cached_in_place_and_a_shared_one_is_copied(
         );
     });
 }
+
+#[test]
+fn a_consumer_reading_the_disk_in_order_is_served_by_the_read_ahead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log = open(dir.path(), LogConfig::default()).await;
+        let value = vec![7u8; 100_000];
+        for _ in 0..20 {
+            log.append(&batch::build_batch(0, 1, &[(None, value.as_slice())]))
+                .await
+                .expect("append");
+        }
+        log.close().await.expect("close");
+        // Reopened, nothing is cached: every read goes to the segment file.
+        let log = open(dir.path(), LogConfig::default()).await;
+        let (mut offset, end) = (0, log.log_end());
+        let mut reads = 0;
+        while offset < end {
+            let r = log.read(offset, 250_000, end).await.expect("read");
+            for b in r.batches() {
+                offset = batch::BatchHeader::parse(&b).expect("header").next_offset();
+            }
+            reads += 1;
+        }
+        assert!(reads >= 10, "{reads} reads");
+        assert_eq!(
+            log.disk_read_count(),
+            1,
+            "only the first read waits for the disk; the others find their bytes read ahead"
+        );
+        // Out of order, the read-ahead does not help (and does not mislead).
+        let r = log.read(3, 300_000, end).await.expect("read");
+        assert_eq!(
+            batch::BatchHeader::parse(&r.chunks[0])
+                .expect("header")
+                .base_offset,
+            3
+        );
+        assert_eq!(log.disk_read_count(), 2);
+    });
+}

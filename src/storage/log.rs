@@ -21,6 +21,7 @@ use super::clock::Clock;
 use super::config::{LogConfig, TimestampType};
 use super::error::{Result, StorageError};
 use super::meta::PartitionMeta;
+use super::read_ahead::ReadAhead;
 use super::segment::{submit_writes, Segment};
 use super::tail_cache::{CacheBudget, CachedBatch, TailCache};
 use crate::limits::{MAX_READ_BYTES, TAIL_CACHE_BYTES, WRITE_BUFFER_BYTES};
@@ -114,6 +115,10 @@ pub struct PartitionLog {
     failed: Cell<bool>,
     /// Fired whenever the holder of the I/O permit lets it go.
     io_done: Notify,
+    /// Segment bytes read ahead of a consumer reading in order.
+    read_ahead: ReadAhead,
+    /// Reads that waited for the disk themselves (not served by the cache or the read-ahead).
+    disk_reads: Cell<u64>,
     /// fdatasync calls issued, for observing group commit.
     syncs: Cell<u64>,
 }
@@ -254,6 +259,8 @@ impl PartitionLog {
             flushed: Cell::new(end),
             failed: Cell::new(false),
             io_done: Notify::default(),
+            read_ahead: ReadAhead::default(),
+            disk_reads: Cell::new(0),
             syncs: Cell::new(0),
         };
         log.store_meta().await?;
@@ -307,6 +314,10 @@ impl PartitionLog {
     /// fdatasync calls this log has issued since it was opened.
     pub fn sync_count(&self) -> u64 {
         self.syncs.get()
+    }
+    /// Reads that waited for the disk themselves since the log was opened.
+    pub fn disk_read_count(&self) -> u64 {
+        self.disk_reads.get()
     }
     pub fn size_bytes(&self) -> u64 {
         self.state.borrow().size_bytes()
@@ -634,7 +645,7 @@ impl PartitionLog {
     /// (but always at least one batch), never at or beyond `upto` (the high watermark or the
     /// last stable offset). An offset below the log start or above the log end is out of range.
     pub async fn read(&self, offset: i64, max_bytes: usize, upto: i64) -> Result<ReadBatches> {
-        let (file, pos, readable) = {
+        let (segment, file, pos, readable) = {
             let st = self.state.borrow();
             let end = st.log_end();
             if offset < st.log_start || offset > end {
@@ -653,7 +664,12 @@ impl PartitionLog {
             let Some((_, seg)) = st.segments.range(..=offset).next_back() else {
                 return Ok(ReadBatches::default());
             };
-            (seg.file(), seg.position_for(offset), seg.written())
+            (
+                seg.base_offset,
+                seg.file(),
+                seg.position_for(offset),
+                seg.written(),
+            )
         };
         if pos >= readable {
             return Ok(ReadBatches::default());
@@ -661,10 +677,24 @@ impl PartitionLog {
         let mut want = max_bytes
             .clamp(MIN_READ_BYTES, MAX_READ_BYTES)
             .min((readable - pos) as usize);
+        // The bytes read ahead serve when they hold the whole stretch wanted (or up to the
+        // written end); a read ahead in flight for it is waited for rather than repeated.
+        let enough = |b: &Bytes| b.len() >= want;
+        let mut ahead = self.read_ahead.get(segment, pos).filter(enough);
+        if ahead.is_none() && self.read_ahead.wait_for(segment, pos).await {
+            ahead = self.read_ahead.get(segment, pos).filter(enough);
+        }
         loop {
-            let buf = Segment::read(file.clone(), pos, want).await?;
+            let buf = match ahead.take() {
+                Some(b) => b,
+                None => {
+                    self.disk_reads.set(self.disk_reads.get() + 1);
+                    Segment::read(file.clone(), pos, want).await?
+                }
+            };
             // The wanted batches are contiguous in `buf`: return them as one slice.
             let mut range: Option<(usize, usize)> = None;
+            let mut next_offset = offset;
             let mut parsed_to = 0usize;
             for (at, h) in iter_batches(&buf) {
                 parsed_to = at + h.total_size();
@@ -676,8 +706,23 @@ impl PartitionLog {
                     break;
                 }
                 range = Some((from, at + h.total_size()));
+                next_offset = h.next_offset();
             }
             if let Some((from, to)) = range {
+                // A consumer reading in order asks for `next_offset` next, from the position
+                // the index gives for it: read from there now.
+                if pos + (to as u64) < readable {
+                    let next = self
+                        .state
+                        .borrow()
+                        .segments
+                        .get(&segment)
+                        .map(|s| s.position_for(next_offset));
+                    if let Some(next) = next.filter(|n| *n < readable) {
+                        let len = want.min((readable - next) as usize);
+                        self.read_ahead.start(segment, file, next, len);
+                    }
+                }
                 return Ok(ReadBatches {
                     chunks: vec![buf.slice(from..to)],
                 });

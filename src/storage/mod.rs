@@ -11,6 +11,7 @@
 //! - [`index`]: rkyv offset and time indexes, searched in place.
 //! - [`log`]: the partition log (offsets, group commit, rolls, retention, reads, recovery).
 //! - [`tail_cache`]: recent batches in memory for tailing consumers.
+//! - [`read_ahead`]: the next stretch of a segment file, read while a fetch's answer travels.
 //! - [`meta`]: `partition.meta` and atomically replaced metadata files.
 
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod index;
 pub mod log;
 pub mod meta;
+pub mod read_ahead;
 pub mod segment;
 pub mod stage;
 pub mod tail_cache;
