@@ -526,6 +526,9 @@ fn a_consumer_reading_the_disk_in_order_is_served_by_the_read_ahead() {
         // Reopened, nothing is cached: every read goes to the segment file.
         let log = open(dir.path(), LogConfig::default()).await;
         let (mut offset, end) = (0, log.log_end());
+        // A fetch whose answer outgrew the request's limit asks again for the same bytes.
+        log.read(0, 250_000, end).await.expect("read");
+        assert_eq!(log.disk_read_count(), 1);
         let mut reads = 0;
         while offset < end {
             let r = log.read(offset, 250_000, end).await.expect("read");

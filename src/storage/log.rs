@@ -689,7 +689,9 @@ impl PartitionLog {
                 Some(b) => b,
                 None => {
                     self.disk_reads.set(self.disk_reads.get() + 1);
-                    Segment::read(file.clone(), pos, want).await?
+                    let buf = Segment::read(file.clone(), pos, want).await?;
+                    self.read_ahead.keep(segment, pos, buf.clone());
+                    buf
                 }
             };
             // The wanted batches are contiguous in `buf`: return them as one slice.

@@ -3,9 +3,11 @@
 //! file is already being read, so the disk and the network work at the same time. Segment
 //! files bypass the page cache, so nothing else would read ahead.
 //!
-//! One window per partition: the bytes at `[pos, pos + len)` of one segment file, read in the
-//! background. Only bytes below the segment's written end are ever read, and those never
-//! change, so a window stays true for as long as its segment exists.
+//! A partition keeps its two most recent windows, each the bytes at `[pos, pos + len)` of one
+//! segment file: the stretch read ahead, and the one a fetch last read itself (a fetch whose
+//! answer outgrew the request's limit asks for the same bytes again). Only bytes below a
+//! segment's written end are ever read, and those never change, so a window stays true for as
+//! long as its segment exists.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,15 +18,41 @@ use glommio::io::DmaFile;
 use super::segment::Segment;
 use crate::notify::Notify;
 
-/// The most a partition reads ahead of a consumer.
+/// The most a partition reads ahead of a consumer, and the largest window it keeps.
 pub const MAX_READ_AHEAD_BYTES: usize = 16 << 20;
+
+/// Bytes of one segment file: its base offset, the file position, the data.
+#[derive(Clone)]
+struct Window {
+    segment: i64,
+    pos: u64,
+    data: Bytes,
+}
+
+impl Window {
+    fn holds(&self, segment: i64, pos: u64) -> bool {
+        self.segment == segment && self.pos <= pos && pos < self.pos + self.data.len() as u64
+    }
+}
 
 #[derive(Default)]
 struct Slot {
-    /// Bytes read ahead: segment base offset, file position, data.
-    window: Option<(i64, u64, Bytes)>,
+    /// Newest last.
+    windows: Vec<Window>,
     /// The read in flight: segment base offset, file position, length.
     reading: Option<(i64, u64, usize)>,
+}
+
+impl Slot {
+    fn keep(&mut self, w: Window) {
+        if w.data.is_empty() || w.data.len() > MAX_READ_AHEAD_BYTES {
+            return;
+        }
+        if self.windows.len() == 2 {
+            self.windows.remove(0);
+        }
+        self.windows.push(w);
+    }
 }
 
 #[derive(Default)]
@@ -35,12 +63,21 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// The window's bytes from `pos` on, when the window is of `segment` and holds `pos`.
+    /// The bytes from `pos` of `segment` on, to the end of the window holding them (the
+    /// window with the most of them).
     pub fn get(&self, segment: i64, pos: u64) -> Option<Bytes> {
-        let slot = self.slot.borrow();
-        let (seg, at, data) = slot.window.as_ref()?;
-        let end = at + data.len() as u64;
-        (*seg == segment && *at <= pos && pos < end).then(|| data.slice((pos - at) as usize..))
+        self.slot
+            .borrow()
+            .windows
+            .iter()
+            .filter(|w| w.holds(segment, pos))
+            .map(|w| w.data.slice((pos - w.pos) as usize..))
+            .max_by_key(Bytes::len)
+    }
+
+    /// Keeps bytes a fetch read itself: `data` is at `pos` of `segment`.
+    pub fn keep(&self, segment: i64, pos: u64, data: Bytes) {
+        self.slot.borrow_mut().keep(Window { segment, pos, data });
     }
 
     /// Waits for the read in flight if it covers `pos` of `segment`; false if none does.
@@ -54,8 +91,8 @@ impl ReadAhead {
         true
     }
 
-    /// Starts reading `len` bytes at `pos` of `segment` in the background, unless the window
-    /// or the read in flight already holds them.
+    /// Starts reading `len` bytes at `pos` of `segment` in the background, unless a window
+    /// or the read in flight already holds them (one read ahead at a time).
     pub fn start(&self, segment: i64, file: Rc<DmaFile>, pos: u64, len: usize) {
         let len = len.min(MAX_READ_AHEAD_BYTES);
         if len == 0 {
@@ -63,18 +100,13 @@ impl ReadAhead {
         }
         {
             let mut slot = self.slot.borrow_mut();
-            let covers = |(seg, at, n): (i64, u64, usize)| {
-                seg == segment && at <= pos && pos + len as u64 <= at + n as u64
-            };
-            let window = slot
-                .window
-                .as_ref()
-                .map(|(seg, at, data)| (*seg, *at, data.len()));
-            if window.is_some_and(covers) || slot.reading.is_some_and(covers) {
+            let end = pos + len as u64;
+            let held = slot
+                .windows
+                .iter()
+                .any(|w| w.holds(segment, pos) && end <= w.pos + w.data.len() as u64);
+            if held || slot.reading.is_some() {
                 return;
-            }
-            if slot.reading.is_some() {
-                return; // one read ahead at a time
             }
             slot.reading = Some((segment, pos, len));
         }
@@ -85,8 +117,7 @@ impl ReadAhead {
                 let mut s = slot.borrow_mut();
                 s.reading = None;
                 match read {
-                    Ok(data) if !data.is_empty() => s.window = Some((segment, pos, data)),
-                    Ok(_) => {}
+                    Ok(data) => s.keep(Window { segment, pos, data }),
                     // The fetch that needs these bytes reads them itself and reports the error.
                     Err(e) => tracing::debug!(error = %e, "read-ahead failed"),
                 }
