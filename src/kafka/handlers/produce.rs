@@ -6,6 +6,7 @@
 //! then lands after this one), and [`Staged::finish`] waits for durability and builds the
 //! answer.
 
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
@@ -54,6 +55,7 @@ pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged 
     // Keep only the records (and owned names): nothing else may hold on to the request frame.
     let topic_data = std::mem::take(&mut req.topic_data);
     drop(req);
+    let partitions: usize = topic_data.iter().map(|t| t.partition_data.len()).sum();
     let mut topics = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
         let name = topic.name.0.to_string();
@@ -82,7 +84,7 @@ pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged 
                         topic: name.clone(),
                         partition: p.index,
                     };
-                    Part::Appending(ctx.shard.produce(tp, records))
+                    Part::Appending(ctx.shard.produce(tp, for_append(records, partitions)))
                 }
                 (code, _) => Part::Refused(code.unwrap_or(errors::NONE)),
             };
@@ -102,6 +104,17 @@ pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged 
         }
     }
     Staged { acks, topics }
+}
+
+/// The records to hand to the log, which keeps the buffer it is given in its tail cache. A
+/// request's only partition may keep the frame (it is little more than the records); with
+/// several, each gets a copy of its own, so that no cached batch pins the others' bytes.
+fn for_append(records: Bytes, partitions: usize) -> Bytes {
+    if partitions > 1 {
+        Bytes::copy_from_slice(&records)
+    } else {
+        records
+    }
 }
 
 impl Staged {
@@ -146,5 +159,20 @@ fn answer(index: i32, reply: ShardReply) -> PartitionProduceResponse {
             index,
             kafka_protocol::error::ResponseError::UnknownServerError.code(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lone_partition_keeps_the_request_frame() {
+        let frame = Bytes::from(vec![1u8; 1000]);
+        let lone = for_append(frame.slice(100..900), 1);
+        assert_eq!(lone.as_ptr(), frame[100..].as_ptr());
+        let one_of_two = for_append(frame.slice(100..500), 2);
+        assert_ne!(one_of_two.as_ptr(), frame[100..].as_ptr());
+        assert_eq!(one_of_two, frame.slice(100..500));
     }
 }
