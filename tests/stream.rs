@@ -28,6 +28,19 @@ fn strata(b: &Broker) -> Command {
 }
 
 /// Produces the demo stream and returns the producer's ground truth.
+/// A broker whose auto-created topics have 4 partitions, with the given initial rebalance delay.
+fn attendance_broker(dir: &std::path::Path, rebalance_delay_ms: &str) -> Broker {
+    Broker::start(
+        &dir.join("data"),
+        &[
+            "--default-partitions",
+            "4",
+            "--group-initial-rebalance-delay-ms",
+            rebalance_delay_ms,
+        ],
+    )
+}
+
 fn demo(b: &Broker) -> Value {
     let out = strata(b)
         .args([
@@ -192,15 +205,7 @@ fn checkpoints(b: &Broker, name: &str) -> i64 {
 #[test]
 fn running_total_is_exact_after_kill_9_and_windows_match_the_ground_truth() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let b = Broker::start(
-        &dir.path().join("data"),
-        &[
-            "--default-partitions",
-            "4",
-            "--group-initial-rebalance-delay-ms",
-            "0",
-        ],
-    );
+    let b = attendance_broker(dir.path(), "0");
     let truth = demo(&b);
     let total_args = [
         "--name",
@@ -295,15 +300,7 @@ fn running_total_is_exact_after_kill_9_and_windows_match_the_ground_truth() {
 #[test]
 fn two_processes_split_the_partitions_and_one_takes_over_when_the_other_is_killed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let b = Broker::start(
-        &dir.path().join("data"),
-        &[
-            "--default-partitions",
-            "4",
-            "--group-initial-rebalance-delay-ms",
-            "1000",
-        ],
-    );
+    let b = attendance_broker(dir.path(), "1000");
     let truth = demo(&b);
     let args = [
         "--name",
