@@ -181,7 +181,9 @@ pub fn encode<Resp: Encodable>(
     resp.encode(out, version).map_err(encode_error)
 }
 
-/// Handles one request whose API and version were checked against [`SUPPORTED`].
+/// Handles one request whose API and version were checked against [`SUPPORTED`]. Produce is
+/// not here: the connection runs it in two stages ([`produce::stage`], then
+/// [`produce::Staged::finish`]) so that the next request may be read in between.
 pub async fn dispatch(
     ctx: &Ctx,
     client: &Client<'_>,
@@ -200,12 +202,6 @@ pub async fn dispatch(
         ApiKey::Metadata => {
             run(api, version, body, out, |r| {
                 metadata::handle(ctx, r, version)
-            })
-            .await
-        }
-        ApiKey::Produce => {
-            run(api, version, body, out, |r| {
-                produce::handle(ctx, r, version)
             })
             .await
         }

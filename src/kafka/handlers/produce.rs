@@ -42,10 +42,6 @@ struct StagedTopic {
     parts: Vec<(i32, Part)>,
 }
 
-pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
-    stage(ctx, req, version).await.finish().await
-}
-
 /// Validates the request, starts every partition's append on its owner and waits until all
 /// of them are appended (or refused).
 pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged {
