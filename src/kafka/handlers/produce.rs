@@ -44,47 +44,45 @@ struct StagedTopic {
 
 /// Validates the request, starts every partition's append on its owner and waits until all
 /// of them are appended (or refused).
-pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged {
+pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
     let transactional = req.transactional_id.is_some();
-    // Keep only the records (and owned names): nothing else may hold on to the request frame.
-    let topic_data = std::mem::take(&mut req.topic_data);
-    drop(req);
-    let partitions: usize = topic_data.iter().map(|t| t.partition_data.len()).sum();
+    let topic_data = owned_parts(req);
+    let partitions: usize = topic_data.iter().map(|t| t.partitions.len()).sum();
     let mut topics = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
-        let name = topic.name.0.to_string();
+        let name = topic.name;
         let known = ctx
             .shard
             .catalog
             .read()
             .ok()
             .and_then(|c| c.topic(&name).map(|t| t.partitions));
-        let mut parts = Vec::with_capacity(topic.partition_data.len());
-        for p in topic.partition_data {
+        let mut parts = Vec::with_capacity(topic.partitions.len());
+        for (index, records) in topic.partitions {
             let refused = if bad_acks {
                 Some(errors::INVALID_REQUIRED_ACKS)
             } else if transactional {
                 Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-            } else if !known.is_some_and(|n| p.index >= 0 && p.index < n) {
+            } else if !known.is_some_and(|n| index >= 0 && index < n) {
                 Some(errors::UNKNOWN_TOPIC_OR_PARTITION)
-            } else if p.records.is_none() {
+            } else if records.is_none() {
                 Some(kafka_protocol::error::ResponseError::InvalidRecord.code())
             } else {
                 None
             };
-            let part = match (refused, p.records) {
+            let part = match (refused, records) {
                 (None, Some(records)) => {
                     let tp = TopicPartition {
                         topic: name.clone(),
-                        partition: p.index,
+                        partition: index,
                     };
                     Part::Appending(ctx.shard.produce(tp, for_append(records, partitions)))
                 }
                 (code, _) => Part::Refused(code.unwrap_or(errors::NONE)),
             };
-            parts.push((p.index, part));
+            parts.push((index, part));
         }
         topics.push(StagedTopic {
             name: TopicName(super::str_bytes(&name)),
@@ -100,6 +98,32 @@ pub async fn stage(ctx: &Ctx, mut req: ProduceRequest, _version: i16) -> Staged 
         }
     }
     Staged { acks, topics }
+}
+
+/// A request topic with nothing left of the request frame but the records.
+struct OwnedTopic {
+    name: String,
+    topic_id: uuid::Uuid,
+    /// Partition index and records.
+    partitions: Vec<(i32, Option<Bytes>)>,
+}
+
+/// Takes the records out of the request and drops the rest of it (names, tagged fields), all
+/// slices of the request frame: an append on this core then finds the frame referenced by the
+/// records alone and keeps it without a copy.
+fn owned_parts(req: ProduceRequest) -> Vec<OwnedTopic> {
+    req.topic_data
+        .into_iter()
+        .map(|t| OwnedTopic {
+            name: t.name.0.to_string(),
+            topic_id: t.topic_id,
+            partitions: t
+                .partition_data
+                .into_iter()
+                .map(|p| (p.index, p.records))
+                .collect(),
+        })
+        .collect()
 }
 
 /// The records to hand to the log, which keeps the buffer it is given in its tail cache. A
@@ -161,6 +185,31 @@ fn answer(index: i32, reply: ShardReply) -> PartitionProduceResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_taken_from_a_request_are_the_only_reference_to_its_frame() {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::protocol::{Decodable, Encodable};
+        let req = ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(super::super::str_bytes("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(vec![7u8; 4096])))]),
+        ]);
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 9).unwrap();
+        let mut frame = buf.freeze();
+        let decoded = ProduceRequest::decode(&mut frame, 9).unwrap();
+        drop(frame);
+        let mut topics = owned_parts(decoded);
+        let records = topics[0].partitions[0].1.take().unwrap();
+        // `BytesMut::from` reuses the buffer only when nothing else references it (the topic
+        // name, say, while the other partitions are still being handed out).
+        let ptr = records.as_ptr();
+        assert_eq!(bytes::BytesMut::from(records).as_ptr(), ptr);
+        assert_eq!(topics[0].name, "t");
+    }
 
     #[test]
     fn only_a_lone_partition_keeps_the_request_frame() {
