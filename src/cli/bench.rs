@@ -20,7 +20,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{client_config, topic_partitions, CALL_TIMEOUT};
+use super::{client_config, parse_key_value, topic_partitions, CALL_TIMEOUT};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -66,6 +66,10 @@ pub struct ProduceBench {
     /// Stop after this many records instead (over all producers).
     #[arg(long)]
     pub records: Option<u64>,
+    /// A librdkafka setting for the tool's clients, `-X name=value` (repeatable, as in
+    /// rdkafka_performance); applied last, so it wins over the flags above.
+    #[arg(short = 'X', long = "client-config", value_parser = parse_key_value)]
+    pub client_config: Vec<(String, String)>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +82,11 @@ pub struct ConsumeBench {
     /// Stop after this many records (default: until the end offsets seen at start).
     #[arg(long)]
     pub records: Option<u64>,
+    /// A librdkafka setting for the tool's clients, `-X name=value` (repeatable, as in
+    /// rdkafka_performance); applied last, so it wins over the flags above.
+    #[arg(short = 'X', long = "client-config", value_parser = parse_key_value)]
+    pub client_config: Vec<(String, String)>,
+    /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -100,8 +109,26 @@ pub struct E2eBench {
     pub acks: String,
     #[arg(long, default_value_t = 1)]
     pub linger_ms: u64,
+    /// A librdkafka setting for the tool's clients, `-X name=value` (repeatable, as in
+    /// rdkafka_performance); applied last, so it wins over the flags above.
+    #[arg(short = 'X', long = "client-config", value_parser = parse_key_value)]
+    pub client_config: Vec<(String, String)>,
+    /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `-X` settings on top of a client configuration.
+trait SetAll {
+    fn set_all(&mut self, settings: &[(String, String)]) -> &mut Self;
+}
+impl SetAll for rdkafka::ClientConfig {
+    fn set_all(&mut self, settings: &[(String, String)]) -> &mut Self {
+        for (name, value) in settings {
+            self.set(name, value);
+        }
+        self
+    }
 }
 
 fn unix_micros() -> u64 {
@@ -215,6 +242,7 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
             .set("batch.size", a.batch_size.to_string())
             .set("queue.buffering.max.kbytes", "1048576")
             .set("enable.idempotence", "false")
+            .set_all(&a.client_config)
             .create_with_context(BenchContext(reports.clone()))
             .context("producer")?;
         let (topic, payload) = (a.topic.clone(), payload.clone());
@@ -297,6 +325,7 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.max.messages.kbytes", "1048576")
+        .set_all(&a.client_config)
         .create()
         .context("consumer")?;
     let mut tpl = TopicPartitionList::new();
@@ -361,6 +390,7 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
         .set("fetch.min.bytes", "1")
+        .set_all(&a.client_config)
         .create()
         .context("consumer")?;
     let mut tpl = TopicPartitionList::new();
@@ -377,6 +407,7 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
         .set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("enable.idempotence", "false")
+        .set_all(&a.client_config)
         .create_with_context(BenchContext(Reports::new()?))
         .context("producer")?;
     let total = a.rate * a.duration;
