@@ -190,13 +190,13 @@ mod tests {
     fn records_taken_from_a_request_are_the_only_reference_to_its_frame() {
         use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
         use kafka_protocol::protocol::{Decodable, Encodable};
-        let req = ProduceRequest::default().with_acks(-1).with_topic_data(vec![
-            TopicProduceData::default()
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(super::super::str_bytes("t")))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
-                    .with_records(Some(Bytes::from(vec![7u8; 4096])))]),
-        ]);
+                    .with_records(Some(Bytes::from(vec![7u8; 4096])))])]);
         let mut buf = bytes::BytesMut::new();
         req.encode(&mut buf, 9).unwrap();
         let mut frame = buf.freeze();
