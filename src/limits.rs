@@ -40,6 +40,11 @@ pub const IO_ALIGNMENT: usize = 4096;
 /// Large enough for big sequential DMA writes, small enough to bound memory per partition.
 pub const WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
+/// Staged bytes of a partition whose flush policy does not sync every append, past which a
+/// produce waits for the write-out itself instead of leaving it to the background: the disk is
+/// behind, and producers must slow down rather than grow memory.
+pub const MAX_WRITE_BEHIND_BYTES: usize = 2 * WRITE_BUFFER_BYTES;
+
 /// Segment files are allocated (fallocate) ahead of the write position, by as much as is
 /// already written, between these bounds (a quiet partition reserves little, a busy one 32 MiB
 /// at a time, as Redpanda's `segment_fallocation_step`). An O_DIRECT write that has to allocate

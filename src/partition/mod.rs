@@ -14,6 +14,7 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 
+use crate::limits::MAX_WRITE_BEHIND_BYTES;
 use crate::notify::Notify;
 use crate::storage::batch::{iter_batches, BatchHeader};
 use crate::storage::{meta, AppendInfo, PartitionLog, StorageError};
@@ -43,6 +44,8 @@ pub struct Partition {
     snapshot_writes: Semaphore,
     /// Active segment base when the producer state was last snapshotted.
     snapshot_base: Cell<i64>,
+    /// A write-out runs behind the acknowledgements (relaxed flush policies).
+    writing_behind: Cell<bool>,
 }
 
 impl Partition {
@@ -80,12 +83,13 @@ impl Partition {
             sequencing: Semaphore::new(1),
             snapshot_writes: Semaphore::new(1),
             snapshot_base: Cell::new(base),
+            writing_behind: Cell::new(false),
         }))
     }
 
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges
     /// only after this returns): [`Self::append`] then [`Self::commit`].
-    pub async fn produce(&self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
+    pub async fn produce(self: &Rc<Self>, records: &[u8]) -> Result<AppendInfo, PartitionError> {
         let info = self.append(Bytes::copy_from_slice(records)).await?;
         self.commit(&info).await?;
         Ok(info)
@@ -138,11 +142,25 @@ impl Partition {
 
     /// The durable half of a produce: syncs what [`Self::append`] staged as the flush policy
     /// asks (concurrent commits share one sync) and wakes consumers waiting for the data.
-    pub async fn commit(&self, info: &AppendInfo) -> Result<(), PartitionError> {
+    ///
+    /// Under a policy that does not sync this append, a full write buffer is written out in
+    /// the background: the acknowledgement does not wait for a write it does not promise,
+    /// unless the disk has fallen [`MAX_WRITE_BEHIND_BYTES`] behind.
+    pub async fn commit(self: &Rc<Self>, info: &AppendInfo) -> Result<(), PartitionError> {
         if self.log.sync_every_append() || self.log.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
-        } else if self.log.write_out_due() {
+        } else if self.log.staged_bytes() >= MAX_WRITE_BEHIND_BYTES as u64 {
             self.log.write_out().await?;
+        } else if self.log.write_out_due() && !self.writing_behind.replace(true) {
+            let p = self.clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = p.log.write_out().await {
+                    // The log refuses further appends; producers are told by those.
+                    tracing::warn!(dir = %p.log.dir().display(), error = %e, "write-out failed");
+                }
+                p.writing_behind.set(false);
+            })
+            .detach();
         }
         self.data.notify();
         Ok(())

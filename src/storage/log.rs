@@ -294,6 +294,14 @@ impl PartitionLog {
     pub fn log_end(&self) -> i64 {
         self.state.borrow().log_end()
     }
+    /// Offset below which everything is written to the file (synced or not).
+    pub fn written_offset(&self) -> i64 {
+        self.state.borrow().written_offset
+    }
+    /// Bytes appended and not yet written to the file.
+    pub fn staged_bytes(&self) -> u64 {
+        self.state.borrow().active().pending_bytes()
+    }
     /// Offset below which everything is synced.
     pub fn flushed_offset(&self) -> i64 {
         self.flushed.get()
