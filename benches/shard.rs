@@ -13,6 +13,8 @@ use strata::storage::LogConfig;
 
 /// As the broker runs its executors (see `kafka::server`).
 const SPIN: Duration = strata::kafka::server::SPIN_BEFORE_PARK;
+/// Tail cache per core: the round trip reads nothing, so any budget does.
+const CACHE_BYTES: usize = 64 << 20;
 
 fn cross_core(c: &mut Criterion) {
     let dir = tempfile::tempdir_in("target").expect("tempdir");
@@ -44,9 +46,17 @@ fn cross_core(c: &mut Criterion) {
             LocalExecutorBuilder::new(Placement::Fixed(core))
                 .spin_before_park(SPIN)
                 .spawn(move || async move {
-                    let shard = Shard::start(core, 2, data, catalog, Default::default(), mesh)
-                        .await
-                        .expect("shard");
+                    let shard = Shard::start(
+                        core,
+                        2,
+                        data,
+                        catalog,
+                        Default::default(),
+                        CACHE_BYTES,
+                        mesh,
+                    )
+                    .await
+                    .expect("shard");
                     if let Some(runs) = runs_rx {
                         while let Ok(n) = runs.recv() {
                             let start = Instant::now();

@@ -72,9 +72,11 @@ fn append_flush(batch: &[u8], iters: u64, sync_each: bool, writers: u64) -> Dura
         .make()
         .expect("executor")
         .run(async move {
-            let mut config = LogConfig::default();
-            config.segment_bytes = 1 << 30;
-            config.max_message_bytes = 4 << 20;
+            let config = LogConfig {
+                segment_bytes: 1 << 30,
+                max_message_bytes: 4 << 20,
+                ..Default::default()
+            };
             let (log, _) = PartitionLog::open(dir.path(), config, Rc::new(SystemClock))
                 .await
                 .expect("open");

@@ -50,8 +50,10 @@ fn full_disk_is_a_typed_error_and_acknowledged_data_survives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mount = mount_small_ext4(dir.path(), 16);
     let data = mount.0.join("p-0");
-    let mut config = LogConfig::default();
-    config.segment_bytes = 64 << 20; // larger than the disk
+    let config = LogConfig {
+        segment_bytes: 64 << 20, // larger than the disk
+        ..Default::default()
+    };
     let (acked, err) = run({
         let (data, config) = (data.clone(), config.clone());
         async move {

@@ -342,8 +342,10 @@ fn bad_batches_are_refused_whole_and_reads_out_of_range_are_typed() {
         ));
         assert_eq!(log.log_end(), 0, "nothing of a half-bad request is written");
         let big = numbered_batch("x", 0, 1, 1);
-        let mut c = LogConfig::default();
-        c.max_message_bytes = (big.len() - 1) as u32;
+        let c = LogConfig {
+            max_message_bytes: (big.len() - 1) as u32,
+            ..Default::default()
+        };
         log.set_config(c);
         assert!(matches!(
             log.append(&big).await,
@@ -369,8 +371,10 @@ fn log_append_time_is_stamped_by_the_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
     run(async {
         let clock = ManualClock::new(42_000);
-        let mut c = LogConfig::default();
-        c.timestamp_type = strata::storage::TimestampType::LogAppendTime;
+        let c = LogConfig {
+            timestamp_type: strata::storage::TimestampType::LogAppendTime,
+            ..Default::default()
+        };
         let log = open_with(dir.path(), c, Rc::new(clock)).await;
         let info = log
             .append(&numbered_batch("l", 0, 3, 7))

@@ -71,7 +71,8 @@ pub fn values(batches: &[bytes::Bytes]) -> Vec<(i64, Vec<u8>)> {
 }
 
 pub fn small_segments(segment_bytes: u64) -> LogConfig {
-    let mut c = LogConfig::default();
-    c.segment_bytes = segment_bytes;
-    c
+    LogConfig {
+        segment_bytes,
+        ..Default::default()
+    }
 }

@@ -47,7 +47,7 @@ pub async fn handle(
                     Some(_) => Err(crate::cluster::CatalogError::TopicExists(name.clone())),
                     None => crate::cluster::validate_topic_name(&name)
                         .and_then(|_| cat.check_configs(&configs))
-                        .and_then(|_| {
+                        .and({
                             if partitions < 1 {
                                 Err(crate::cluster::CatalogError::InvalidPartitions(partitions))
                             } else {
