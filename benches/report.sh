@@ -2,7 +2,7 @@
 # One run, one table: the disk's ceiling (fio) and Strata through a real Kafka client
 # (`strata bench`, librdkafka) on loopback, on the same disk, in the same minutes.
 # Usage: benches/report.sh [seconds per produce run, default 10]
-set -euo pipefail
+set -eEuo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio >/dev/null; }
@@ -21,7 +21,9 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$work/data"' EXIT
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
-run() { "$bin" bench --brokers "$b" "$@" --json 2>/dev/null | tail -1; }
+# Progress lines go to bench.log; a failed step names itself and shows the log's end.
+run() { "$bin" bench --brokers "$b" "$@" --json 2>>"$work/bench.log" | tail -1; }
+trap 'echo "report.sh: failed at line $LINENO: $BASH_COMMAND" >&2; tail -5 "$work/bench.log" "$work/broker.log" >&2' ERR
 cpu() { awk '{print $14+$15}' /proc/$pid/stat; }
 # Warm-up, not measured: fills the tail caches, so the runs below see the broker's steady state
 # (on a VM, first-touched memory is expensive: the caches' first fill costs ~2x the CPU).
@@ -30,6 +32,11 @@ c0=$(cpu); p16=$(run produce --topic t16k --message-size 16384 --duration "$secs
 p1=$(run produce --topic t1k --message-size 1024 --duration "$secs")
 rate16=$(python3 -c "import json; print(int(json.loads('$p16')['records_per_sec']/2))")
 h16=$(run produce --topic t16k-half --message-size 16384 --duration "$secs" --rate "$rate16")
+# The disk alone at the same byte rate, in the same minutes: 8 writers (as 8 partitions), each
+# write of 256 KiB (about what a partition gets per linger window) followed by fdatasync.
+half_bps=$(python3 -c "import json; print(int(json.loads('$h16')['mb_per_sec']*1e6/8))")
+fio --output-format=json --name=atrate --directory="$work" --ioengine=io_uring --direct=1 --rw=write --bs=256k --fdatasync=1 --size=256M --numjobs=8 --group_reporting --rate="$half_bps" --runtime="$secs" --time_based > "$work/fio-rate.json"
+rm -f "$work"/atrate.*
 e16=$(run e2e --topic t16k-e2e --message-size 16384 --duration "$secs" --rate "$rate16" --linger-ms 5)
 # The hot tail: 1 GiB just produced, within the broker's tail caches (served from memory).
 run produce --topic hot --message-size 16384 --records 65536 >/dev/null
@@ -44,6 +51,10 @@ seq = json.load(open(f"{work}/fio-seq.json"))["jobs"][0]["write"]["bw_bytes"] / 
 sj = json.load(open(f"{work}/fio-sync.json"))["jobs"][0]
 p99 = lambda d: float(d["percentile"]["99.000000"]) / 1e6
 sync_p99 = p99(sj["write"]["clat_ns"]) + p99(sj["sync"]["lat_ns"])
+rj = json.load(open(f"{work}/fio-rate.json"))["jobs"][0]
+pct = lambda d, q: float(d["percentile"][q]) / 1e6
+rate_lat = {q: pct(rj["write"]["clat_ns"], q) + pct(rj["sync"]["lat_ns"], q) for q in ("50.000000", "99.000000", "99.900000")}
+rate_max = (rj["write"]["clat_ns"]["max"] + rj["sync"]["lat_ns"]["max"]) / 1e6
 ticks = os.sysconf("SC_CLK_TCK")
 cpu_s_per_gb = (c1 - c0) / ticks / (p16["mb_per_sec"] * p16["seconds"] / 1000)
 print(f"| measure | value | ratio |\n|---|---|---|")
@@ -57,5 +68,6 @@ l = h16["latency_ms"]
 print(f"| produce latency at 50% of max (16 KiB) p50 / p99 / p99.9 | {l['p50']:.2f} / {l['p99']:.2f} / {l['p999']:.2f} ms | p99 = {l['p99']/sync_p99:.1f} x disk sync p99 |")
 l = e16["latency_ms"]
 print(f"| end-to-end latency at 50% of max (16 KiB) p50 / p99 / p99.9 | {l['p50']:.2f} / {l['p99']:.2f} / {l['p999']:.2f} ms | p99 = {l['p99']/sync_p99:.1f} x disk sync p99 |")
+print(f"| disk at the half-load rate: fio 8 x 256 KiB write+fdatasync p50 / p99 / p99.9 (max) | {rate_lat['50.000000']:.2f} / {rate_lat['99.000000']:.2f} / {rate_lat['99.900000']:.2f} ({rate_max:.0f}) ms | per write, not per record |")
 print(f"| broker CPU per GB produced (16 KiB) | {cpu_s_per_gb:.2f} CPU-s/GB | |")
 PY

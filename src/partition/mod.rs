@@ -154,9 +154,13 @@ impl Partition {
         } else if self.log.write_out_due() && !self.writing_behind.replace(true) {
             let p = self.clone();
             glommio::spawn_local(async move {
-                if let Err(e) = p.log.write_out().await {
-                    // The log refuses further appends; producers are told by those.
-                    tracing::warn!(dir = %p.log.dir().display(), error = %e, "write-out failed");
+                match p.log.write_out().await {
+                    // Closed meanwhile: the close wrote everything out.
+                    Ok(()) | Err(StorageError::Closed) => {}
+                    // The log now refuses appends; producers learn of it from those.
+                    Err(e) => {
+                        tracing::warn!(dir = %p.log.dir().display(), error = %e, "write-out failed")
+                    }
                 }
                 p.writing_behind.set(false);
             })
