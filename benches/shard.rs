@@ -11,12 +11,19 @@ use strata::cluster::Catalog;
 use strata::shard::{self, owner_of, Shard, ShardOp, TopicPartition, LATEST_TIMESTAMP};
 use strata::storage::LogConfig;
 
-/// As the broker runs its executors (see `kafka::server`).
-const SPIN: Duration = strata::kafka::server::SPIN_BEFORE_PARK;
+/// Idle polling of the executors, as `--idle-spin-us` sets it: the broker's default, and a
+/// setting for cores Strata has to itself.
+const IDLE_SPINS_US: [u64; 2] = [0, 100];
 /// Tail cache per core: the round trip reads nothing, so any budget does.
 const CACHE_BYTES: usize = 64 << 20;
 
 fn cross_core(c: &mut Criterion) {
+    for spin in IDLE_SPINS_US {
+        round_trip(c, spin);
+    }
+}
+
+fn round_trip(c: &mut Criterion, idle_spin_us: u64) {
     let dir = tempfile::tempdir_in("target").expect("tempdir");
     let mut catalog = Catalog::load(dir.path(), LogConfig::default()).expect("catalog");
     catalog.create_topic("t", 16, vec![]).expect("topic");
@@ -44,7 +51,7 @@ fn cross_core(c: &mut Criterion) {
         let took_tx = took_tx.clone();
         handles.push(
             LocalExecutorBuilder::new(Placement::Fixed(core))
-                .spin_before_park(SPIN)
+                .spin_before_park(Duration::from_micros(idle_spin_us))
                 .spawn(move || async move {
                     let shard = Shard::start(
                         core,
@@ -83,7 +90,8 @@ fn cross_core(c: &mut Criterion) {
                 .expect("executor"),
         );
     }
-    c.bench_function("cross_core_call_round_trip", |b| {
+    let name = format!("cross_core_call_round_trip/idle_spin_{idle_spin_us}us");
+    c.bench_function(&name, |b| {
         b.iter_custom(|iters| {
             runs_tx.send(iters).expect("run");
             took_rx.recv().expect("took")

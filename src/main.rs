@@ -128,6 +128,10 @@ struct ServeArgs {
     /// the RAM shared by the cores, at most 512 MiB each).
     #[arg(long, env = "STRATA_CACHE_BYTES_PER_CORE")]
     cache_bytes_per_core: Option<u64>,
+    /// Microseconds an idle core polls for work before it sleeps (default 0: polling answers
+    /// other cores faster but takes CPU from whatever shares the cores).
+    #[arg(long, env = "STRATA_IDLE_SPIN_US")]
+    idle_spin_us: Option<u64>,
     /// Fault injection for tests: drop the response of every Nth Produce request.
     #[arg(long, hide = true)]
     fault_drop_produce_response_every: Option<u32>,
@@ -174,6 +178,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fault_drop_produce_response_every: args.fault_drop_produce_response_every,
         group_initial_rebalance_delay_ms: args.group_initial_rebalance_delay_ms,
         cache_bytes_per_core: args.cache_bytes_per_core,
+        idle_spin_us: args.idle_spin_us,
         topic_defaults: args.topic_defaults.into_iter().collect(),
     };
     let file = match &args.config {

@@ -30,10 +30,6 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 /// Registered (locked) memory per core for DMA buffers; beyond it buffers come from the heap.
 const IO_MEMORY_PER_CORE: usize = 64 << 20;
-/// How long an idle executor polls before it sleeps: a message from another core (or a
-/// completion) arriving within it is picked up without a wake-up through the kernel, which
-/// costs tens of microseconds per cross-core hop.
-pub const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// Read buffer per connection.
 const CONN_READ_BUFFER: usize = 256 * 1024;
 
@@ -73,7 +69,7 @@ pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), Server
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("strata-core-{core}"))
             .io_memory(IO_MEMORY_PER_CORE)
-            .spin_before_park(SPIN_BEFORE_PARK)
+            .spin_before_park(config.idle_spin)
             .spawn(move || async move { core_main(core, config, catalog, mesh, shutdown).await })
             .map_err(|e| ServerError::Core {
                 core,
