@@ -66,10 +66,8 @@ pub struct ProduceBench {
     /// Stop after this many records instead (over all producers).
     #[arg(long)]
     pub records: Option<u64>,
-    /// A librdkafka setting for the tool's clients, `-X name=value` (repeatable, as in
-    /// rdkafka_performance); applied last, so it wins over the flags above.
-    #[arg(short = 'X', long = "client-config", value_parser = parse_key_value)]
-    pub client_config: Vec<(String, String)>,
+    #[command(flatten)]
+    pub client: ClientSettings,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -82,10 +80,8 @@ pub struct ConsumeBench {
     /// Stop after this many records (default: until the end offsets seen at start).
     #[arg(long)]
     pub records: Option<u64>,
-    /// A librdkafka setting for the tool's clients, `-X name=value` (repeatable, as in
-    /// rdkafka_performance); applied last, so it wins over the flags above.
-    #[arg(short = 'X', long = "client-config", value_parser = parse_key_value)]
-    pub client_config: Vec<(String, String)>,
+    #[command(flatten)]
+    pub client: ClientSettings,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -109,13 +105,20 @@ pub struct E2eBench {
     pub acks: String,
     #[arg(long, default_value_t = 1)]
     pub linger_ms: u64,
+    #[command(flatten)]
+    pub client: ClientSettings,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `-X` adds to the configuration of the tool's clients.
+#[derive(clap::Args, Debug, Default)]
+pub struct ClientSettings {
     /// A librdkafka setting for the tool's clients, `-X name=value` (repeatable, as in
     /// rdkafka_performance); applied last, so it wins over the flags above.
     #[arg(short = 'X', long = "client-config", value_parser = parse_key_value)]
     pub client_config: Vec<(String, String)>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The configuration of the clients that carry the load. librdkafka leaves Nagle's algorithm
@@ -130,11 +133,11 @@ fn load_client_config(brokers: &str) -> rdkafka::ClientConfig {
 
 /// `-X` settings on top of a client configuration.
 trait SetAll {
-    fn set_all(&mut self, settings: &[(String, String)]) -> &mut Self;
+    fn set_all(&mut self, settings: &ClientSettings) -> &mut Self;
 }
 impl SetAll for rdkafka::ClientConfig {
-    fn set_all(&mut self, settings: &[(String, String)]) -> &mut Self {
-        for (name, value) in settings {
+    fn set_all(&mut self, settings: &ClientSettings) -> &mut Self {
+        for (name, value) in &settings.client_config {
             self.set(name, value);
         }
         self
@@ -252,7 +255,7 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
             .set("batch.size", a.batch_size.to_string())
             .set("queue.buffering.max.kbytes", "1048576")
             .set("enable.idempotence", "false")
-            .set_all(&a.client_config)
+            .set_all(&a.client)
             .create_with_context(BenchContext(reports.clone()))
             .context("producer")?;
         let (topic, payload) = (a.topic.clone(), payload.clone());
@@ -335,7 +338,7 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.max.messages.kbytes", "1048576")
-        .set_all(&a.client_config)
+        .set_all(&a.client)
         .create()
         .context("consumer")?;
     let mut tpl = TopicPartitionList::new();
@@ -400,7 +403,7 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
         .set("fetch.min.bytes", "1")
-        .set_all(&a.client_config)
+        .set_all(&a.client)
         .create()
         .context("consumer")?;
     let mut tpl = TopicPartitionList::new();
@@ -417,7 +420,7 @@ pub fn e2e(brokers: &str, a: E2eBench) -> Result<()> {
         .set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("enable.idempotence", "false")
-        .set_all(&a.client_config)
+        .set_all(&a.client)
         .create_with_context(BenchContext(Reports::new()?))
         .context("producer")?;
     let total = a.rate * a.duration;
@@ -492,10 +495,12 @@ mod tests {
     fn load_clients_disable_nagle_and_take_x_settings_last() {
         let mut c = load_client_config("127.0.0.1:1");
         assert_eq!(c.get("socket.nagle.disable"), Some("true"));
-        c.set("linger.ms", "5").set_all(&[
-            ("linger.ms".into(), "0.5".into()),
-            ("socket.nagle.disable".into(), "false".into()),
-        ]);
+        c.set("linger.ms", "5").set_all(&ClientSettings {
+            client_config: vec![
+                ("linger.ms".into(), "0.5".into()),
+                ("socket.nagle.disable".into(), "false".into()),
+            ],
+        });
         assert_eq!(c.get("linger.ms"), Some("0.5"));
         assert_eq!(c.get("socket.nagle.disable"), Some("false"));
     }
@@ -520,7 +525,7 @@ mod tests {
             panic!("not produce")
         };
         assert_eq!(
-            p.client_config,
+            p.client.client_config,
             vec![
                 ("linger.ms".to_string(), "0.5".to_string()),
                 ("acks".to_string(), "1".to_string())
