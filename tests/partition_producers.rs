@@ -19,9 +19,7 @@ fn idem(seq: i32) -> Vec<u8> {
 }
 
 async fn open_partition(dir: &std::path::Path) -> std::rc::Rc<Partition> {
-    Partition::open(open(dir, small_segments(4096)).await)
-        .await
-        .expect("partition")
+    open_partition_with(dir, small_segments(4096)).await
 }
 
 #[test]

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use strata::limits::{MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
-use strata::partition::Partition;
 use strata::storage::{batch, LogConfig};
 
 /// One batch of a single record of `bytes` bytes.
@@ -28,9 +27,7 @@ fn relaxed() -> LogConfig {
 fn a_full_write_buffer_is_written_behind_the_acknowledgement() {
     let dir = tempfile::tempdir().expect("tempdir");
     run(async {
-        let p = Partition::open(open(dir.path(), relaxed()).await)
-            .await
-            .expect("partition");
+        let p = open_partition_with(dir.path(), relaxed()).await;
         let batch = big_batch(512 * 1024);
         // The produce that fills the write buffer is acknowledged with its bytes taken from the
         // buffer (staged: none) but not yet in the file.
@@ -56,9 +53,7 @@ fn a_full_write_buffer_is_written_behind_the_acknowledgement() {
 fn a_producer_waits_for_the_write_out_once_the_disk_is_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     run(async {
-        let p = Partition::open(open(dir.path(), relaxed()).await)
-            .await
-            .expect("partition");
+        let p = open_partition_with(dir.path(), relaxed()).await;
         let batch = bytes::Bytes::from(big_batch(512 * 1024));
         // Appends alone stage bytes without writing them (as concurrent producers would).
         let mut last = None;

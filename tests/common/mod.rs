@@ -31,6 +31,16 @@ pub async fn open(dir: &Path, config: LogConfig) -> PartitionLog {
     open_with(dir, config, Rc::new(SystemClock)).await
 }
 
+/// A partition over a log opened in `dir` with `config`.
+pub async fn open_partition_with(
+    dir: &Path,
+    config: LogConfig,
+) -> Rc<strata::partition::Partition> {
+    strata::partition::Partition::open(open(dir, config).await)
+        .await
+        .expect("partition")
+}
+
 pub async fn open_with(dir: &Path, config: LogConfig, clock: Rc<dyn Clock>) -> PartitionLog {
     PartitionLog::open(dir, config, clock)
         .await
