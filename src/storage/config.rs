@@ -34,7 +34,8 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     pub flush: FlushPolicy,
     pub timestamp_type: TimestampType,
-    /// `cleanup.policy`, recorded and reported; only `delete` is enforced.
+    /// `cleanup.policy`: `delete`, `compact` or both. A `compact`-only topic is never deleted
+    /// by retention; compaction itself is not done yet.
     pub cleanup_policy: String,
 }
 
@@ -161,6 +162,12 @@ impl LogConfig {
     /// True when every append must be synced before it is acknowledged.
     pub fn sync_every_append(&self) -> bool {
         self.flush.messages <= 1
+    }
+
+    /// Whether `cleanup.policy` lets time and size retention delete old segments: `delete`
+    /// and `compact,delete` do; `compact` alone never loses a key's latest record to them.
+    pub fn retention_deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
     }
 }
 

@@ -17,7 +17,7 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeConfigsResponse> {
-    let cat = ctx.shard.catalog.read().ok()?;
+    let cat = ctx.shard.catalog();
     let mut results = Vec::new();
     for r in req.resources {
         let name = r.resource_name.to_string();
