@@ -85,11 +85,22 @@ impl Broker {
         }
     }
 
-    /// SIGKILL: a crash.
+    /// SIGKILL: a crash. Returns once the dead broker's listening sockets are gone: the
+    /// kernel tears down a killed process's io_uring instances after the process is reaped,
+    /// and a listener an io_uring accept still holds keeps taking connections until then
+    /// (and resets them), even beside a new broker's listener on the same port.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            let start = Instant::now();
+            while TcpStream::connect(self.bootstrap()).is_ok() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "a killed broker's listener stayed"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 
