@@ -89,8 +89,10 @@ public final class Main {
         } catch (Throwable e) {
             failed++;
             failures.add(name);
-            System.out.println("FAIL " + name + ": " + why(e));
-            e.printStackTrace(System.out);
+            System.out.println("FAIL " + name + ": " + clip(why(e)));
+            for (StackTraceElement f : e.getStackTrace()) {
+                if (f.getClassName().startsWith("strata.")) System.out.println("    at " + f);
+            }
         }
         System.out.flush();
     }
@@ -110,8 +112,12 @@ public final class Main {
 
     static void checkEq(Object want, Object got, String what) {
         if (!java.util.Objects.equals(want, got)) {
-            throw new AssertionError(what + ": want " + want + ", got " + got);
+            throw new AssertionError(clip(what + ": want " + want + ", got " + got));
         }
+    }
+
+    static String clip(String s) {
+        return s.length() > 3000 ? s.substring(0, 3000) + "... (" + s.length() + " chars)" : s;
     }
 
     static String unique(String prefix) {

@@ -203,7 +203,7 @@ final class StreamsScenario {
                 Set<String> seen = new LinkedHashSet<>();
                 for (String l : Files.readAllLines(log.toPath())) {
                     if (l.contains("WARN") || l.contains("ERROR") || l.startsWith("state ") || l.startsWith("uncaught")
-                            || l.startsWith("====")) {
+                            || l.startsWith("====") || l.startsWith("closed;")) {
                         seen.add(l.replaceAll("^\\[[^]]*\\] ", "").replaceAll(appId, "APP")
                                 .replaceAll("\\d+ ms", "N ms").replaceAll("StreamThread-\\d+", "StreamThread-N"));
                     }

@@ -120,11 +120,11 @@ final class ToolScenarios {
         scenario("kafka-console-producer.sh and kafka-console-consumer.sh round trip", () -> {
             String lines = java.util.stream.IntStream.range(0, n).mapToObj(i -> "key" + (i % 7) + ":line " + i)
                     .collect(Collectors.joining("\n")) + "\n";
-            ok(PRODUCER, lines, 90, "--bootstrap-server", b, "--topic", topic, "--property", "parse.key=true",
-                    "--property", "key.separator=:", "--producer-property", "acks=all");
+            ok(PRODUCER, lines, 90, "--bootstrap-server", b, "--topic", topic, "--reader-property", "parse.key=true",
+                    "--reader-property", "key.separator=:", "--command-property", "acks=all");
             Result r = ok(CONSUMER, null, 90, "--bootstrap-server", b, "--topic", topic, "--from-beginning",
                     "--max-messages", Integer.toString(n), "--timeout-ms", "30000", "--group", group,
-                    "--property", "print.key=true", "--property", "key.separator=:");
+                    "--formatter-property", "print.key=true", "--formatter-property", "key.separator=:");
             List<String> got = r.out.lines().sorted().toList();
             List<String> want = lines.lines().sorted().toList();
             checkEq(want, got, "lines the console consumer printed (sorted: 3 partitions)");
@@ -201,7 +201,7 @@ final class ToolScenarios {
             check(r.out.contains("segment.bytes=1073741824"), "--describe --all lacks the default segment.bytes: %s",
                     tail(r.all()));
             r = ok(CONFIGS, null, 60, "--bootstrap-server", b, "--entity-type", "brokers", "--describe", "--all");
-            return "brokers --describe --all printed " + r.out.lines().count() + " lines";
+            return "brokers --describe --all: " + r.out.strip().replace("\n", " / ");
         });
 
         String perf = unique("tools-perf");
