@@ -215,6 +215,9 @@ final class StreamsScenario {
                     if (shown++ < 40) System.out.println("# streams log: " + (l.length() > 400 ? l.substring(0, 400) : l));
                 }
             }
+            try (var paths = Files.walk(dir)) {
+                paths.sorted(java.util.Comparator.reverseOrder()).forEach(q -> q.toFile().delete());
+            }
         }
     }
 
