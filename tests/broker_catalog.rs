@@ -123,7 +123,10 @@ fn producer_ids_are_unique_and_never_handed_out_again_after_kill_9() {
     for _ in 0..CONNECTIONS {
         let mut s = connect(&b);
         for _ in 0..20 {
-            assert!(seen.insert(init_producer_id(&mut s)), "an id handed out twice");
+            assert!(
+                seen.insert(init_producer_id(&mut s)),
+                "an id handed out twice"
+            );
         }
     }
     let before = *seen.iter().max().expect("ids");
@@ -132,6 +135,9 @@ fn producer_ids_are_unique_and_never_handed_out_again_after_kill_9() {
     for _ in 0..CONNECTIONS {
         let mut s = connect(&b);
         let id = init_producer_id(&mut s);
-        assert!(id > before, "id {id} after a crash, {before} handed out before");
+        assert!(
+            id > before,
+            "id {id} after a crash, {before} handed out before"
+        );
     }
 }

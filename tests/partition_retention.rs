@@ -61,7 +61,10 @@ async fn commits_after_retention(policy: &str) -> (usize, Vec<(i32, i64)>) {
         // A day later the next commit rolls the segment: each commit sits in its own.
         clock.advance(DAY_MS);
     }
-    assert!(p.stats().segments >= 3, "the commits were rolled into sealed segments");
+    assert!(
+        p.stats().segments >= 3,
+        "the commits were rolled into sealed segments"
+    );
     clock.advance(10 * DAY_MS);
     let deleted = p.enforce_retention().await.expect("retention");
     // A restarted broker rebuilds its groups from what is left of the partition.
@@ -72,7 +75,8 @@ async fn commits_after_retention(policy: &str) -> (usize, Vec<(i32, i64)>) {
         .expect("fetch")
     {
         GroupReply::Offsets(v) => {
-            let mut v: Vec<(i32, i64)> = v.into_iter().map(|((_, _, p), c)| (p, c.offset)).collect();
+            let mut v: Vec<(i32, i64)> =
+                v.into_iter().map(|((_, _, p), c)| (p, c.offset)).collect();
             v.sort();
             v
         }

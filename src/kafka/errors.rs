@@ -17,7 +17,7 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed => ResponseError::NotLeaderOrFollower.code(),
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        StorageError::BadFile { .. } | StorageError::Io(_) => {
+        StorageError::BadFile { .. } | StorageError::Io(_) | StorageError::Encode { .. } => {
             ResponseError::KafkaStorageError.code()
         }
     }
