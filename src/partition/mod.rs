@@ -203,13 +203,13 @@ impl Partition {
 
     /// Whether the topic's flush policy syncs every append before it is acknowledged.
     fn syncs_every_append(&self) -> bool {
-        self.log.config().sync_every_append()
+        self.log.flush_policy().syncs_every_append()
     }
 
     /// Whether the flush policy asks for a sync now: `flush.messages` records or a record
     /// older than `flush.ms` not yet synced.
     fn flush_due(&self) -> bool {
-        let flush = self.log.config().flush;
+        let flush = self.log.flush_policy();
         let (messages, oldest) = self.log.unflushed();
         messages >= flush.messages
             || oldest.is_some_and(|t| self.log.now_ms().saturating_sub(t) >= flush.ms)

@@ -14,6 +14,13 @@ pub struct FlushPolicy {
     pub ms: i64,
 }
 
+impl FlushPolicy {
+    /// True when every append must be synced before it is acknowledged.
+    pub fn syncs_every_append(&self) -> bool {
+        self.messages <= 1
+    }
+}
+
 /// Whether timestamps come from the producer or the broker (`message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -157,11 +164,6 @@ impl LogConfig {
             "cleanup.policy" => self.cleanup_policy.clone(),
             _ => return None,
         })
-    }
-
-    /// True when every append must be synced before it is acknowledged.
-    pub fn sync_every_append(&self) -> bool {
-        self.flush.messages <= 1
     }
 
     /// Whether `cleanup.policy` lets time and size retention delete old segments: `delete`

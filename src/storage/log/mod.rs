@@ -33,7 +33,7 @@ use glommio::sync::Semaphore;
 
 use super::batch::iter_batches;
 use super::clock::Clock;
-use super::config::LogConfig;
+use super::config::{FlushPolicy, LogConfig};
 use super::error::{Result, StorageError};
 use super::meta::PartitionMeta;
 use super::read_ahead::ReadAhead;
@@ -178,6 +178,10 @@ impl PartitionLog {
     }
     pub fn set_config(&self, config: LogConfig) {
         *self.config.borrow_mut() = config;
+    }
+    /// The topic's flush policy (`flush.messages`, `flush.ms`), without copying the config.
+    pub fn flush_policy(&self) -> FlushPolicy {
+        self.config.borrow().flush
     }
     /// The largest batch the topic accepts (`max.message.bytes`).
     pub fn max_message_bytes(&self) -> usize {
