@@ -13,6 +13,9 @@ const OFF_PRODUCER_EPOCH: usize = 51;
 const OFF_BASE_SEQUENCE: usize = 53;
 const OFF_CRC: usize = 17;
 
+/// The header bytes [`set_producer`] may change (CRC to the end of the header).
+pub const PATCHED_HEADER: std::ops::Range<usize> = OFF_CRC..HEADER_BYTES;
+
 /// xorshift64*: cheap, good enough to make every payload distinct.
 pub struct Rng(u64);
 

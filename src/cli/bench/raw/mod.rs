@@ -19,10 +19,11 @@
 
 pub mod batches;
 pub mod cpu;
+pub mod filepool;
 pub mod wire;
 
 use std::collections::VecDeque;
-use std::io::{BufReader, IoSlice};
+use std::io::BufReader;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -43,6 +44,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use self::filepool::{FilePool, SendMode};
 use self::wire::{error_name, Conn, ProduceParts, Versions, WireError};
 use strata::storage::batch::iter_batches;
 
@@ -85,6 +87,11 @@ pub struct RawProduceSettings {
     /// default.
     #[arg(long)]
     pub idempotent: bool,
+    /// --client raw: how batches reach the socket: writev from user memory (the kernel copies
+    /// them) or sendfile from a memfd (the kernel references the pages; costlier on a host
+    /// without huge shmem pages, see `filepool`).
+    #[arg(long, value_enum, default_value_t = SendMode::Writev)]
+    pub send: SendMode,
 }
 
 /// Consume settings of the raw client.
@@ -344,6 +351,8 @@ struct ProducePlan {
     partitions: Vec<i32>,
     pool: Vec<Vec<u8>>,
     parts: Vec<ProduceParts>,
+    /// The pool again, in a memfd for sendfile (when every partition's suffix is the same).
+    file: Option<FilePool>,
     /// A last, shorter batch when `--records` is not a multiple of a batch's records.
     tail: Option<(Vec<u8>, Vec<ProduceParts>, u64)>,
     total_batches: Option<u64>,
@@ -480,16 +489,23 @@ fn produce_connection(
             let pi = (k as usize) % plan.partitions.len();
             let is_tail = plan.tail.is_some() && plan.total_batches == Some(global + 1);
             let pool_len = plan.pool.len();
+            let slot = (k as usize) % pool_len;
             let (batch, parts, records) = match (&mut plan.tail, is_tail) {
                 (Some((b, parts, n)), true) => (b, &parts[pi], *n),
                 _ => (
-                    &mut plan.pool[(k as usize) % pool_len],
+                    &mut plan.pool[slot],
                     &plan.parts[pi],
                     run.records_per_batch,
                 ),
             };
+            let file = plan.file.as_ref().filter(|_| !is_tail);
             if let Some((id, epoch)) = run.producer {
                 batches::set_producer(batch, id, epoch, sequences[pi]);
+                if let Some(f) = file {
+                    let h = batches::PATCHED_HEADER;
+                    f.patch(slot, h.start, &batch[h])
+                        .context("patching the pool file")?;
+                }
                 // Kafka's sequences wrap from i32::MAX to 0.
                 sequences[pi] = ((sequences[pi] as i64 + records as i64) % (i32::MAX as i64 + 1)) as i32;
             }
@@ -505,14 +521,10 @@ fn produce_connection(
                 }
             }
             parts.head(&mut head, run.version, correlation_id)?;
-            wire::write_all_vectored(
-                &mut stream,
-                &mut [
-                    IoSlice::new(&head),
-                    IoSlice::new(batch),
-                    IoSlice::new(&parts.suffix),
-                ],
-            )
+            match file {
+                Some(f) => f.send(&mut stream, &head, slot),
+                None => filepool::send_writev(&mut stream, &head, batch, &parts.suffix),
+            }
             .context("sending a produce request")?;
             sent.requests += 1;
             if reader.is_none() {
@@ -581,7 +593,9 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
             );
         }
     }
-    let pool_count = (raw.pool_bytes / connections / blen.max(1)).clamp(2, 4096);
+    // More batches than the window: a batch is rewritten (idempotent) or its pages re-sent
+    // only after the request that last carried it was answered.
+    let pool_count = (raw.pool_bytes / connections / blen.max(1)).clamp(2 * window + 2, 4096.max(2 * window + 2));
     let total_batches = a.records.map(|r| r.div_ceil(rpb as u64));
     let tail_records = a.records.map(|r| r % rpb as u64).filter(|r| *r != 0);
     let tail_owner = total_batches.map(|t| (t.saturating_sub(1) % connections as u64) as usize);
@@ -617,6 +631,7 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
         let (run, barrier, progress) = (run.clone(), barrier.clone(), progress.clone());
         let topic = a.topic.clone();
         let message_size = a.message_size;
+        let raw_send = raw.send;
         let tail_n = tail_records.filter(|_| tail_owner == Some(index));
         handles.push(
             std::thread::Builder::new()
@@ -641,6 +656,13 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
                                 .collect()
                         };
                         let parts = cut(blen)?;
+                        let same_suffix = parts.windows(2).all(|w| w[0].suffix == w[1].suffix);
+                        let file = match (raw_send, parts.first()) {
+                            (SendMode::Sendfile, Some(p)) if same_suffix => {
+                                Some(FilePool::new(&pool, &p.suffix).context("batch pool memfd")?)
+                            }
+                            _ => None,
+                        };
                         let tail = match tail_n {
                             Some(n) => {
                                 let b = batches::pool(seed ^ 0x7a11, 1, n as usize, message_size)
@@ -656,6 +678,7 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
                             partitions: mine,
                             pool,
                             parts,
+                            file,
                             tail,
                             total_batches,
                         })
@@ -699,6 +722,7 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
         "message_size": a.message_size, "acks": a.acks, "compression": "none", "rate": a.rate,
         "connections": connections, "window": window, "records_per_batch": rpb, "batch_bytes": blen,
         "pool_batches_per_connection": pool_count, "idempotent": raw.idempotent,
+        "send": format!("{:?}", raw.send).to_lowercase(),
         "produce_version": v.produce, "first_error": total.first_error.clone(), "cpu": cpu,
     });
     if a.json {
@@ -717,8 +741,9 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
             l["max"].as_f64().unwrap_or(0.0),
         );
         println!(
-            "raw client: {connections} connections x window {window}, {rpb} records of {} bytes per batch ({blen} bytes), {pool_count} distinct batches per connection{}; {}",
+            "raw client: {connections} connections x window {window}, {rpb} records of {} bytes per batch ({blen} bytes), {pool_count} distinct batches per connection, sent by {:?}{}; {}",
             a.message_size,
+            raw.send,
             if raw.idempotent { ", idempotent" } else { "" },
             cpu::describe(&summary["cpu"])
         );
