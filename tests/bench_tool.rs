@@ -182,8 +182,12 @@ fn raw_idempotent_producer_sequences_are_accepted_without_duplicates() {
     assert_eq!(p["records"], 5000, "{p}");
     assert_eq!(p["failed"], 0, "the broker accepted every sequence: {p}");
     assert_eq!(p["idempotent"], true);
-    // A second producer (new id, sequences from 0 again) appends as many.
-    let p = bench(Some(&b), &args);
+    // A second producer (new id, sequences from 0 again) appends as many, this time patching
+    // and sending the batches from the memfd pool (sendfile).
+    let mut again = args.to_vec();
+    again.extend(["--send", "sendfile"]);
+    let p = bench(Some(&b), &again);
+    assert_eq!(p["send"], "sendfile");
     assert_eq!(p["records"], 5000, "{p}");
     assert_eq!(p["failed"], 0, "{p}");
     let recs = read_back(&b, "idem");

@@ -244,7 +244,9 @@ fn init_producer_id(ctl: &mut Conn, v: &Versions) -> Result<(i64, i16)> {
     let version = v
         .init_producer_id
         .context("--idempotent: the broker does not offer InitProducerId")?;
-    let req = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
     let resp: InitProducerIdResponse = ctl.call(ApiKey::InitProducerId, version, &req)?;
     if resp.error_code != 0 {
         bail!("InitProducerId: {}", error_name(resp.error_code));
