@@ -117,10 +117,18 @@ fn read_back(b: &Broker, topic: &str) -> Vec<(i32, i64, Vec<u8>)> {
     let mut out = Vec::new();
     let start = Instant::now();
     while (out.len() as i64) < target {
-        assert!(start.elapsed() < Duration::from_secs(30), "read {} of {target}", out.len());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "read {} of {target}",
+            out.len()
+        );
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
-            out.push((m.partition(), m.offset(), m.payload().unwrap_or_default().to_vec()));
+            out.push((
+                m.partition(),
+                m.offset(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
         }
     }
     out
@@ -135,9 +143,27 @@ fn raw_producer_writes_what_librdkafka_reads_and_raw_consumer_counts_it() {
     let p = bench(
         Some(&b),
         &[
-            "produce", "--client", "raw", "--topic", "raw", "--partitions", "3", "--records",
-            "1000", "--message-size", "1000", "--batch-bytes", "16384", "--connections", "2",
-            "--window", "4", "--acks", "all", "--broker-pid", &pid,
+            "produce",
+            "--client",
+            "raw",
+            "--topic",
+            "raw",
+            "--partitions",
+            "3",
+            "--records",
+            "1000",
+            "--message-size",
+            "1000",
+            "--batch-bytes",
+            "16384",
+            "--connections",
+            "2",
+            "--window",
+            "4",
+            "--acks",
+            "all",
+            "--broker-pid",
+            &pid,
         ],
     );
     assert_eq!(p["records"], 1000, "{p}");
@@ -147,23 +173,49 @@ fn raw_producer_writes_what_librdkafka_reads_and_raw_consumer_counts_it() {
     assert_eq!(p["connections"], 2);
     assert_eq!(p["window"], 4);
     assert!(p["latency_ms"]["p99"].as_f64().expect("p99") > 0.0);
-    assert!(p["cpu"]["client_cpu_s_per_gb"].as_f64().expect("client cpu") > 0.0);
-    assert!(p["cpu"]["broker_cpu_s"].as_f64().is_some(), "--broker-pid read");
+    assert!(
+        p["cpu"]["client_cpu_s_per_gb"]
+            .as_f64()
+            .expect("client cpu")
+            > 0.0
+    );
+    assert!(
+        p["cpu"]["broker_cpu_s"].as_f64().is_some(),
+        "--broker-pid read"
+    );
     assert!(p["cpu"]["machine"]["busy_cores"].as_f64().is_some());
 
     let recs = read_back(&b, "raw");
     assert_eq!(recs.len(), 1000, "librdkafka reads every record");
     assert!(recs.iter().all(|(_, _, v)| v.len() == 1000));
     let distinct: std::collections::HashSet<&Vec<u8>> = recs.iter().map(|(_, _, v)| v).collect();
-    assert_eq!(distinct.len(), 1000, "payloads are varied, not one repeated buffer");
+    assert_eq!(
+        distinct.len(),
+        1000,
+        "payloads are varied, not one repeated buffer"
+    );
     let parts: std::collections::HashSet<i32> = recs.iter().map(|(p, _, _)| *p).collect();
     assert_eq!(parts.len(), 3, "spread over every partition");
 
-    let c = bench(Some(&b), &["consume", "--client", "raw", "--topic", "raw", "--window", "2"]);
+    let c = bench(
+        Some(&b),
+        &[
+            "consume", "--client", "raw", "--topic", "raw", "--window", "2",
+        ],
+    );
     assert_eq!(c["records"], 1000, "{c}");
     assert!(c["fetches"].as_u64().expect("fetches") >= 3);
-    let c = bench(Some(&b), &["consume", "--client", "raw", "--topic", "raw", "--offset", "100"]);
-    assert_eq!(c["records"], 1000 - 3 * 100, "from offset 100 in each partition: {c}");
+    let c = bench(
+        Some(&b),
+        &[
+            "consume", "--client", "raw", "--topic", "raw", "--offset", "100",
+        ],
+    );
+    assert_eq!(
+        c["records"],
+        1000 - 3 * 100,
+        "from offset 100 in each partition: {c}"
+    );
     // The librdkafka tools agree.
     let c = bench(Some(&b), &["consume", "--topic", "raw"]);
     assert_eq!(c["records"], 1000);
@@ -174,9 +226,26 @@ fn raw_idempotent_producer_sequences_are_accepted_without_duplicates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(&dir.path().join("data"), &[]);
     let args = [
-        "produce", "--client", "raw", "--idempotent", "--topic", "idem", "--partitions", "4",
-        "--records", "5000", "--message-size", "100", "--batch-bytes", "4096", "--connections",
-        "2", "--window", "8", "--pool-bytes", "65536",
+        "produce",
+        "--client",
+        "raw",
+        "--idempotent",
+        "--topic",
+        "idem",
+        "--partitions",
+        "4",
+        "--records",
+        "5000",
+        "--message-size",
+        "100",
+        "--batch-bytes",
+        "4096",
+        "--connections",
+        "2",
+        "--window",
+        "8",
+        "--pool-bytes",
+        "65536",
     ];
     let p = bench(Some(&b), &args);
     assert_eq!(p["records"], 5000, "{p}");
@@ -208,19 +277,44 @@ fn raw_producer_runs_for_a_duration_and_at_a_rate() {
     let p = bench(
         Some(&b),
         &[
-            "produce", "--client", "raw", "--topic", "rate", "--duration", "2", "--rate", "2000",
-            "--message-size", "1000", "--batch-bytes", "10240", "--acks", "1",
+            "produce",
+            "--client",
+            "raw",
+            "--topic",
+            "rate",
+            "--duration",
+            "2",
+            "--rate",
+            "2000",
+            "--message-size",
+            "1000",
+            "--batch-bytes",
+            "10240",
+            "--acks",
+            "1",
         ],
     );
     assert_eq!(p["records_per_batch"], 10, "{p}");
     let n = p["records"].as_u64().expect("records");
-    assert!((3600..=4020).contains(&n), "about 2 s x 2000 records/s: {p}");
+    assert!(
+        (3600..=4020).contains(&n),
+        "about 2 s x 2000 records/s: {p}"
+    );
     assert!(p["latency_ms"]["p50"].as_f64().expect("p50") > 0.0);
     let p = bench(
         Some(&b),
         &[
-            "produce", "--client", "raw", "--topic", "rate", "--records", "500", "--acks", "0",
-            "--message-size", "100",
+            "produce",
+            "--client",
+            "raw",
+            "--topic",
+            "rate",
+            "--records",
+            "500",
+            "--acks",
+            "0",
+            "--message-size",
+            "100",
         ],
     );
     assert_eq!(p["records"], 500, "acks=0 counts what was sent: {p}");

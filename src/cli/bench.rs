@@ -362,7 +362,11 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
             "produced {records} records ({failed} failed) in {secs:.1}s: {:.0} records/s, {:.1} MB/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
             records as f64 / secs, bytes as f64 / secs / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0
         );
-        println!("librdkafka client, {} producers; {}", a.producers, cpu::describe(&summary["cpu"]));
+        println!(
+            "librdkafka client, {} producers; {}",
+            a.producers,
+            cpu::describe(&summary["cpu"])
+        );
     }
     if failed > 0 {
         bail!("{failed} records were not acknowledged");

@@ -62,7 +62,8 @@ pub fn batch_len(n: usize, value_size: usize) -> usize {
     let mut len = HEADER_BYTES;
     for i in 0..n {
         // attributes, timestamp delta 0, offset delta, null key, value length + value, no headers
-        let body = 1 + 1 + varint_len(i as i64) + 1 + varint_len(value_size as i64) + value_size + 1;
+        let body =
+            1 + 1 + varint_len(i as i64) + 1 + varint_len(value_size as i64) + value_size + 1;
         len += varint_len(body as i64) + body;
     }
     len
@@ -123,7 +124,14 @@ mod tests {
     #[test]
     fn computed_length_matches_the_builder() {
         let mut rng = Rng::new(1);
-        for (n, size) in [(1, 0), (1, 16384), (63, 16384), (200, 100), (700, 100), (3, 1)] {
+        for (n, size) in [
+            (1, 0),
+            (1, 16384),
+            (63, 16384),
+            (200, 100),
+            (700, 100),
+            (3, 1),
+        ] {
             assert_eq!(
                 random_batch(&mut rng, n, size, 0).len(),
                 batch_len(n, size),
@@ -134,10 +142,18 @@ mod tests {
 
     #[test]
     fn records_fill_the_batch_without_passing_it() {
-        for (size, bytes) in [(16384, 1 << 20), (100, 64 << 10), (1024, 1 << 20), (1 << 21, 1 << 20)] {
+        for (size, bytes) in [
+            (16384, 1 << 20),
+            (100, 64 << 10),
+            (1024, 1 << 20),
+            (1 << 21, 1 << 20),
+        ] {
             let n = records_per_batch(size, bytes);
             assert!(n == 1 || batch_len(n, size) <= bytes, "{size} in {bytes}");
-            assert!(batch_len(n + 1, size) > bytes, "{size} in {bytes}: one more fits");
+            assert!(
+                batch_len(n + 1, size) > bytes,
+                "{size} in {bytes}: one more fits"
+            );
         }
         assert_eq!(records_per_batch(16384, 1 << 20), 63);
     }
@@ -169,7 +185,10 @@ mod tests {
         let mut b = pool(3, 1, 5, 64).remove(0);
         set_producer(&mut b, 4242, 3, 17);
         let h: BatchHeader = check_frame(&b).expect("crc still valid");
-        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (4242, 3, 17));
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (4242, 3, 17)
+        );
         validate_batches(&b, 1 << 20).expect("valid");
         // And without the CRC update the validator would refuse it.
         b[OFF_BASE_SEQUENCE + 3] ^= 1;

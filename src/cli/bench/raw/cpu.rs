@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn pid_stat_fields_after_a_tricky_command_name() {
-        let line = "1234 (strata (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 1 2 3";
+        let line =
+            "1234 (strata (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 1 2 3";
         assert_eq!(parse_pid_stat(line), Some(325));
         assert_eq!(parse_pid_stat("garbage"), None);
     }

@@ -118,10 +118,19 @@ pub enum SendMode {
 }
 
 /// `writev` of the whole request, for comparison and for partitions whose suffixes differ.
-pub fn send_writev(sock: &mut TcpStream, head: &[u8], batch: &[u8], suffix: &[u8]) -> io::Result<()> {
+pub fn send_writev(
+    sock: &mut TcpStream,
+    head: &[u8],
+    batch: &[u8],
+    suffix: &[u8],
+) -> io::Result<()> {
     super::wire::write_all_vectored(
         sock,
-        &mut [IoSlice::new(head), IoSlice::new(batch), IoSlice::new(suffix)],
+        &mut [
+            IoSlice::new(head),
+            IoSlice::new(batch),
+            IoSlice::new(suffix),
+        ],
     )
 }
 

@@ -150,7 +150,9 @@ fn ensure_topic(ctl: &mut Conn, v: &Versions, topic: &str, partitions: i32) -> R
             bail!(
                 "cannot create {topic}: {}{}",
                 error_name(t.error_code),
-                t.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                t.error_message
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -443,10 +445,7 @@ fn produce_connection(
 ) -> Result<(ProduceStats, Histogram<u64>)> {
     let mut stream = wire::connect(&run.addr)?;
     let reader = if run.acks != 0 {
-        let rs = BufReader::with_capacity(
-            64 << 10,
-            stream.try_clone().context("socket clone")?,
-        );
+        let rs = BufReader::with_capacity(64 << 10, stream.try_clone().context("socket clone")?);
         // At most `window` in flight: this many queued for the reader, plus the one it reads.
         let (tx, rx) = sync_channel::<InFlight>(run.window.saturating_sub(1));
         let (version, size, p) = (run.version, run.message_size, progress.clone());
@@ -494,11 +493,7 @@ fn produce_connection(
             let slot = (k as usize) % pool_len;
             let (batch, parts, records) = match (&mut plan.tail, is_tail) {
                 (Some((b, parts, n)), true) => (b, &parts[pi], *n),
-                _ => (
-                    &mut plan.pool[slot],
-                    &plan.parts[pi],
-                    run.records_per_batch,
-                ),
+                _ => (&mut plan.pool[slot], &plan.parts[pi], run.records_per_batch),
             };
             let file = plan.file.as_ref().filter(|_| !is_tail);
             if let Some((id, epoch)) = run.producer {
@@ -509,7 +504,8 @@ fn produce_connection(
                         .context("patching the pool file")?;
                 }
                 // Kafka's sequences wrap from i32::MAX to 0.
-                sequences[pi] = ((sequences[pi] as i64 + records as i64) % (i32::MAX as i64 + 1)) as i32;
+                sequences[pi] =
+                    ((sequences[pi] as i64 + records as i64) % (i32::MAX as i64 + 1)) as i32;
             }
             let correlation_id = (k % i32::MAX as u64) as i32;
             if let Some((tx, _)) = &reader {
@@ -561,7 +557,10 @@ fn produce_connection(
 pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
     let acks = parse_acks(&a.acks)?;
     if a.compression != "none" {
-        bail!("--client raw sends uncompressed batches (--compression {})", a.compression);
+        bail!(
+            "--client raw sends uncompressed batches (--compression {})",
+            a.compression
+        );
     }
     let raw = &a.raw;
     let addr = first_broker(brokers)?;
@@ -597,7 +596,8 @@ pub fn produce(brokers: &str, a: &super::ProduceBench) -> Result<()> {
     }
     // More batches than the window: a batch is rewritten (idempotent) or its pages re-sent
     // only after the request that last carried it was answered.
-    let pool_count = (raw.pool_bytes / connections / blen.max(1)).clamp(2 * window + 2, 4096.max(2 * window + 2));
+    let pool_count = (raw.pool_bytes / connections / blen.max(1))
+        .clamp(2 * window + 2, 4096.max(2 * window + 2));
     let total_batches = a.records.map(|r| r.div_ceil(rpb as u64));
     let tail_records = a.records.map(|r| r % rpb as u64).filter(|r| *r != 0);
     let tail_owner = total_batches.map(|t| (t.saturating_sub(1) % connections as u64) as usize);
@@ -1038,6 +1038,9 @@ mod tests {
         // From the middle of the first batch; the end cuts the second.
         assert_eq!(count_batches(&two, 11, 14), (3, len, 16));
         // A torn last batch is not counted and not passed.
-        assert_eq!(count_batches(&two[..two.len() - 1], 10, 100), (3, len / 2, 13));
+        assert_eq!(
+            count_batches(&two[..two.len() - 1], 10, 100),
+            (3, len / 2, 13)
+        );
     }
 }

@@ -44,7 +44,9 @@ pub enum WireError {
     Correlation { api: ApiKey, got: i32, want: i32 },
     #[error("response frame of {0} bytes is impossible")]
     FrameSize(i64),
-    #[error("broker speaks {api:?} v{broker_min}..v{broker_max}, this client v{ours_min}..v{ours_max}")]
+    #[error(
+        "broker speaks {api:?} v{broker_min}..v{broker_max}, this client v{ours_min}..v{ours_max}"
+    )]
     Version {
         api: ApiKey,
         broker_min: i16,
@@ -135,7 +137,10 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<usize> {
 /// Decodes a response frame's body (header, then `Resp`) from anything `kafka-protocol` reads:
 /// `&[u8]` for small answers, `Bytes` for fetch answers whose records are then sliced, not
 /// copied.
-pub fn decode_response<Resp: Decodable + HeaderVersion, B: kafka_protocol::protocol::buf::ByteBuf>(
+pub fn decode_response<
+    Resp: Decodable + HeaderVersion,
+    B: kafka_protocol::protocol::buf::ByteBuf,
+>(
     mut frame: B,
     api: ApiKey,
     version: i16,
@@ -277,7 +282,13 @@ pub struct ProduceParts {
     pub batch_len: usize,
 }
 
-pub fn produce_request(topic: &str, partition: i32, acks: i16, timeout_ms: i32, batch: Bytes) -> ProduceRequest {
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    timeout_ms: i32,
+    batch: Bytes,
+) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(timeout_ms)
@@ -291,15 +302,29 @@ pub fn produce_request(topic: &str, partition: i32, acks: i16, timeout_ms: i32, 
 impl ProduceParts {
     /// Encodes the request twice, around a batch of all 0x00 and one of all 0xFF bytes: where
     /// the two encodings differ is where the batch goes.
-    pub fn new(version: i16, topic: &str, partition: i32, acks: i16, timeout_ms: i32, batch_len: usize) -> Result<ProduceParts> {
+    pub fn new(
+        version: i16,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        timeout_ms: i32,
+        batch_len: usize,
+    ) -> Result<ProduceParts> {
         let enc = |fill: u8| -> Result<Vec<u8>> {
-            let req = produce_request(topic, partition, acks, timeout_ms, Bytes::from(vec![fill; batch_len]));
+            let req = produce_request(
+                topic,
+                partition,
+                acks,
+                timeout_ms,
+                Bytes::from(vec![fill; batch_len]),
+            );
             let mut out = Vec::new();
-            req.encode(&mut out, version).map_err(|e| WireError::Encode {
-                api: ApiKey::Produce,
-                version,
-                reason: e.to_string(),
-            })?;
+            req.encode(&mut out, version)
+                .map_err(|e| WireError::Encode {
+                    api: ApiKey::Produce,
+                    version,
+                    reason: e.to_string(),
+                })?;
             Ok(out)
         };
         let (a, b) = (enc(0)?, enc(0xFF)?);
@@ -339,7 +364,8 @@ mod tests {
     fn cut_request_is_byte_identical_to_kafka_protocols_encoding() {
         let batch = super::super::batches::pool(1, 1, 3, 50).remove(0);
         for version in [3, 8, 9] {
-            let parts = ProduceParts::new(version, "topic-x", 5, -1, 30_000, batch.len()).expect("parts");
+            let parts =
+                ProduceParts::new(version, "topic-x", 5, -1, 30_000, batch.len()).expect("parts");
             let mut head = Vec::new();
             parts.head(&mut head, version, 77).expect("head");
             let mut cut = head.clone();
@@ -351,10 +377,14 @@ mod tests {
             assert_eq!(cut, whole, "v{version}");
             // And it decodes back to the same batch.
             let mut body = Bytes::from(whole[4..].to_vec());
-            let h = RequestHeader::decode(&mut body, ProduceRequest::header_version(version)).expect("header");
+            let h = RequestHeader::decode(&mut body, ProduceRequest::header_version(version))
+                .expect("header");
             assert_eq!(h.correlation_id, 77);
             let r = ProduceRequest::decode(&mut body, version).expect("body");
-            assert_eq!(r.topic_data[0].partition_data[0].records.as_deref(), Some(&batch[..]));
+            assert_eq!(
+                r.topic_data[0].partition_data[0].records.as_deref(),
+                Some(&batch[..])
+            );
         }
     }
 }
