@@ -5,8 +5,12 @@
 //! in 1 MiB batches, alternating 5 s runs): the copy goes, but a page-cache lookup per 4 KiB
 //! page (`filemap_get_entry` 15%), the splice pipe and more loopback softirq work per page
 //! fragment cost more than it saved: client 0.33-0.44 CPU-s/GB against 0.21-0.24 with
-//! `writev`, and the broker paid more too (0.87-0.99 against 0.66-0.75). So `writev` is the
-//! default; this stays for hosts with huge shmem pages, where the per-page costs shrink.
+//! `writev`, and the broker paid more too (0.87-0.99 against 0.66-0.75). An O_TMPFILE pool on
+//! ext4 (page cache) instead of the memfd measured the same (client 0.41-0.43 against 0.25).
+//! So `writev` is the default; this stays for hosts with huge shmem pages, where the per-page
+//! costs shrink. (For scale: a bare loopback TCP sender, `sendall` of 1 MiB buffers and no
+//! protocol at all, costs 0.23-0.27 CPU-s/GB on that VM, its receiver 0.10-0.15: on loopback
+//! the sender also pays for the receive path's softirq work.)
 //!
 //! The pages are referenced while a request is in flight, so a batch may be rewritten (the
 //! idempotent mode's header patch) only once the request that last sent it was answered: the
