@@ -76,10 +76,12 @@ PY
 # ---- The raw client (`strata bench --client raw`): pre-encoded batches, pipelined, so the
 # broker rather than librdkafka is measured. Each row states its connections x window; CPU
 # per GB comes from the run's own JSON (getrusage, /proc/$pid/stat, /proc/stat).
+# Each produce row's topic is deleted after it: at ~1 GB/s they would otherwise fill the disk.
 raw() { run "$1" --client raw --broker-pid "$pid" "${@:2}"; }
-r16=$(raw produce --topic raw-16k --message-size 16384 --batch-bytes 16384 --acks all --duration "$secs")
-r1m=$(raw produce --topic raw-1m --message-size 16384 --batch-bytes 1048576 --acks all --duration "$secs")
-r100=$(raw produce --topic raw-100 --message-size 100 --batch-bytes 65536 --acks all --duration "$secs")
+drop() { "$bin" topic --brokers "$b" delete "$1" >/dev/null; }
+r16=$(raw produce --topic raw-16k --message-size 16384 --batch-bytes 16384 --acks all --duration "$secs"); drop raw-16k
+r1m=$(raw produce --topic raw-1m --message-size 16384 --batch-bytes 1048576 --acks all --duration "$secs"); drop raw-1m
+r100=$(raw produce --topic raw-100 --message-size 100 --batch-bytes 65536 --acks all --duration "$secs"); drop raw-100
 raw produce --topic raw-hot --message-size 16384 --records 65536 >/dev/null
 rhot=$(raw consume --topic raw-hot)
 
