@@ -5,6 +5,8 @@
 # (the first binary's `strata bench`, librdkafka):
 #   produce 16 KiB records at the maximum rate, acks=all (MB/s, broker CPU-s per GB from /proc);
 #   produce 16 KiB records at a fixed rate (p50 / p99 latency from the intended send time).
+# AB_CLIENT=raw measures with `strata bench --client raw` (pre-encoded batches, far less client
+# CPU, so the broker's own differences show) instead of librdkafka.
 # Usage: benches/ab.sh BIN_A BIN_B [rounds, default 3] [seconds per run, default 10] [fixed rate in records/s, default 2000]
 set -euo pipefail
 a=$1; b=$2; rounds=${3:-3}; secs=${4:-10}; rate=${5:-2000}
@@ -21,11 +23,12 @@ one() { # label binary
   pid=$!
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   bench() { "$client" bench --brokers "127.0.0.1:$port" "$@" --json 2>>"$work/bench.log" | tail -1; }
-  bench produce --topic warm-up --message-size 16384 --duration 6 >/dev/null
+  local client_args=(--client "${AB_CLIENT:-rdkafka}")
+  bench produce "${client_args[@]}" --topic warm-up --message-size 16384 --duration 6 >/dev/null
   c0=$(awk '{print $14+$15}' /proc/$pid/stat)
-  max=$(bench produce --topic max --message-size 16384 --duration "$secs")
+  max=$(bench produce "${client_args[@]}" --topic max --message-size 16384 --duration "$secs")
   c1=$(awk '{print $14+$15}' /proc/$pid/stat)
-  fixed=$(bench produce --topic fixed --message-size 16384 --duration "$secs" --rate "$rate")
+  fixed=$(bench produce "${client_args[@]}" --topic fixed --message-size 16384 --duration "$secs" --rate "$rate")
   kill $pid; wait $pid || true
   python3 - "$label" "$max" "$fixed" "$c0" "$c1" "$ticks" <<'PY'
 import json, sys
