@@ -385,19 +385,21 @@ public class Differential {
 
     // groups
 
-    static final byte[] SUBSCRIPTION = consumerSubscription();
+    /** The topic the scenario's group members subscribe to. */
+    static String subscribedTopic = "none";
 
-    static byte[] consumerSubscription() {
+    static byte[] consumerSubscription(String topic) {
         // ConsumerProtocolSubscription v0: version, topics [string], user data (null)
-        ByteBuffer b = ByteBuffer.allocate(64);
-        b.putShort((short) 0).putInt(1).putShort((short) 5).put("group".getBytes(StandardCharsets.UTF_8)).putInt(-1);
+        byte[] t = topic.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.allocate(16 + t.length);
+        b.putShort((short) 0).putInt(1).putShort((short) t.length).put(t).putInt(-1);
         return Arrays.copyOf(b.array(), b.position());
     }
 
     static JoinGroupResponseData join(Broker b, String group, String member, String protocolType, int sessionTimeout,
             boolean withProtocols) throws IOException {
         JoinGroupRequestData.JoinGroupRequestProtocolCollection pc = new JoinGroupRequestData.JoinGroupRequestProtocolCollection();
-        if (withProtocols) pc.add(new JoinGroupRequestData.JoinGroupRequestProtocol().setName("range").setMetadata(SUBSCRIPTION));
+        if (withProtocols) pc.add(new JoinGroupRequestData.JoinGroupRequestProtocol().setName("range").setMetadata(consumerSubscription(subscribedTopic)));
         return (JoinGroupResponseData) b.call(ApiKeys.JOIN_GROUP, JOIN_V, new JoinGroupRequestData().setGroupId(group)
                 .setSessionTimeoutMs(sessionTimeout).setRebalanceTimeoutMs(10000).setMemberId(member)
                 .setProtocolType(protocolType).setProtocols(pc).setReason("differential"));
@@ -658,6 +660,7 @@ public class Differential {
             o.put("produce.record-count-too-high", produceErr(b, t, 0, (short) -1, cnt.encode()));
             Batch cnt0 = batch(now, 2); cnt0.countOverride = 0;
             o.put("produce.record-count-zero", produceErr(b, t, 0, (short) -1, cnt0.encode()));
+            o.put("produce.truncated-header", produceErr(b, t, 0, (short) -1, Arrays.copyOf(batch(now, 3).encode(), 30)));
             byte[] trunc = Arrays.copyOf(batch(now, 3).encode(), 70);
             o.put("produce.truncated-batch", produceErr(b, t, 0, (short) -1, trunc));
             o.put("produce.empty-records", produceErr(b, t, 0, (short) -1, new byte[0]));
@@ -821,6 +824,7 @@ public class Differential {
         SCENARIOS.put("groups", (b, o, sfx) -> {
             String t = "gt-" + sfx;
             createTopic(b, t, 1);
+            subscribedTopic = t;
             String g = "g-" + sfx;
             FindCoordinatorResponseData fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, FC_V,
                     new FindCoordinatorRequestData().setKeyType((byte) 0).setCoordinatorKeys(List.of(g)));
