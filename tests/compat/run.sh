@@ -3,7 +3,8 @@
 #   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
 # Each produces and consumes, with every compression codec, and consumes as a group member
 # (tests/compat/groups.py); idempotent producers through dropped responses; Spark Structured
-# Streaming (pyspark with a Python source, tests/compat/spark/) beside `strata stream`; KafkaJS.
+# Streaming (pyspark with a Python source, tests/compat/spark/) beside `strata stream`; KafkaJS;
+# and the differential tests against Apache Kafka (tests/compat/differential/).
 # Installs what it needs.
 # Usage: tests/compat/run.sh [path/to/strata]   (default: target/release/strata)
 set -euo pipefail
@@ -79,5 +80,8 @@ fi
 kill -TERM $pid
 if wait $pid; then passed=$((passed+1)); else echo "FAIL broker exit status"; failed=$((failed+1)); fi
 trap 'rm -rf "$work"' EXIT
+echo "== differential: the same requests to Apache Kafka and to Strata (tests/compat/differential)"
+if timeout 300 "$here/differential/run.sh" "$bin" >"$work/differential.log" 2>&1; then passed=$((passed+1)); else failed=$((failed+1)); fi
+grep -E '^apache kafka|^differential|GAP |UNEXPECTED|^ERROR|^stale|^strata died' "$work/differential.log" || tail -40 "$work/differential.log"
 echo "compat: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

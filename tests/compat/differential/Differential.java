@@ -437,7 +437,8 @@ public class Differential {
         if (r == null) return CLOSED;
         DescribeGroupsResponseData.DescribedGroup g = r.groups().get(0);
         return err(g.errorCode()) + " state=" + g.groupState() + " protocolType=" + g.protocolType() + " protocol="
-                + g.protocolData() + " members=" + g.members().size();
+                + g.protocolData() + " members=" + g.members().size() + g.members().stream().map(m -> " metadata-bytes="
+                + m.memberMetadata().length + " assignment-bytes=" + m.memberAssignment().length).reduce("", String::concat);
     }
 
     static String offsetCommit(Broker b, String group, int gen, String member, String topic, int partition, long offset)

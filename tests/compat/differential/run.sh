@@ -18,7 +18,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 started=$(date +%s)
+
+if ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null
+fi
 
 # Maven first (the broker and the harness share the classpath), then Kafka in the background.
 cp=$("$root/tests/compat/kafka/start.sh" --classpath)
