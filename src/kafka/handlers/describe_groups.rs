@@ -1,12 +1,13 @@
 //! DescribeGroups (key 15, v0–v5): state, protocol and members (with their subscription and
 //! assignment bytes) of each group asked for. A group that does not exist is "Dead", as in
-//! Kafka.
+//! Kafka. As in Kafka, only a Stable group shows its protocol and its members' subscription
+//! and assignment bytes: while it rebalances they are not settled, and are left empty.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{group_call, str_bytes, Ctx};
-use crate::group::{GroupOp, GroupReply};
+use crate::group::{GroupOp, GroupReply, GroupSummary};
 use crate::kafka::errors;
 
 /// Operations bitfield when asked (no ACLs: every group operation is allowed).
@@ -26,26 +27,81 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Option<DescribeGro
         };
         groups.push(match group_call::call(ctx, op).await {
             Err(code) => out.with_error_code(code),
-            Ok(GroupReply::Described(g)) => out
-                .with_group_state(str_bytes(g.state))
-                .with_protocol_type(str_bytes(&g.protocol_type))
-                .with_protocol_data(str_bytes(&g.protocol))
-                .with_members(
-                    g.members
-                        .into_iter()
-                        .map(|m| {
-                            DescribedGroupMember::default()
-                                .with_member_id(str_bytes(&m.member_id))
-                                .with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)))
-                                .with_client_id(str_bytes(&m.client_id))
-                                .with_client_host(str_bytes(&m.client_host))
-                                .with_member_metadata(m.metadata)
-                                .with_member_assignment(m.assignment)
-                        })
-                        .collect(),
-                ),
+            Ok(GroupReply::Described(g)) => described(out, g),
             Ok(_) => out.with_error_code(errors::UNKNOWN_SERVER_ERROR),
         });
     }
     Some(DescribeGroupsResponse::default().with_groups(groups))
+}
+
+/// A group's description; the protocol and the members' bytes only when it is Stable.
+fn described(out: DescribedGroup, g: GroupSummary) -> DescribedGroup {
+    let stable = g.state == "Stable";
+    out.with_group_state(str_bytes(g.state))
+        .with_protocol_type(str_bytes(&g.protocol_type))
+        .with_protocol_data(str_bytes(if stable { &g.protocol } else { "" }))
+        .with_members(
+            g.members
+                .into_iter()
+                .map(|m| {
+                    let member = DescribedGroupMember::default()
+                        .with_member_id(str_bytes(&m.member_id))
+                        .with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)))
+                        .with_client_id(str_bytes(&m.client_id))
+                        .with_client_host(str_bytes(&m.client_host));
+                    if stable {
+                        member
+                            .with_member_metadata(m.metadata)
+                            .with_member_assignment(m.assignment)
+                    } else {
+                        member
+                    }
+                })
+                .collect(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::MemberSummary;
+    use bytes::Bytes;
+
+    fn group(state: &'static str) -> GroupSummary {
+        GroupSummary {
+            group: "g".into(),
+            state,
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            members: vec![MemberSummary {
+                member_id: "m-1".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                metadata: Bytes::from_static(b"subscription"),
+                assignment: Bytes::from_static(b"assignment"),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_stable_group_shows_its_protocol_and_member_bytes() {
+        let d = described(DescribedGroup::default(), group("Stable"));
+        assert_eq!(d.protocol_data.as_str(), "range");
+        assert_eq!(&d.members[0].member_metadata[..], b"subscription");
+        assert_eq!(&d.members[0].member_assignment[..], b"assignment");
+    }
+
+    #[test]
+    fn a_rebalancing_group_hides_its_protocol_and_member_bytes_as_kafka_does() {
+        for state in ["CompletingRebalance", "PreparingRebalance"] {
+            let d = described(DescribedGroup::default(), group(state));
+            assert_eq!(d.group_state.as_str(), state);
+            assert_eq!(d.protocol_type.as_str(), "consumer");
+            assert_eq!(d.protocol_data.as_str(), "");
+            assert_eq!(d.members[0].member_id.as_str(), "m-1");
+            assert!(d.members[0].member_metadata.is_empty());
+            assert!(d.members[0].member_assignment.is_empty());
+        }
+    }
 }
