@@ -1,5 +1,7 @@
-//! DescribeConfigs (key 32): the effective configs of topics (type 2); brokers (type 4)
-//! answer with no configs, since broker settings are not dynamic.
+//! DescribeConfigs (key 32): the effective configs of topics (type 2), each with its Kafka
+//! config type (v3+); brokers (type 4) answer with no configs, since broker settings are not
+//! dynamic. As in Kafka, an invalid topic name gets INVALID_TOPIC_EXCEPTION and a broker
+//! resource naming another broker INVALID_REQUEST.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -16,6 +18,35 @@ pub const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
+/// Kafka's config types (DescribeConfigsResponse `ConfigType`).
+const TYPE_UNKNOWN: i8 = 0;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+pub const TYPE_LIST: i8 = 7;
+
+/// The type Kafka gives a topic config (its `LogConfig` definition).
+pub fn config_type(name: &str) -> i8 {
+    match name {
+        "cleanup.policy" => TYPE_LIST,
+        "message.timestamp.type" => TYPE_STRING,
+        "index.interval.bytes" | "max.message.bytes" | "segment.bytes" => TYPE_INT,
+        "flush.messages" | "flush.ms" | "retention.bytes" | "retention.ms" | "segment.ms" => {
+            TYPE_LONG
+        }
+        _ => TYPE_UNKNOWN,
+    }
+}
+
+/// The error of a broker resource: only this broker ("" is the cluster-wide default) exists.
+fn broker_resource_error(name: &str, node_id: i32) -> Option<String> {
+    if name.is_empty() || name.parse::<i32>().is_ok_and(|id| id == node_id) {
+        None
+    } else {
+        Some(format!("unexpected broker id '{name}': this is broker {node_id}"))
+    }
+}
+
 pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeConfigsResponse> {
     let cat = ctx.shard.catalog.read().ok()?;
     let mut results = Vec::new();
@@ -25,6 +56,11 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         match r.resource_type {
+            RESOURCE_TOPIC if crate::cluster::validate_topic_name(&name).is_err() => {
+                out = out
+                    .with_error_code(errors::INVALID_TOPIC_EXCEPTION)
+                    .with_error_message(Some(str_bytes(&format!("invalid topic name '{name}'"))))
+            }
             RESOURCE_TOPIC => match (cat.topic(&name), cat.log_config(&name)) {
                 (Some(t), Some(config)) => {
                     let keys: Vec<String> = match &r.configuration_keys {
@@ -40,6 +76,7 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(k))
                                     .with_value(Some(str_bytes(&v)))
+                                    .with_config_type(config_type(k))
                                     .with_config_source(if overridden {
                                         SOURCE_TOPIC
                                     } else {
@@ -56,7 +93,13 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
                         .with_error_message(Some(str_bytes(&format!("unknown topic '{name}'"))))
                 }
             },
-            RESOURCE_BROKER => {}
+            RESOURCE_BROKER => {
+                if let Some(msg) = broker_resource_error(&name, ctx.broker.node_id) {
+                    out = out
+                        .with_error_code(errors::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes(&msg)))
+                }
+            }
             other => {
                 out = out
                     .with_error_code(errors::INVALID_REQUEST)
@@ -68,4 +111,29 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
         results.push(out);
     }
     Some(DescribeConfigsResponse::default().with_results(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::config::CONFIG_NAMES;
+
+    #[test]
+    fn every_topic_config_has_kafkas_type() {
+        for name in CONFIG_NAMES {
+            assert_ne!(config_type(name), TYPE_UNKNOWN, "{name}");
+        }
+        assert_eq!(config_type("cleanup.policy"), TYPE_LIST);
+        assert_eq!(config_type("segment.bytes"), TYPE_INT);
+        assert_eq!(config_type("retention.ms"), TYPE_LONG);
+        assert_eq!(config_type("message.timestamp.type"), TYPE_STRING);
+    }
+
+    #[test]
+    fn only_this_broker_or_the_default_is_a_broker_resource() {
+        assert_eq!(broker_resource_error("", 0), None);
+        assert_eq!(broker_resource_error("0", 0), None);
+        assert!(broker_resource_error("1", 0).is_some());
+        assert!(broker_resource_error("broker", 0).is_some());
+    }
 }
