@@ -1,4 +1,6 @@
-//! CreateTopics (key 19): add topics to the catalog (one broker: replication factor 1).
+//! CreateTopics (key 19): add topics to the catalog (one broker: replication factor 1). A name
+//! that appears more than once in a request is refused with INVALID_REQUEST, answered once, and
+//! none of its entries is created (as Kafka does).
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -15,8 +17,24 @@ pub async fn handle(
     version: i16,
 ) -> Option<CreateTopicsResponse> {
     let mut results = Vec::new();
+    let duplicated = duplicates(req.topics.iter().map(|t| t.name.0.as_str()));
+    for name in &duplicated {
+        results.push(
+            CreatableTopicResult::default()
+                .with_name(kafka_protocol::messages::TopicName(str_bytes(name)))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_error_code(errors::INVALID_REQUEST)
+                .with_error_message(Some(str_bytes(&format!(
+                    "topic '{name}' appears more than once in the request"
+                )))),
+        );
+    }
     for t in req.topics {
         let name = t.name.0.to_string();
+        if duplicated.contains(&name) {
+            continue;
+        }
         let partitions = match (t.num_partitions, t.assignments.len()) {
             (-1, 0) => ctx.broker.default_partitions,
             (-1, n) => n as i32,
@@ -99,4 +117,27 @@ pub async fn handle(
         results.push(result);
     }
     Some(CreateTopicsResponse::default().with_topics(results))
+}
+
+/// The names that occur more than once, in order of first appearance.
+fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut dup: Vec<String> = Vec::new();
+    for n in names {
+        if !seen.insert(n) && !dup.iter().any(|d| d == n) {
+            dup.push(n.to_string());
+        }
+    }
+    dup
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_given_twice_are_found_once_each() {
+        assert!(duplicates(["a", "b"].into_iter()).is_empty());
+        assert_eq!(duplicates(["a", "b", "a", "c", "a", "b"].into_iter()), vec!["a", "b"]);
+    }
 }
