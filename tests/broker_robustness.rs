@@ -200,8 +200,27 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
     );
     assert_eq!(
         code(&mut s, produce("t", 0, good[..30].to_vec())),
+        87,
+        "no whole batch: INVALID_RECORD, as Kafka"
+    );
+    let mut unknown_magic = good.clone();
+    unknown_magic[16] = 3;
+    assert_eq!(
+        code(&mut s, produce("t", 0, unknown_magic)),
         2,
-        "truncated batch is corrupt"
+        "unknown magic: CORRUPT_MESSAGE, as Kafka"
+    );
+    assert_eq!(
+        code(&mut s, produce("t", 0, [good.clone(), good.clone()].concat())),
+        87,
+        "two batches for one partition: INVALID_RECORD, as Kafka"
+    );
+    let mut based = good.clone();
+    based[7] = 1;
+    assert_eq!(
+        code(&mut s, produce("t", 0, based)),
+        87,
+        "a base offset other than 0: INVALID_RECORD, as Kafka"
     );
     assert_eq!(
         code(&mut s, produce("nope", 0, good.clone())),
