@@ -1,6 +1,6 @@
-//! DescribeGroups (key 15, v0–v5): state, protocol and members (with their subscription and
+//! DescribeGroups (key 15, v0–v6): state, protocol and members (with their subscription and
 //! assignment bytes) of each group asked for. A group that does not exist is "Dead", as in
-//! Kafka. As in Kafka, only a Stable group shows its protocol and its members' subscription
+//! Kafka, and from v6 on also GROUP_ID_NOT_FOUND (KIP-1043). As in Kafka, only a Stable group shows its protocol and its members' subscription
 //! and assignment bytes: while it rebalances they are not settled, and are left empty.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -13,7 +13,11 @@ use crate::kafka::errors;
 /// Operations bitfield when asked (no ACLs: every group operation is allowed).
 const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
-pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Option<DescribeGroupsResponse> {
+pub async fn handle(
+    ctx: &Ctx,
+    req: DescribeGroupsRequest,
+    version: i16,
+) -> Option<DescribeGroupsResponse> {
     let mut groups = Vec::new();
     for id in req.groups {
         let op = GroupOp::Describe {
@@ -27,11 +31,21 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Option<DescribeGro
         };
         groups.push(match group_call::call(ctx, op).await {
             Err(code) => out.with_error_code(code),
-            Ok(GroupReply::Described(g)) => described(out, g),
+            Ok(GroupReply::Described(g)) => not_found(described(out, g), version),
             Ok(_) => out.with_error_code(errors::UNKNOWN_SERVER_ERROR),
         });
     }
     Some(DescribeGroupsResponse::default().with_groups(groups))
+}
+
+/// From v6 on, a group that does not exist (Dead) is also GROUP_ID_NOT_FOUND.
+fn not_found(d: DescribedGroup, version: i16) -> DescribedGroup {
+    if version < 6 || d.group_state.as_str() != "Dead" {
+        return d;
+    }
+    let msg = format!("group '{}' not found", d.group_id.0.as_str());
+    d.with_error_code(kafka_protocol::error::ResponseError::GroupIdNotFound.code())
+        .with_error_message(Some(str_bytes(&msg)))
 }
 
 /// A group's description; the protocol and the members' bytes only when it is Stable.
@@ -82,6 +96,16 @@ mod tests {
                 assignment: Bytes::from_static(b"assignment"),
             }],
         }
+    }
+
+    #[test]
+    fn a_dead_group_is_not_found_from_v6_on() {
+        let dead = || described(DescribedGroup::default(), group("Dead"));
+        assert_eq!(not_found(dead(), 5).error_code, 0);
+        let d = not_found(dead(), 6);
+        assert_eq!(d.error_code, kafka_protocol::error::ResponseError::GroupIdNotFound.code());
+        assert_eq!(d.group_state.as_str(), "Dead");
+        assert_eq!(not_found(described(DescribedGroup::default(), group("Empty")), 6).error_code, 0);
     }
 
     #[test]
