@@ -432,7 +432,11 @@ public class Differential {
     }
 
     static String describeGroup(Broker b, String group) throws IOException {
-        DescribeGroupsResponseData r = (DescribeGroupsResponseData) b.call(ApiKeys.DESCRIBE_GROUPS, DG_V,
+        return describeGroup(b, group, DG_V);
+    }
+
+    static String describeGroup(Broker b, String group, int version) throws IOException {
+        DescribeGroupsResponseData r = (DescribeGroupsResponseData) b.call(ApiKeys.DESCRIBE_GROUPS, version,
                 new DescribeGroupsRequestData().setGroups(List.of(group)));
         if (r == null) return CLOSED;
         DescribeGroupsResponseData.DescribedGroup g = r.groups().get(0);
@@ -842,6 +846,7 @@ public class Differential {
             o.put("sync.unknown-member", sync(b, g, gen, "nobody", true));
             o.put("sync.ok", sync(b, g, gen, member, true));
             o.put("describegroups.after-sync", describeGroup(b, g));
+            o.put("describegroups.v6.after-sync", describeGroup(b, g, 6));
             o.put("heartbeat.ok", heartbeat(b, g, gen, member));
             o.put("heartbeat.bad-generation", heartbeat(b, g, gen + 5, member));
             o.put("heartbeat.unknown-member", heartbeat(b, g, gen, "nobody"));
@@ -902,6 +907,8 @@ public class Differential {
             o.put("deletegroups.empty", deleteGroup(b, g));
             o.put("describegroups.after-delete", describeGroup(b, g));
             o.put("describegroups.unknown", describeGroup(b, "nog-" + sfx));
+            o.put("describegroups.v6.unknown", describeGroup(b, "nog-" + sfx, 6));
+            o.put("describegroups.v6.simple", describeGroup(b, "simple-" + sfx, 6));
             o.put("deletegroups.simple", deleteGroup(b, "simple-" + sfx));
         });
 
