@@ -1,7 +1,8 @@
 //! DescribeGroups (key 15, v0–v6): state, protocol and members (with their subscription and
 //! assignment bytes) of each group asked for. A group that does not exist is "Dead", as in
-//! Kafka, and from v6 on also GROUP_ID_NOT_FOUND (KIP-1043). As in Kafka, only a Stable group shows its protocol and its members' subscription
-//! and assignment bytes: while it rebalances they are not settled, and are left empty.
+//! Kafka, and from v6 on also GROUP_ID_NOT_FOUND (KIP-1043). As in Kafka, only a Stable group
+//! shows its protocol and its members' subscriptions (metadata): while it rebalances they are
+//! not settled and are left empty; each member's current assignment is always shown.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -48,7 +49,7 @@ fn not_found(d: DescribedGroup, version: i16) -> DescribedGroup {
         .with_error_message(Some(str_bytes(&msg)))
 }
 
-/// A group's description; the protocol and the members' bytes only when it is Stable.
+/// A group's description; the protocol and the members' metadata only when it is Stable.
 fn described(out: DescribedGroup, g: GroupSummary) -> DescribedGroup {
     let stable = g.state == "Stable";
     out.with_group_state(str_bytes(g.state))
@@ -62,11 +63,10 @@ fn described(out: DescribedGroup, g: GroupSummary) -> DescribedGroup {
                         .with_member_id(str_bytes(&m.member_id))
                         .with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)))
                         .with_client_id(str_bytes(&m.client_id))
-                        .with_client_host(str_bytes(&m.client_host));
+                        .with_client_host(str_bytes(&m.client_host))
+                        .with_member_assignment(m.assignment);
                     if stable {
-                        member
-                            .with_member_metadata(m.metadata)
-                            .with_member_assignment(m.assignment)
+                        member.with_member_metadata(m.metadata)
                     } else {
                         member
                     }
@@ -117,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rebalancing_group_hides_its_protocol_and_member_bytes_as_kafka_does() {
+    fn a_rebalancing_group_hides_its_protocol_and_subscriptions_as_kafka_does() {
         for state in ["CompletingRebalance", "PreparingRebalance"] {
             let d = described(DescribedGroup::default(), group(state));
             assert_eq!(d.group_state.as_str(), state);
@@ -125,7 +125,7 @@ mod tests {
             assert_eq!(d.protocol_data.as_str(), "");
             assert_eq!(d.members[0].member_id.as_str(), "m-1");
             assert!(d.members[0].member_metadata.is_empty());
-            assert!(d.members[0].member_assignment.is_empty());
+            assert_eq!(&d.members[0].member_assignment[..], b"assignment");
         }
     }
 }
