@@ -5,6 +5,11 @@
 //! has appended the batches (so the connection may read and append its next request, which
 //! then lands after this one), and [`Staged::finish`] waits for durability and builds the
 //! answer.
+//!
+//! As in Kafka: a transactional batch in a request without a transactional id gets
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, one with it INVALID_TXN_STATE (there are no
+//! transactions yet, so its partition is never in one); a transactional id with ordinary
+//! batches is accepted; Kafka's internal topics get INVALID_TOPIC_EXCEPTION.
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -47,7 +52,7 @@ struct StagedTopic {
 pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
-    let transactional = req.transactional_id.is_some();
+    let has_transactional_id = req.transactional_id.is_some();
     let topic_data = owned_parts(req);
     let partitions: usize = topic_data.iter().map(|t| t.partitions.len()).sum();
     let mut topics = Vec::with_capacity(topic_data.len());
@@ -61,16 +66,22 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
             .and_then(|c| c.topic(&name).map(|t| t.partitions));
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for (index, records) in topic.partitions {
+            let transactional = records.as_deref().is_some_and(is_transactional);
             let refused = if bad_acks {
                 Some(errors::INVALID_REQUIRED_ACKS)
-            } else if transactional {
+            } else if transactional && !has_transactional_id {
                 Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            } else if KAFKA_INTERNAL_TOPICS.contains(&name.as_str()) {
+                Some(errors::INVALID_TOPIC_EXCEPTION)
             } else if !known.is_some_and(|n| index >= 0 && index < n) {
                 Some(errors::UNKNOWN_TOPIC_OR_PARTITION)
             } else if records.is_none() {
                 Some(kafka_protocol::error::ResponseError::InvalidRecord.code())
             } else if let Some(code) = records.as_deref().and_then(precheck) {
                 Some(code)
+            } else if transactional {
+                // No transactions yet: no partition is ever part of one.
+                Some(errors::INVALID_TXN_STATE)
             } else {
                 None
             };
@@ -100,6 +111,22 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
         }
     }
     Staged { acks, topics }
+}
+
+/// Kafka's internal topics, which clients may not write to (the group coordinator writes
+/// `__consumer_offsets` itself, not through Produce).
+const KAFKA_INTERNAL_TOPICS: &[&str] = &[
+    crate::group::offsets::OFFSETS_TOPIC,
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// Whether the first batch of `records` is transactional (attributes bit 4).
+fn is_transactional(records: &[u8]) -> bool {
+    const ATTRIBUTES_AT: usize = 21;
+    records
+        .get(ATTRIBUTES_AT..ATTRIBUTES_AT + 2)
+        .is_some_and(|a| u16::from_be_bytes([a[0], a[1]]) & 0x10 != 0)
 }
 
 const INVALID_RECORD: i16 = kafka_protocol::error::ResponseError::InvalidRecord.code();
@@ -287,6 +314,15 @@ mod tests {
         assert_eq!(precheck(&second_bad), Some(CORRUPT_MESSAGE), "corrupt second batch");
         // Bytes after the batch too few to be a batch are left to the log to judge.
         assert_eq!(precheck(&[good.clone(), vec![0; 5]].concat()), None);
+    }
+
+    #[test]
+    fn transactional_batches_are_recognised_by_their_attributes() {
+        let mut b = crate::storage::batch::build_batch(0, 1, &[(None, b"ok")]);
+        assert!(!is_transactional(&b));
+        b[22] |= 0x10;
+        assert!(is_transactional(&b));
+        assert!(!is_transactional(&b[..20]));
     }
 
     #[test]
