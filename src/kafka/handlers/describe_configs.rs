@@ -1,5 +1,5 @@
 //! DescribeConfigs (key 32): the effective configs of topics (type 2), each with its Kafka
-//! config type (v3+); brokers (type 4) answer with no configs, since broker settings are not
+//! config type (v3+) and, when asked, documentation; brokers (type 4) answer with no configs, since broker settings are not
 //! dynamic. As in Kafka, an invalid topic name gets INVALID_TOPIC_EXCEPTION and a broker
 //! resource naming another broker INVALID_REQUEST.
 
@@ -36,6 +36,23 @@ pub fn config_type(name: &str) -> i8 {
         }
         _ => TYPE_UNKNOWN,
     }
+}
+
+/// What a topic config does (DescribeConfigs v3+ with `include_documentation`).
+pub fn documentation(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "cleanup.policy" => "What happens to old segments: delete (by retention.ms and retention.bytes) or compact (recorded; only delete is enforced).",
+        "flush.messages" => "How many messages may be acknowledged before they are synced to disk; 1 syncs every batch before its acknowledgement.",
+        "flush.ms" => "How long acknowledged messages may wait before they are synced to disk.",
+        "index.interval.bytes" => "How many bytes of batches lie between two entries of the offset index.",
+        "max.message.bytes" => "The largest record batch a producer may send to this topic.",
+        "message.timestamp.type" => "Whether a record's timestamp is the producer's (CreateTime) or the broker's (LogAppendTime).",
+        "retention.bytes" => "The size a partition may grow to before its oldest segments are deleted; -1 for no limit.",
+        "retention.ms" => "How long a segment is kept after its newest record; -1 for no limit.",
+        "segment.bytes" => "The size at which a partition's active segment is rolled.",
+        "segment.ms" => "The age at which a partition's active segment is rolled.",
+        _ => return None,
+    })
 }
 
 /// The error of a broker resource: only this broker ("" is the cluster-wide default) exists.
@@ -77,6 +94,11 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
                                     .with_name(str_bytes(k))
                                     .with_value(Some(str_bytes(&v)))
                                     .with_config_type(config_type(k))
+                                    .with_documentation(if req.include_documentation {
+                                        documentation(k).map(str_bytes)
+                                    } else {
+                                        None
+                                    })
                                     .with_config_source(if overridden {
                                         SOURCE_TOPIC
                                     } else {
@@ -127,6 +149,10 @@ mod tests {
         assert_eq!(config_type("segment.bytes"), TYPE_INT);
         assert_eq!(config_type("retention.ms"), TYPE_LONG);
         assert_eq!(config_type("message.timestamp.type"), TYPE_STRING);
+        for name in CONFIG_NAMES {
+            assert!(documentation(name).is_some_and(|d| !d.is_empty()), "{name}");
+        }
+        assert_eq!(documentation("no.such"), None);
     }
 
     #[test]
