@@ -27,7 +27,7 @@ fi
 
 # Maven first (the broker and the harness share the classpath), then Kafka in the background.
 cp=$("$root/tests/compat/kafka/start.sh" --classpath)
-KAFKA_EXTRA_PROPS="log.retention.check.interval.ms=1000" \
+KAFKA_EXTRA_PROPS="log.retention.check.interval.ms=1000 log.initial.task.delay.ms=0" \
   "$root/tests/compat/kafka/start.sh" "$work/kafka" "$kport" >"$work/kafka-start.log" 2>&1 &
 kstart=$!
 "$bin" serve --data-dir "$work/strata" --listen "127.0.0.1:$sport" --group-initial-rebalance-delay-ms 0 \
