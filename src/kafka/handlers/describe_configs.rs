@@ -1,7 +1,8 @@
 //! DescribeConfigs (key 32): the effective configs of topics (type 2), each with its Kafka
-//! config type (v3+) and, when asked, documentation; brokers (type 4) answer with no configs, since broker settings are not
-//! dynamic. As in Kafka, an invalid topic name gets INVALID_TOPIC_EXCEPTION and a broker
-//! resource naming another broker INVALID_REQUEST.
+//! config type (v3+) and, when asked, documentation; of this broker (type 4), its settings
+//! under Kafka's names, read-only since they are fixed when it starts ("", the cluster-wide
+//! dynamic defaults, has none). As in Kafka, an invalid topic name gets
+//! INVALID_TOPIC_EXCEPTION and a broker resource naming another broker INVALID_REQUEST.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -16,10 +17,12 @@ pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 /// Config sources (KIP-226): a topic override, or the default.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's config types (DescribeConfigsResponse `ConfigType`).
 const TYPE_UNKNOWN: i8 = 0;
+const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
@@ -53,6 +56,68 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "segment.ms" => "The age at which a partition's active segment is rolled.",
         _ => return None,
     })
+}
+
+/// A broker's settings under Kafka's broker config names, with their types: fixed when it
+/// starts (flags, environment, file), so all read-only. Topic defaults carry their `log.`
+/// names, as in Kafka.
+pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, String, i8)> {
+    let g = &b.groups;
+    let mut out = vec![
+        ("broker.id", b.node_id.to_string(), TYPE_INT),
+        ("node.id", b.node_id.to_string(), TYPE_INT),
+        ("listeners", format!("PLAINTEXT://{}", b.listen), TYPE_STRING),
+        (
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", b.advertised_host, b.advertised_port),
+            TYPE_STRING,
+        ),
+        ("log.dirs", b.data_dir.display().to_string(), TYPE_STRING),
+        ("num.partitions", b.default_partitions.to_string(), TYPE_INT),
+        ("auto.create.topics.enable", b.auto_create_topics.to_string(), TYPE_BOOLEAN),
+        (
+            "group.initial.rebalance.delay.ms",
+            g.initial_rebalance_delay.as_millis().to_string(),
+            TYPE_INT,
+        ),
+        ("group.min.session.timeout.ms", g.min_session_timeout.as_millis().to_string(), TYPE_INT),
+        ("group.max.session.timeout.ms", g.max_session_timeout.as_millis().to_string(), TYPE_INT),
+        (
+            "offsets.topic.num.partitions",
+            crate::group::offsets::OFFSETS_PARTITIONS.to_string(),
+            TYPE_INT,
+        ),
+        ("offsets.topic.replication.factor", "1".to_string(), TYPE_INT),
+        (
+            "socket.request.max.bytes",
+            crate::limits::MAX_REQUEST_FRAME_BYTES.to_string(),
+            TYPE_INT,
+        ),
+    ];
+    const LOG_NAMES: &[(&str, &str)] = &[
+        ("cleanup.policy", "log.cleanup.policy"),
+        ("flush.messages", "log.flush.interval.messages"),
+        ("flush.ms", "log.flush.interval.ms"),
+        ("index.interval.bytes", "log.index.interval.bytes"),
+        ("max.message.bytes", "message.max.bytes"),
+        ("message.timestamp.type", "log.message.timestamp.type"),
+        ("retention.bytes", "log.retention.bytes"),
+        ("retention.ms", "log.retention.ms"),
+        ("segment.bytes", "log.segment.bytes"),
+        ("segment.ms", "log.roll.ms"),
+    ];
+    for (topic_name, broker_name) in LOG_NAMES {
+        if let Some(v) = b.log_defaults.get(topic_name) {
+            out.push((broker_name, v, config_type(topic_name)));
+        }
+    }
+    // Kafka's everyday name for the retention, when it is a whole number of hours.
+    if let Some(ms) = b.log_defaults.get("retention.ms").and_then(|v| v.parse::<i64>().ok()) {
+        if ms > 0 && ms % 3_600_000 == 0 {
+            out.push(("log.retention.hours", (ms / 3_600_000).to_string(), TYPE_INT));
+        }
+    }
+    out
 }
 
 /// The error of a broker resource: only this broker ("" is the cluster-wide default) exists.
@@ -120,6 +185,26 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeCo
                     out = out
                         .with_error_code(errors::INVALID_REQUEST)
                         .with_error_message(Some(str_bytes(&msg)))
+                } else if !name.is_empty() {
+                    // The broker's own settings; "" (the cluster-wide dynamic defaults) has none.
+                    let wanted = |k: &str| {
+                        r.configuration_keys
+                            .as_ref()
+                            .is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
+                    };
+                    let configs = broker_configs(&ctx.broker)
+                        .into_iter()
+                        .filter(|(k, _, _)| wanted(k))
+                        .map(|(k, v, t)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(k))
+                                .with_value(Some(str_bytes(&v)))
+                                .with_read_only(true)
+                                .with_config_type(t)
+                                .with_config_source(SOURCE_STATIC_BROKER)
+                        })
+                        .collect();
+                    out = out.with_configs(configs);
                 }
             }
             other => {
@@ -153,6 +238,23 @@ mod tests {
             assert!(documentation(name).is_some_and(|d| !d.is_empty()), "{name}");
         }
         assert_eq!(documentation("no.such"), None);
+    }
+
+    #[test]
+    fn a_broker_describes_its_settings_under_kafkas_names() {
+        let b = crate::config::Settings::default().resolve().expect("defaults");
+        let configs = broker_configs(&b);
+        let get = |k: &str| configs.iter().find(|(n, _, _)| *n == k).map(|(_, v, _)| v.clone());
+        assert_eq!(get("num.partitions"), Some(b.default_partitions.to_string()));
+        assert_eq!(get("node.id"), Some(b.node_id.to_string()));
+        assert_eq!(get("log.retention.ms"), b.log_defaults.get("retention.ms"));
+        assert_eq!(get("log.retention.hours").as_deref(), Some("168"));
+        assert_eq!(get("log.segment.bytes"), b.log_defaults.get("segment.bytes"));
+        assert_eq!(get("message.max.bytes"), b.log_defaults.get("max.message.bytes"));
+        assert_eq!(get("auto.create.topics.enable"), Some(b.auto_create_topics.to_string()));
+        for (name, _, t) in &configs {
+            assert_ne!(*t, TYPE_UNKNOWN, "{name}");
+        }
     }
 
     #[test]
