@@ -37,12 +37,15 @@ fn list_op(current: &str, op: i8, values: &str) -> String {
     list.join(",")
 }
 
-/// One resource's operations as the overrides to apply (`None` removes), or its error.
+/// Overrides to apply: `Some` sets, `None` removes.
+type Changes = Vec<(String, Option<String>)>;
+
+/// One resource's operations as the overrides to apply, or its error code and message.
 fn changes_of(
     configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     current: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, Option<String>)>, (i16, String)> {
-    let mut changes: Vec<(String, Option<String>)> = Vec::new();
+) -> Result<Changes, (i16, String)> {
+    let mut changes: Changes = Vec::new();
     for c in configs {
         let name = c.name.to_string();
         if changes.iter().any(|(n, _)| *n == name) {
