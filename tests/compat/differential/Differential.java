@@ -1064,7 +1064,7 @@ public class Differential {
                 java.util.concurrent.CompletableFuture<JoinGroupResponseData> bJoin = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
                     try { return join(b2, g, bm, "consumer", 10000, true); } catch (IOException e) { throw new UncheckedIOException(e); }
                 });
-                sleep(700);
+                sleep(1500); // long enough for the join to reach the coordinator on a loaded machine
                 o.put("rebalance.b.join-waits", bJoin.isDone() ? "answered at once" : "waiting");
                 o.put("rebalance.describe.preparing", describeGroup(b, g));
                 o.put("rebalance.a.heartbeat", heartbeat(b, g, gen1, a));
@@ -1084,7 +1084,7 @@ public class Differential {
                 java.util.concurrent.CompletableFuture<String> fSync = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
                     try { return sync(follower, g, gen2, fm, false); } catch (IOException e) { throw new UncheckedIOException(e); }
                 });
-                sleep(500);
+                sleep(1000);
                 o.put("rebalance.follower-sync-waits", fSync.isDone() ? "answered at once" : "waiting");
                 List<SyncGroupRequestData.SyncGroupRequestAssignment> asg = List.of(
                         new SyncGroupRequestData.SyncGroupRequestAssignment().setMemberId(lm).setAssignment(new byte[] {1}),
