@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One run, one table: the disk's ceiling (fio) and Strata through a real Kafka client
-# (`strata bench`, librdkafka) on loopback, on the same disk, in the same minutes; then the same
-# load against Apache Kafka (tests/compat/kafka/start.sh, default flush policy: no fsync before
-# the acknowledgement; and a topic with flush.messages=1), side by side.
+# One run, three tables: the disk's ceiling (fio) and Strata through a real Kafka client
+# (`strata bench`, librdkafka) on loopback, on the same disk, in the same minutes; then the
+# same broker driven by the raw client (`--client raw`), with client and broker CPU per GB;
+# then the librdkafka load against Apache Kafka (tests/compat/kafka/start.sh, default flush
+# policy: no fsync before the acknowledgement; and a topic with flush.messages=1), side by side.
 # Usage: benches/report.sh [seconds per produce run, default 10]
 #   KAFKA=0 skips Apache Kafka; STRATA_BIN=path uses that binary instead of building a release.
 set -eEuo pipefail
@@ -31,7 +32,7 @@ cpu() { awk '{print $14+$15}' /proc/$pid/stat; }
 # Warm-up, not measured: fills the tail caches, so the runs below see the broker's steady state
 # (on a VM, first-touched memory is expensive: the caches' first fill costs ~2x the CPU).
 run produce --topic warm-up --message-size 16384 --duration 6 >/dev/null
-c0=$(cpu); p16=$(run produce --topic t16k --message-size 16384 --duration "$secs"); c1=$(cpu)
+c0=$(cpu); p16=$(run produce --topic t16k --message-size 16384 --duration "$secs" --broker-pid "$pid"); c1=$(cpu)
 p1=$(run produce --topic t1k --message-size 1024 --duration "$secs")
 rate16=$(python3 -c "import json; print(int(json.loads('$p16')['records_per_sec']/2))")
 h16=$(run produce --topic t16k-half --message-size 16384 --duration "$secs" --rate "$rate16")
@@ -73,6 +74,38 @@ l = e16["latency_ms"]
 print(f"| end-to-end latency at 50% of max (16 KiB) p50 / p99 / p99.9 | {l['p50']:.2f} / {l['p99']:.2f} / {l['p999']:.2f} ms | p99 = {l['p99']/sync_p99:.1f} x disk sync p99 |")
 print(f"| disk at the half-load rate: fio 8 x 256 KiB write+fdatasync p50 / p99 / p99.9 (max) | {rate_lat['50.000000']:.2f} / {rate_lat['99.000000']:.2f} / {rate_lat['99.900000']:.2f} ({rate_max:.0f}) ms | per write, not per record |")
 print(f"| broker CPU per GB produced (16 KiB) | {cpu_s_per_gb:.2f} CPU-s/GB | |")
+PY
+
+# ---- The raw client (`strata bench --client raw`): pre-encoded batches, pipelined, so the
+# broker rather than librdkafka is measured. Each row states its connections x window; CPU
+# per GB comes from the run's own JSON (getrusage, /proc/$pid/stat, /proc/stat).
+# Each produce row's topic is deleted after it: at ~1 GB/s they would otherwise fill the disk.
+raw() { run "$1" --client raw --broker-pid "$pid" "${@:2}"; }
+drop() { "$bin" topic --brokers "$b" delete "$1" >/dev/null; }
+r16=$(raw produce --topic raw-16k --message-size 16384 --batch-bytes 16384 --acks all --duration "$secs"); drop raw-16k
+r1m=$(raw produce --topic raw-1m --message-size 16384 --batch-bytes 1048576 --acks all --duration "$secs"); drop raw-1m
+r100=$(raw produce --topic raw-100 --message-size 100 --batch-bytes 65536 --acks all --duration "$secs"); drop raw-100
+raw produce --topic raw-hot --message-size 16384 --records 65536 >/dev/null
+rhot=$(raw consume --topic raw-hot)
+
+python3 - "$work" "$p16" "$r16" "$r1m" "$r100" "$rhot" <<'PY'
+import json, sys
+work, p16, r16, r1m, r100, rhot = sys.argv[1], *map(json.loads, sys.argv[2:7])
+seq = json.load(open(f"{work}/fio-seq.json"))["jobs"][0]["write"]["bw_bytes"] / 1e6
+f = lambda v, fmt="{:.2f}": "-" if v is None else fmt.format(v)
+print()
+print("| raw client run | conns x window | MB/s | records/s | x disk | client CPU-s/GB | broker CPU-s/GB | machine busy cores |")
+print("|---|---|---|---|---|---|---|---|")
+def row(name, r):
+    c = r["cpu"]; m = c.get("machine") or {}
+    cw = f"{r['connections']} x {r['window']}" if "connections" in r else f"{r.get('producers', 1)} producer(s)"
+    print(f"| {name} | {cw} | {r['mb_per_sec']:.0f} | {r['records_per_sec']:.0f} | {r['mb_per_sec']/seq:.2f} | "
+          f"{f(c['client_cpu_s_per_gb'])} | {f(c['broker_cpu_s_per_gb'])} | {f(m.get('busy_cores'))} |")
+row("librdkafka: produce 16 KiB records, acks=all (the first table's run)", p16)
+row("raw: produce 16 KiB records, 1 per request (16 KiB batches), acks=all", r16)
+row("raw: produce 16 KiB records in 1 MiB batches, acks=all", r1m)
+row("raw: produce 100-byte records in 64 KiB batches, acks=all", r100)
+row("raw: consume the hot tail (1 GiB of 16 KiB records just produced)", rhot)
 PY
 
 # Apache Kafka on the same disk, in the same run: the same load, the same fixed rate for latency.

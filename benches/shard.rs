@@ -2,13 +2,14 @@
 //! over glommio's channel mesh (a ListOffsets "latest", so the storage work is negligible).
 
 use std::sync::mpsc;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use glommio::{LocalExecutorBuilder, Placement};
 use strata::cluster::Catalog;
-use strata::shard::{self, owner_of, Shard, ShardOp, TopicPartition, LATEST_TIMESTAMP};
+use strata::shard::calls::ListOffset;
+use strata::shard::{self, owner_of, OffsetQuery, Shard, ShardSettings, TopicPartition};
 use strata::storage::LogConfig;
 
 /// Idle polling of the executors, as `--idle-spin-us` sets it: the broker's default, and a
@@ -27,7 +28,7 @@ fn round_trip(c: &mut Criterion, idle_spin_us: u64) {
     let dir = tempfile::tempdir_in("target").expect("tempdir");
     let mut catalog = Catalog::load(dir.path(), LogConfig::default()).expect("catalog");
     catalog.create_topic("t", 16, vec![]).expect("topic");
-    let catalog = Arc::new(RwLock::new(catalog));
+    let catalog = Arc::new(catalog);
     // A partition that core 1 owns.
     let remote = (0..16)
         .map(|p| TopicPartition {
@@ -53,27 +54,27 @@ fn round_trip(c: &mut Criterion, idle_spin_us: u64) {
             LocalExecutorBuilder::new(Placement::Fixed(core))
                 .spin_before_park(Duration::from_micros(idle_spin_us))
                 .spawn(move || async move {
-                    let shard = Shard::start(
-                        core,
-                        2,
-                        data,
-                        catalog,
-                        Default::default(),
-                        CACHE_BYTES,
-                        mesh,
-                    )
-                    .await
-                    .expect("shard");
+                    let settings = ShardSettings {
+                        data_dir: data,
+                        groups: Default::default(),
+                        cache_bytes: CACHE_BYTES,
+                    };
+                    let shard = Shard::start(core, 2, catalog, settings, mesh)
+                        .await
+                        .expect("shard");
                     if let Some(runs) = runs_rx {
                         while let Ok(n) = runs.recv() {
                             let start = Instant::now();
                             for _ in 0..n {
-                                std::hint::black_box(
+                                let _ = std::hint::black_box(
                                     shard
-                                        .call(ShardOp::ListOffset {
-                                            tp: remote.clone(),
-                                            timestamp: LATEST_TIMESTAMP,
-                                        })
+                                        .run(
+                                            &remote,
+                                            ListOffset {
+                                                tp: remote.clone(),
+                                                query: OffsetQuery::Latest,
+                                            },
+                                        )
                                         .await,
                                 );
                             }

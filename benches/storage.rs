@@ -92,7 +92,9 @@ fn append_flush(batch: &[u8], iters: u64, sync_each: bool, writers: u64) -> Dura
                             let info = log.append(&batch).await.expect("append");
                             if sync_each {
                                 log.flush(info.last_offset + 1).await.expect("flush");
-                            } else if log.write_out_due() {
+                            } else if log.staged_bytes()
+                                >= strata::limits::WRITE_BUFFER_BYTES as u64
+                            {
                                 log.write_out().await.expect("write out");
                             }
                         }

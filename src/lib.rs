@@ -4,9 +4,10 @@
 //! protocol, built thread-per-core on glommio with io_uring direct I/O.
 //!
 //! Data flows one way: `kafka` (sockets, framing, one handler per API) → `shard` (which core
-//! owns a partition) → `partition` (high watermark, long-poll waiters) → `storage` (segments on
-//! disk). Each layer knows only the one below it: storage never sees a socket, the network
-//! never sees a file.
+//! owns a partition; typed calls between cores) → `partition` (every decision about a
+//! partition's data: flush policy, high watermark, cleanup policy, producer state, long-poll
+//! waiters) → `storage` (the mechanisms: segments on disk). Each layer knows only the one below
+//! it: storage never sees a socket, the network never sees a file.
 //!
 //! Records are stored as the Kafka RecordBatch v2 bytes the producer sent (the broker rewrites
 //! only the base offset, and the timestamp under LogAppendTime), so a fetch returns stored
@@ -16,7 +17,8 @@
 //! Consumer groups (`group`) run beside the data path: a group's coordinator is the core that
 //! owns the group's partition of `__consumer_offsets`, and its commits and metadata are records
 //! of that partition, so they are stored, recovered and replicated (one day) like any data.
-//! `cluster` holds the topic catalog; `config` and `tune` the broker's and the host's settings.
+//! `cluster` holds the topic catalog, an immutable value each core reads without a lock and one
+//! core owns and persists; `config` and `tune` the broker's and the host's settings.
 //!
 //! `stream` is a client of the log, not part of the broker: a stream-processing engine whose
 //! tasks keep running aggregates per key and window in bounded memory; `strata stream` drives

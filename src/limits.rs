@@ -70,8 +70,17 @@ pub const MAX_PIPELINED_REQUESTS: usize = 16;
 /// still read, alone).
 pub const MAX_PIPELINED_BYTES: usize = 64 * 1024 * 1024;
 
+/// Bytes read per step when a whole range of a log is walked (rebuilding producer state or
+/// consumer groups, searching by timestamp): large reads, few of them.
+pub const SCAN_READ_BYTES: usize = 4 << 20;
+
 /// Largest single read a fetch issues against a segment file.
 pub const MAX_READ_BYTES: usize = 64 * 1024 * 1024;
+
+/// Producer ids a core reserves from the catalog at a time: the block's end is persisted
+/// once, then each InitProducerId takes the next id without a sync (Kafka's controller hands
+/// brokers blocks of 1000 the same way).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// Most partitions one topic may have (Kafka has no hard limit; we bound memory and file handles).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;

@@ -86,3 +86,236 @@ fn produce_consume_e2e_and_disk_report_what_happened() {
         "scratch file removed"
     );
 }
+
+/// Every record of `topic` read back by librdkafka, in partition order.
+fn read_back(b: &Broker, topic: &str) -> Vec<(i32, i64, Vec<u8>)> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    use std::time::{Duration, Instant};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", "bench-tool-read-back")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut target = 0;
+    for p in md.topics()[0].partitions() {
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        target += hi - lo;
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .expect("add");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while (out.len() as i64) < target {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "read {} of {target}",
+            out.len()
+        );
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("message");
+            out.push((
+                m.partition(),
+                m.offset(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn raw_producer_writes_what_librdkafka_reads_and_raw_consumer_counts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(&dir.path().join("data"), &[]);
+    // 1000 records of 1000 bytes, 16 per 16 KiB batch: 62 whole batches and a tail of 8.
+    let pid = std::process::id().to_string();
+    let p = bench(
+        Some(&b),
+        &[
+            "produce",
+            "--client",
+            "raw",
+            "--topic",
+            "raw",
+            "--partitions",
+            "3",
+            "--records",
+            "1000",
+            "--message-size",
+            "1000",
+            "--batch-bytes",
+            "16384",
+            "--connections",
+            "2",
+            "--window",
+            "4",
+            "--acks",
+            "all",
+            "--broker-pid",
+            &pid,
+        ],
+    );
+    assert_eq!(p["records"], 1000, "{p}");
+    assert_eq!(p["failed"], 0);
+    assert_eq!(p["records_per_batch"], 16);
+    assert_eq!(p["requests"], 63, "every acks=all answer counted");
+    assert_eq!(p["connections"], 2);
+    assert_eq!(p["window"], 4);
+    assert!(p["latency_ms"]["p99"].as_f64().expect("p99") > 0.0);
+    assert!(
+        p["cpu"]["client_cpu_s_per_gb"]
+            .as_f64()
+            .expect("client cpu")
+            > 0.0
+    );
+    assert!(
+        p["cpu"]["broker_cpu_s"].as_f64().is_some(),
+        "--broker-pid read"
+    );
+    assert!(p["cpu"]["machine"]["busy_cores"].as_f64().is_some());
+
+    let recs = read_back(&b, "raw");
+    assert_eq!(recs.len(), 1000, "librdkafka reads every record");
+    assert!(recs.iter().all(|(_, _, v)| v.len() == 1000));
+    let distinct: std::collections::HashSet<&Vec<u8>> = recs.iter().map(|(_, _, v)| v).collect();
+    assert_eq!(
+        distinct.len(),
+        1000,
+        "payloads are varied, not one repeated buffer"
+    );
+    let parts: std::collections::HashSet<i32> = recs.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(parts.len(), 3, "spread over every partition");
+
+    let c = bench(
+        Some(&b),
+        &[
+            "consume", "--client", "raw", "--topic", "raw", "--window", "2",
+        ],
+    );
+    assert_eq!(c["records"], 1000, "{c}");
+    assert!(c["fetches"].as_u64().expect("fetches") >= 3);
+    let c = bench(
+        Some(&b),
+        &[
+            "consume", "--client", "raw", "--topic", "raw", "--offset", "100",
+        ],
+    );
+    assert_eq!(
+        c["records"],
+        1000 - 3 * 100,
+        "from offset 100 in each partition: {c}"
+    );
+    // The librdkafka tools agree.
+    let c = bench(Some(&b), &["consume", "--topic", "raw"]);
+    assert_eq!(c["records"], 1000);
+}
+
+#[test]
+fn raw_idempotent_producer_sequences_are_accepted_without_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(&dir.path().join("data"), &[]);
+    let args = [
+        "produce",
+        "--client",
+        "raw",
+        "--idempotent",
+        "--topic",
+        "idem",
+        "--partitions",
+        "4",
+        "--records",
+        "5000",
+        "--message-size",
+        "100",
+        "--batch-bytes",
+        "4096",
+        "--connections",
+        "2",
+        "--window",
+        "8",
+        "--pool-bytes",
+        "65536",
+    ];
+    let p = bench(Some(&b), &args);
+    assert_eq!(p["records"], 5000, "{p}");
+    assert_eq!(p["failed"], 0, "the broker accepted every sequence: {p}");
+    assert_eq!(p["idempotent"], true);
+    // A second producer (new id, sequences from 0 again) appends as many, this time patching
+    // and sending the batches from the memfd pool (sendfile).
+    let mut again = args.to_vec();
+    again.extend(["--send", "sendfile"]);
+    let p = bench(Some(&b), &again);
+    assert_eq!(p["send"], "sendfile");
+    assert_eq!(p["records"], 5000, "{p}");
+    assert_eq!(p["failed"], 0, "{p}");
+    let recs = read_back(&b, "idem");
+    assert_eq!(recs.len(), 10_000, "no record lost or duplicated");
+    let mut offsets: Vec<(i32, i64)> = recs.iter().map(|(p, o, _)| (*p, *o)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), 10_000);
+    let c = bench(Some(&b), &["consume", "--client", "raw", "--topic", "idem"]);
+    assert_eq!(c["records"], 10_000, "{c}");
+}
+
+#[test]
+fn raw_producer_runs_for_a_duration_and_at_a_rate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(&dir.path().join("data"), &[]);
+    // 2000 records/s of 1000 bytes in batches of 10 records: 200 requests/s for 2 s.
+    let p = bench(
+        Some(&b),
+        &[
+            "produce",
+            "--client",
+            "raw",
+            "--topic",
+            "rate",
+            "--duration",
+            "2",
+            "--rate",
+            "2000",
+            "--message-size",
+            "1000",
+            "--batch-bytes",
+            "10240",
+            "--acks",
+            "1",
+        ],
+    );
+    assert_eq!(p["records_per_batch"], 10, "{p}");
+    let n = p["records"].as_u64().expect("records");
+    assert!(
+        (3600..=4020).contains(&n),
+        "about 2 s x 2000 records/s: {p}"
+    );
+    assert!(p["latency_ms"]["p50"].as_f64().expect("p50") > 0.0);
+    let p = bench(
+        Some(&b),
+        &[
+            "produce",
+            "--client",
+            "raw",
+            "--topic",
+            "rate",
+            "--records",
+            "500",
+            "--acks",
+            "0",
+            "--message-size",
+            "100",
+        ],
+    );
+    assert_eq!(p["records"], 500, "acks=0 counts what was sent: {p}");
+}

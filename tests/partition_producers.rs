@@ -28,20 +28,23 @@ fn duplicates_are_recognised_after_rolls_close_and_crash() {
     run(async {
         let p = open_partition(dir.path()).await;
         for seq in 0..200 {
-            let info = p.produce(&idem(seq)).await.expect("append");
+            let info = p.produce(idem(seq).into()).await.expect("append");
             assert_eq!(info.base_offset, seq as i64);
         }
-        assert!(p.log.segment_count() > 3, "rolled");
+        assert!(p.stats().segments > 3, "rolled");
         assert!(
             dir.path().join(SNAPSHOT_FILE).exists(),
             "snapshot written at a roll"
         );
-        let dup = p.produce(&idem(198)).await.expect("a retry is answered");
+        let dup = p
+            .produce(idem(198).into())
+            .await
+            .expect("a retry is answered");
         assert_eq!(dup.base_offset, 198, "with its original offset");
-        assert_eq!(p.log.log_end(), 200, "and not written again");
+        assert_eq!(p.stats().log_end, 200, "and not written again");
         assert!(
             matches!(
-                p.produce(&idem(205)).await,
+                p.produce(idem(205).into()).await,
                 Err(PartitionError::Sequence(_))
             ),
             "a gap is refused"
@@ -51,10 +54,19 @@ fn duplicates_are_recognised_after_rolls_close_and_crash() {
     run(async {
         // Clean reopen: the snapshot written at close.
         let p = open_partition(dir.path()).await;
-        assert_eq!(p.produce(&idem(199)).await.expect("retry").base_offset, 199);
+        assert_eq!(
+            p.produce(idem(199).into())
+                .await
+                .expect("retry")
+                .base_offset,
+            199
+        );
         for seq in 200..260 {
             assert_eq!(
-                p.produce(&idem(seq)).await.expect("continues").base_offset,
+                p.produce(idem(seq).into())
+                    .await
+                    .expect("continues")
+                    .base_offset,
                 seq as i64
             );
         }
@@ -62,22 +74,34 @@ fn duplicates_are_recognised_after_rolls_close_and_crash() {
     });
     run(async {
         let p = open_partition(dir.path()).await;
-        assert_eq!(p.log.log_end(), 260);
+        assert_eq!(p.stats().log_end, 260);
         assert_eq!(
-            p.produce(&idem(257))
+            p.produce(idem(257).into())
                 .await
                 .expect("retry after crash")
                 .base_offset,
             257
         );
-        assert_eq!(p.log.log_end(), 260);
-        assert_eq!(p.produce(&idem(260)).await.expect("next").base_offset, 260);
+        assert_eq!(p.stats().log_end, 260);
+        assert_eq!(
+            p.produce(idem(260).into()).await.expect("next").base_offset,
+            260
+        );
     });
     // A snapshot that is corrupt or ahead of the log is ignored: rebuild from the log alone.
     std::fs::write(dir.path().join(SNAPSHOT_FILE), b"garbage").expect("write");
     run(async {
         let p = open_partition(dir.path()).await;
-        assert_eq!(p.produce(&idem(259)).await.expect("retry").base_offset, 259);
-        assert_eq!(p.produce(&idem(261)).await.expect("next").base_offset, 261);
+        assert_eq!(
+            p.produce(idem(259).into())
+                .await
+                .expect("retry")
+                .base_offset,
+            259
+        );
+        assert_eq!(
+            p.produce(idem(261).into()).await.expect("next").base_offset,
+            261
+        );
     });
 }

@@ -32,19 +32,21 @@ fn a_full_write_buffer_is_written_behind_the_acknowledgement() {
         // The produce that fills the write buffer is acknowledged with its bytes taken from the
         // buffer (staged: none) but not yet in the file.
         let mut in_flight_at_ack = None;
-        while (p.log.log_end() as usize) * batch.len() < 2 * WRITE_BUFFER_BYTES {
-            p.produce(&batch).await.expect("produce");
-            if p.log.staged_bytes() == 0 && p.log.written_offset() < p.log.log_end() {
-                in_flight_at_ack.get_or_insert(p.log.log_end());
+        while (p.stats().log_end as usize) * batch.len() < 2 * WRITE_BUFFER_BYTES {
+            p.produce(bytes::Bytes::from(batch.clone()))
+                .await
+                .expect("produce");
+            if p.stats().staged_bytes == 0 && p.stats().written < p.stats().log_end {
+                in_flight_at_ack.get_or_insert(p.stats().log_end);
             }
         }
         let end = in_flight_at_ack.expect("a produce was acknowledged before its write-out ended");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while p.log.written_offset() < end && Instant::now() < deadline {
+        while p.stats().written < end && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(5)).await;
         }
-        assert!(p.log.written_offset() >= end, "the write-out finished");
-        assert_eq!(p.log.flushed_offset(), 0, "written out, not synced");
+        assert!(p.stats().written >= end, "the write-out finished");
+        assert_eq!(p.stats().flushed, 0, "written out, not synced");
         p.close().await.expect("close");
     });
 }
@@ -57,13 +59,13 @@ fn a_producer_waits_for_the_write_out_once_the_disk_is_behind() {
         let batch = bytes::Bytes::from(big_batch(512 * 1024));
         // Appends alone stage bytes without writing them (as concurrent producers would).
         let mut last = None;
-        while p.log.staged_bytes() < MAX_WRITE_BEHIND_BYTES as u64 {
+        while p.stats().staged_bytes < MAX_WRITE_BEHIND_BYTES as u64 {
             last = Some(p.append(batch.clone()).await.expect("append"));
         }
         let last = last.expect("appended");
         p.commit(&last).await.expect("commit");
         assert_eq!(
-            p.log.written_offset(),
+            p.stats().written,
             last.last_offset + 1,
             "the commit wrote the backlog out before it returned"
         );

@@ -6,7 +6,7 @@ mod common;
 use std::rc::Rc;
 
 use common::*;
-use strata::storage::{batch, LogConfig, ManualClock, StorageError};
+use strata::storage::{batch, LogConfig, ManualClock, RetentionLimits, StorageError};
 
 #[test]
 fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
@@ -23,7 +23,7 @@ fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
             assert_eq!(info.base_offset, expected_offset, "offsets are dense");
             assert_eq!(info.last_offset, expected_offset + per_batch as i64 - 1);
             expected_offset += per_batch as i64;
-            if log.flush_due() {
+            if log.unflushed().0 >= 50_000 {
                 log.flush(log.log_end()).await.expect("flush");
             }
         }
@@ -50,7 +50,7 @@ fn million_records_round_trip_over_many_segments_and_reopen_byte_identical() {
         }
         // A read from the middle starts at the batch holding the offset.
         let r = log
-            .read(123_456, 1, log.high_watermark())
+            .read(123_456, 1, log.flushed_offset())
             .await
             .expect("read");
         let h = batch::BatchHeader::parse(&r.batches()[0]).expect("header");
@@ -186,7 +186,7 @@ fn deleted_or_corrupt_index_is_rebuilt_identically() {
         assert!(before == after);
         for probe in [0i64, 1, 9, 10, 777, 2_345, 3_999] {
             let r = log
-                .read(probe, 1, log.high_watermark())
+                .read(probe, 1, log.flushed_offset())
                 .await
                 .expect("read");
             let h = batch::BatchHeader::parse(&r.batches()[0]).expect("header");
@@ -248,19 +248,26 @@ fn retention_by_time_and_by_size_deletes_whole_old_segments() {
         clock.set(100 * day);
         log.flush(log.log_end()).await.expect("flush");
         assert_eq!(log.log_start(), 0);
-        let removed = log.enforce_retention().await.expect("retention");
+        let limits = |c: &LogConfig| RetentionLimits {
+            ms: c.retention_ms,
+            bytes: c.retention_bytes,
+        };
+        let removed = log
+            .enforce_retention(limits(&config))
+            .await
+            .expect("retention");
         // now = day 100: days 90, 91, 92 are older than 7 days; day 93 is exactly 7 days old.
         assert_eq!(removed, 3, "segments older than retention.ms go");
         let start = log.log_start();
         assert_eq!(start, 600);
         assert_eq!(start, log.segment_bases()[0]);
         assert!(matches!(
-            log.read(0, 100, log.high_watermark()).await,
+            log.read(0, 100, log.flushed_offset()).await,
             Err(StorageError::OffsetOutOfRange { .. })
         ));
         assert_eq!(
             values(
-                &log.read(start, 100, log.high_watermark())
+                &log.read(start, 100, log.flushed_offset())
                     .await
                     .expect("read")
                     .batches()
@@ -275,7 +282,10 @@ fn retention_by_time_and_by_size_deletes_whole_old_segments() {
         c2.retention_ms = -1;
         c2.retention_bytes = (3 * seg_bytes) as i64;
         log.set_config(c2.clone());
-        assert_eq!(log.enforce_retention().await.expect("retention"), 4);
+        assert_eq!(
+            log.enforce_retention(limits(&c2)).await.expect("retention"),
+            4
+        );
         assert_eq!(log.segment_count(), 3);
         assert!(log.size_bytes() <= 3 * seg_bytes);
         let start = log.log_start();
@@ -303,23 +313,31 @@ fn lookup_by_timestamp_finds_first_record_at_or_after() {
         for b in [0u64, 1, 77, 250, 499] {
             let ts = 10_000 + 10 * b as i64;
             assert_eq!(
-                log.offset_for_timestamp(ts).await.expect("lookup"),
+                log.offset_for_timestamp(ts, log.flushed_offset())
+                    .await
+                    .expect("lookup"),
                 Some(((b * 5) as i64, ts))
             );
             // Between two batches: the later batch.
             if b < 499 {
                 assert_eq!(
-                    log.offset_for_timestamp(ts + 1).await.expect("lookup"),
+                    log.offset_for_timestamp(ts + 1, log.flushed_offset())
+                        .await
+                        .expect("lookup"),
                     Some((((b + 1) * 5) as i64, ts + 10))
                 );
             }
         }
         assert_eq!(
-            log.offset_for_timestamp(0).await.expect("lookup"),
+            log.offset_for_timestamp(0, log.flushed_offset())
+                .await
+                .expect("lookup"),
             Some((0, 10_000))
         );
         assert_eq!(
-            log.offset_for_timestamp(99_999).await.expect("lookup"),
+            log.offset_for_timestamp(99_999, log.flushed_offset())
+                .await
+                .expect("lookup"),
             None
         );
     });

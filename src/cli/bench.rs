@@ -5,6 +5,13 @@
 //! Produce latency is measured from each record's *intended* send time (start + i / rate when a
 //! rate is set) to its delivery report, so a stalled broker shows up as latency instead of
 //! silently lowering the offered load (coordinated omission).
+//!
+//! `--client raw` swaps librdkafka for Strata's own pre-encoded, pipelined client
+//! ([`raw`]), which costs the machine little enough that the broker's own capacity shows.
+//! Either way the report states the client's and (with `--broker-pid`) the broker's CPU per GB
+//! and the machine's CPU over the run.
+
+pub mod raw;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +27,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use self::raw::{cpu, ClientKind, RawConsumeSettings, RawProduceSettings};
 use super::{client_config, parse_key_value, topic_partitions, CALL_TIMEOUT};
 
 #[derive(clap::Subcommand)]
@@ -66,6 +74,15 @@ pub struct ProduceBench {
     /// Stop after this many records instead (over all producers).
     #[arg(long)]
     pub records: Option<u64>,
+    /// The load client: librdkafka (what users see) or Strata's raw client (what the broker
+    /// can do; see --connections, --window, --batch-bytes, --idempotent).
+    #[arg(long = "client", value_enum, default_value_t = ClientKind::Rdkafka)]
+    pub client_kind: ClientKind,
+    #[command(flatten)]
+    pub raw: RawProduceSettings,
+    /// The broker's pid, to report its CPU per GB (from /proc/PID/stat) beside the client's.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     #[command(flatten)]
     pub client: ClientSettings,
     /// Print the summary as JSON.
@@ -80,6 +97,15 @@ pub struct ConsumeBench {
     /// Stop after this many records (default: until the end offsets seen at start).
     #[arg(long)]
     pub records: Option<u64>,
+    /// The load client: librdkafka or Strata's raw client (see --connections, --window,
+    /// --fetch-bytes, --offset).
+    #[arg(long = "client", value_enum, default_value_t = ClientKind::Rdkafka)]
+    pub client_kind: ClientKind,
+    #[command(flatten)]
+    pub raw: RawConsumeSettings,
+    /// The broker's pid, to report its CPU per GB (from /proc/PID/stat) beside the client's.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     #[command(flatten)]
     pub client: ClientSettings,
     /// Print the summary as JSON.
@@ -239,14 +265,17 @@ fn progress(label: &str, start: Instant, records: u64, bytes: u64) {
 }
 
 pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
+    if a.client_kind == ClientKind::Raw {
+        return raw::produce(brokers, &a);
+    }
     ensure_topic(brokers, &a.topic, a.partitions)?;
     let reports = Reports::new()?;
     let payload = vec![b'x'; a.message_size];
     let per_producer_rate = a.rate as f64 / a.producers as f64;
     let limit = a.records.map(|r| r / a.producers as u64);
     let deadline = Duration::from_secs(a.duration);
-    let start = Instant::now();
     let mut handles = Vec::new();
+    let mut producers = Vec::new();
     for _ in 0..a.producers {
         let producer: ThreadedProducer<BenchContext> = load_client_config(brokers)
             .set("acks", &a.acks)
@@ -258,6 +287,12 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
             .set_all(&a.client)
             .create_with_context(BenchContext(reports.clone()))
             .context("producer")?;
+        producers.push(producer);
+    }
+    // The clock and the CPU count start once the clients exist.
+    let cpu0 = cpu::snapshot(a.broker_pid);
+    let start = Instant::now();
+    for producer in producers {
         let (topic, payload) = (a.topic.clone(), payload.clone());
         handles.push(std::thread::spawn(move || -> Result<()> {
             let mut i = 0u64;
@@ -303,9 +338,11 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu1 = cpu::snapshot(a.broker_pid);
     let records = reports.delivered.load(Ordering::Relaxed);
     let bytes = reports.bytes.load(Ordering::Relaxed);
     let failed = reports.failed.load(Ordering::Relaxed);
+    let cpu = cpu::summary(&cpu0, &cpu1, bytes);
     let h = reports
         .latency
         .lock()
@@ -316,6 +353,7 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
         "records_per_sec": records as f64 / secs, "mb_per_sec": bytes as f64 / secs / 1e6,
         "latency_ms": { "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": h.max() as f64 / 1000.0 },
         "message_size": a.message_size, "acks": a.acks, "compression": a.compression, "producers": a.producers, "rate": a.rate,
+        "client": "rdkafka", "cpu": cpu,
     });
     if a.json {
         println!("{summary}");
@@ -323,6 +361,11 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
         println!(
             "produced {records} records ({failed} failed) in {secs:.1}s: {:.0} records/s, {:.1} MB/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
             records as f64 / secs, bytes as f64 / secs / 1e6, ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0
+        );
+        println!(
+            "librdkafka client, {} producers; {}",
+            a.producers,
+            cpu::describe(&summary["cpu"])
         );
     }
     if failed > 0 {
@@ -332,6 +375,9 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
 }
 
 pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
+    if a.client_kind == ClientKind::Raw {
+        return raw::consume(brokers, &a);
+    }
     let c: BaseConsumer = load_client_config(brokers)
         .set("group.id", "strata-bench")
         .set("enable.auto.commit", "false")
@@ -353,6 +399,7 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
         bail!("{} is empty: produce first (strata bench produce)", a.topic);
     }
     c.assign(&tpl)?;
+    let cpu0 = cpu::snapshot(a.broker_pid);
     // Throughput is timed from the first record on: connecting and the first fetch's round
     // trip are reported apart (they would dominate a short run over a hot tail).
     let assigned = Instant::now();
@@ -382,8 +429,10 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
     let start = start.unwrap_or(assigned);
     let first_record_s = (start - assigned).as_secs_f64();
     let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu = cpu::summary(&cpu0, &cpu::snapshot(a.broker_pid), bytes);
     let summary = serde_json::json!({"records": records, "seconds": secs, "first_record_after_s": first_record_s,
-        "records_per_sec": records as f64 / secs, "mb_per_sec": bytes as f64 / secs / 1e6});
+        "records_per_sec": records as f64 / secs, "mb_per_sec": bytes as f64 / secs / 1e6,
+        "client": "rdkafka", "cpu": cpu});
     if a.json {
         println!("{summary}");
     } else {
@@ -392,6 +441,7 @@ pub fn consume(brokers: &str, a: ConsumeBench) -> Result<()> {
             records as f64 / secs,
             bytes as f64 / secs / 1e6
         );
+        println!("librdkafka client; {}", cpu::describe(&summary["cpu"]));
     }
     Ok(())
 }

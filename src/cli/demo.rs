@@ -40,6 +40,11 @@ pub enum DemoCommand {
         start_time: Option<i64>,
         #[arg(long, default_value_t = 10)]
         spacing_ms: i64,
+        /// Generate and drop this many events first: with the same seed and start time, the
+        /// run continues a stream an earlier `--count` run stopped (the ground truth printed
+        /// covers only the events sent).
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
     },
 }
 
@@ -75,6 +80,7 @@ pub fn run(brokers: &str, cmd: DemoCommand) -> Result<()> {
         seed,
         start_time,
         spacing_ms,
+        skip,
     } = cmd;
     if venues == 0 {
         bail!("--venues must be at least 1");
@@ -90,9 +96,10 @@ pub fn run(brokers: &str, cmd: DemoCommand) -> Result<()> {
     let mut per_venue: BTreeMap<String, u64> = BTreeMap::new();
     let mut per_minute: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
     let mut i: u64 = 0;
-    while count == 0 || i < count {
-        if rate > 0 {
-            let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+    while count == 0 || i < skip + count {
+        let sent = i.saturating_sub(skip);
+        if rate > 0 && i >= skip {
+            let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 p.poll(wait);
             }
@@ -108,6 +115,10 @@ pub fn run(brokers: &str, cmd: DemoCommand) -> Result<()> {
             "attendees": attendees,
         })
         .to_string();
+        if i < skip {
+            i += 1;
+            continue;
+        }
         super::send_waiting(&p, BaseRecord::to(&topic).key(&venue).payload(&value))?;
         p.poll(Duration::ZERO);
         total += attendees;
@@ -118,8 +129,8 @@ pub fn run(brokers: &str, cmd: DemoCommand) -> Result<()> {
             .entry(event_time.div_euclid(60_000) * 60_000)
             .or_default() += attendees;
         i += 1;
-        if rate > 0 && i % rate == 0 {
-            eprintln!("{i} events, {total} attendees so far");
+        if rate > 0 && (i - skip) % rate == 0 {
+            eprintln!("{} events, {total} attendees so far", i - skip);
         }
     }
     p.flush(Duration::from_secs(60))
@@ -127,7 +138,7 @@ pub fn run(brokers: &str, cmd: DemoCommand) -> Result<()> {
     println!(
         "{}",
         json!({
-            "records": i,
+            "records": i - skip,
             "total_attendees": total,
             "per_venue": per_venue,
             "per_venue_minute": per_minute,

@@ -1,13 +1,20 @@
-//! Cluster metadata: which topics exist, their ids, partition counts and configs, persisted in
-//! `<data>/cluster.meta` (rkyv + CRC-32C, replaced atomically).
+//! Cluster metadata: which topics exist, their ids, partition counts and configs, and the
+//! producer ids handed out, persisted in `<data>/cluster.meta` (rkyv + CRC-32C, replaced
+//! atomically).
 //!
-//! This is the control plane. It is shared by every core behind one `RwLock` because it
-//! changes rarely (topic create/delete/alter) and is only read on the request path; the data
-//! path (partitions, segments) is sharded and lock-free. It never touches a partition's files.
+//! This is the control plane. A [`Catalog`] is an immutable value on the request path: every
+//! core reads its own copy, with no lock. One core owns the writable copy
+//! ([`store::CatalogStore`]): a change is applied to a copy of it, persisted off the executor,
+//! and the new catalog replaces the old one on every core (the shard does the routing and the
+//! broadcast). Producer ids are reserved in blocks whose end is durable before any id of the
+//! block is used, so handing one out costs no sync (the interface a replicated controller will
+//! serve). It never touches a partition's files.
+
+pub mod store;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::ops::Range;
+use std::path::Path;
 
 use rkyv::{rancor, Archive, Deserialize, Serialize};
 use thiserror::Error;
@@ -29,6 +36,10 @@ pub enum CatalogError {
     InvalidPartitions(i32),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    #[error("cannot encode the catalog: {0}")]
+    Encode(String),
+    #[error("the catalog's owner is unreachable")]
+    Unreachable,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -46,20 +57,18 @@ pub struct TopicMeta {
 #[derive(Archive, Serialize, Deserialize, Debug, Default)]
 struct CatalogFile {
     topics: Vec<TopicMeta>,
-    /// The next producer id InitProducerId hands out (ids are never reused).
+    /// The first producer id not yet reserved: every id below it may have been handed out,
+    /// none will be again.
     next_producer_id: i64,
 }
 
 /// All topics, and the broker-wide defaults their configs override.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Catalog {
-    path: PathBuf,
     defaults: LogConfig,
     topics: BTreeMap<String, TopicMeta>,
     next_producer_id: i64,
 }
-
-pub type SharedCatalog = Arc<RwLock<Catalog>>;
 
 /// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), CatalogError> {
@@ -102,22 +111,21 @@ impl Catalog {
             next_producer_id = file.next_producer_id;
         }
         Ok(Catalog {
-            path,
             defaults,
             topics,
             next_producer_id,
         })
     }
 
-    fn persist(&self) -> Result<(), CatalogError> {
+    /// The bytes of `cluster.meta` for this catalog.
+    pub fn encode(&self) -> Result<Vec<u8>, CatalogError> {
         let file = CatalogFile {
             topics: self.topics.values().cloned().collect(),
             next_producer_id: self.next_producer_id,
         };
-        let bytes = rkyv::to_bytes::<rancor::Error>(&file)
-            .map_err(|e| CatalogError::InvalidConfig(format!("encode catalog: {e}")))?;
-        meta::write_atomic(&self.path, &bytes)?;
-        Ok(())
+        rkyv::to_bytes::<rancor::Error>(&file)
+            .map(|b| b.to_vec())
+            .map_err(|e| CatalogError::Encode(e.to_string()))
     }
 
     pub fn defaults(&self) -> &LogConfig {
@@ -166,23 +174,13 @@ impl Catalog {
             configs,
         };
         self.topics.insert(name.into(), t.clone());
-        if let Err(e) = self.persist() {
-            self.topics.remove(name);
-            return Err(e);
-        }
         Ok(t)
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, CatalogError> {
-        let t = self
-            .topics
+        self.topics
             .remove(name)
-            .ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
-        if let Err(e) = self.persist() {
-            self.topics.insert(name.into(), t);
-            return Err(e);
-        }
-        Ok(t)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.into()))
     }
 
     /// Grows a topic to `total` partitions (Kafka never shrinks).
@@ -198,17 +196,10 @@ impl Catalog {
         if total <= t.partitions || total > MAX_PARTITIONS_PER_TOPIC {
             return Err(CatalogError::InvalidPartitions(total));
         }
-        let old = t.partitions;
-        if let Some(t) = self.topics.get_mut(name) {
-            t.partitions = total;
-        }
-        if let Err(e) = self.persist() {
-            if let Some(t) = self.topics.get_mut(name) {
-                t.partitions = old;
-            }
-            return Err(e);
-        }
-        Ok(self.topics[name].clone())
+        let mut t = t.clone();
+        t.partitions = total;
+        self.topics.insert(name.into(), t.clone());
+        Ok(t)
     }
 
     /// Applies config changes: `Some(v)` sets, `None` removes the override.
@@ -230,26 +221,18 @@ impl Catalog {
         }
         let configs: Vec<(String, String)> = configs.into_iter().collect();
         self.check_configs(&configs)?;
-        let old = std::mem::replace(
-            &mut self.topics.get_mut(name).expect("checked").configs,
-            configs,
-        );
-        if let Err(e) = self.persist() {
-            self.topics.get_mut(name).expect("checked").configs = old;
-            return Err(e);
-        }
+        let mut t = t.clone();
+        t.configs = configs;
+        self.topics.insert(name.into(), t);
         Ok(())
     }
 
-    /// Hands out a new producer id, durably (a restart never hands it out again).
-    pub fn allocate_producer_id(&mut self) -> Result<i64, CatalogError> {
-        let id = self.next_producer_id;
-        self.next_producer_id += 1;
-        if let Err(e) = self.persist() {
-            self.next_producer_id = id;
-            return Err(e);
-        }
-        Ok(id)
+    /// Reserves the next `count` producer ids. Once this catalog is persisted, none of them is
+    /// ever reserved again, whether or not it was used.
+    pub fn reserve_producer_ids(&mut self, count: i64) -> Range<i64> {
+        let start = self.next_producer_id;
+        self.next_producer_id = start.saturating_add(count.max(1));
+        start..self.next_producer_id
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
@@ -268,6 +251,11 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn persist(c: &Catalog, dir: &Path) {
+        meta::write_atomic(&dir.join(CLUSTER_META_FILE), &c.encode().expect("encode"))
+            .expect("write");
+    }
 
     #[test]
     fn catalog_persists_and_validates() {
@@ -296,7 +284,9 @@ mod tests {
             &[("segment.bytes".into(), Some("1048576".into()))],
         )
         .expect("alter");
-        let c2 = Catalog::load(dir.path(), LogConfig::default()).expect("reload");
+        let block = c.reserve_producer_ids(1000);
+        persist(&c, dir.path());
+        let mut c2 = Catalog::load(dir.path(), LogConfig::default()).expect("reload");
         let t = c2.topic("orders").expect("persisted");
         assert_eq!(t.partitions, 5);
         assert_eq!(c2.log_config("orders").expect("config").retention_ms, 1000);
@@ -305,14 +295,10 @@ mod tests {
             1048576
         );
         assert!(c2.topic("y").is_none());
-        let mut c2 = c2;
-        let a = c2.allocate_producer_id().expect("pid");
-        let b = c2.allocate_producer_id().expect("pid");
-        assert_ne!(a, b);
-        let mut c3 = Catalog::load(dir.path(), LogConfig::default()).expect("reload");
-        assert!(
-            c3.allocate_producer_id().expect("pid") > b,
-            "producer ids survive a restart"
+        let next = c2.reserve_producer_ids(1000);
+        assert_eq!(
+            next.start, block.end,
+            "a reserved block is never reserved again"
         );
     }
 }

@@ -3,20 +3,21 @@
 //! hash of its id), and so to the core that owns the partition; that core keeps the group's
 //! membership and offsets in memory, rebuilt from the partition when it is first used.
 //!
-//! This module holds the state machines and record formats; the shard runs them on the owning
-//! core and writes their records; the Kafka handlers translate requests into [`GroupOp`]s.
-//! Nothing here knows the wire format of requests.
+//! This module holds the state machines and record formats, and the group service
+//! ([`service`]) that runs them on the owning core and writes their records; the shard routes
+//! [`GroupOp`]s to it, the Kafka handlers translate requests into them. Nothing here knows the
+//! wire format of requests.
 
 pub mod coordinator;
 pub mod metadata;
 pub mod offsets;
+pub mod service;
 pub mod slot;
 pub mod state;
 
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::cluster::{CatalogError, SharedCatalog};
 use crate::shard::TopicPartition;
 use coordinator::{JoinOutcome, JoinRequest, SyncOutcome, SyncRequest};
 use offsets::{Committed, OffsetKey};
@@ -146,31 +147,17 @@ pub enum GroupReply {
     OffsetsDeleted(Result<Vec<PartitionOutcome>, GroupError>),
 }
 
-/// Creates `__consumer_offsets` (compacted) the first time a group needs it.
-pub fn ensure_offsets_topic(catalog: &SharedCatalog) -> Result<(), CatalogError> {
-    if catalog
-        .read()
-        .map(|c| c.topic(offsets::OFFSETS_TOPIC).is_some())
-        .unwrap_or(false)
-    {
-        return Ok(());
-    }
-    let mut c = catalog
-        .write()
-        .map_err(|_| CatalogError::InvalidConfig("catalog lock poisoned".into()))?;
-    // A group's metadata record holds every member's subscription and assignment: a large
-    // group must not be refused by the 1 MiB default (it would rebalance forever).
-    let configs = vec![
+/// The configs of `__consumer_offsets`: compacted, and a group's metadata record holds every
+/// member's subscription and assignment, so a large group must not be refused by the 1 MiB
+/// default (it would rebalance forever).
+pub fn offsets_topic_configs() -> Vec<(String, String)> {
+    vec![
         ("cleanup.policy".into(), "compact".into()),
         (
             "max.message.bytes".into(),
             crate::limits::MAX_BATCH_BYTES.to_string(),
         ),
-    ];
-    match c.create_topic(offsets::OFFSETS_TOPIC, offsets::OFFSETS_PARTITIONS, configs) {
-        Ok(_) | Err(CatalogError::TopicExists(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+    ]
 }
 
 /// The `__consumer_offsets` partition holding `group`.

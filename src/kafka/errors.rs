@@ -17,7 +17,7 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed => ResponseError::NotLeaderOrFollower.code(),
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        StorageError::BadFile { .. } | StorageError::Io(_) => {
+        StorageError::BadFile { .. } | StorageError::Io(_) | StorageError::Encode { .. } => {
             ResponseError::KafkaStorageError.code()
         }
     }
@@ -27,7 +27,7 @@ pub fn shard_code(e: &ShardError) -> i16 {
     match e {
         ShardError::UnknownPartition => ResponseError::UnknownTopicOrPartition.code(),
         ShardError::Storage(s) => storage_code(s),
-        ShardError::Unreachable(_) => ResponseError::UnknownServerError.code(),
+        ShardError::Mesh(_) => ResponseError::UnknownServerError.code(),
         ShardError::Partition(PartitionError::Storage(s)) => storage_code(s),
         ShardError::Partition(PartitionError::Sequence(SequenceError::StaleEpoch)) => {
             ResponseError::InvalidProducerEpoch.code()
@@ -41,6 +41,9 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::Partition(PartitionError::ManyIdempotentBatches) => {
             ResponseError::InvalidRecord.code()
         }
+        ShardError::Partition(PartitionError::SnapshotEncode(_)) => {
+            ResponseError::UnknownServerError.code()
+        }
     }
 }
 
@@ -52,6 +55,8 @@ pub fn catalog_code(e: &CatalogError) -> i16 {
         CatalogError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
         CatalogError::Storage(s) => storage_code(s),
+        CatalogError::Encode(_) => ResponseError::UnknownServerError.code(),
+        CatalogError::Unreachable => ResponseError::RequestTimedOut.code(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
@@ -43,10 +43,10 @@ pub enum ServerError {
 
 /// Runs the broker until `shutdown` is set, then closes every partition cleanly.
 pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), ServerError> {
-    let catalog = Arc::new(RwLock::new(Catalog::load(
+    let catalog = Arc::new(Catalog::load(
         &config.data_dir,
         config.log_defaults.clone(),
-    )?));
+    )?);
     let config = Arc::new(config);
     let mesh = shard::mesh(config.cores);
     let cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -98,7 +98,7 @@ pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), Server
 async fn core_main(
     core: usize,
     config: Arc<BrokerConfig>,
-    catalog: crate::cluster::SharedCatalog,
+    catalog: Arc<Catalog>,
     mesh: glommio::channels::channel_mesh::MeshBuilder<
         shard::Envelope,
         glommio::channels::channel_mesh::Full,
@@ -106,17 +106,14 @@ async fn core_main(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), ServerError> {
     let err = |reason: String| ServerError::Core { core, reason };
-    let shard = Shard::start(
-        core,
-        config.cores,
-        config.data_dir.clone(),
-        catalog,
-        config.groups.clone(),
-        config.cache_bytes_per_core,
-        mesh,
-    )
-    .await
-    .map_err(|e| err(e.to_string()))?;
+    let settings = shard::ShardSettings {
+        data_dir: config.data_dir.clone(),
+        groups: config.groups.clone(),
+        cache_bytes: config.cache_bytes_per_core,
+    };
+    let shard = Shard::start(core, config.cores, catalog, settings, mesh)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
     if core == 0 {

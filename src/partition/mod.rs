@@ -1,8 +1,12 @@
-//! A partition as the broker sees it: its log plus what the log must not know about —
-//! when to sync per the flush policy, idempotent producers' sequences, and consumers
-//! long-polling for new data.
+//! A partition as the broker sees it: its log, and every decision the log must not make —
+//! when appended data is synced (the flush policy), what consumers may read (the high
+//! watermark), whether old segments may be deleted (the cleanup policy), idempotent producers'
+//! sequences, and consumers long-polling for new data.
 //!
-//! A partition lives on the core that owns it and is never touched from another thread.
+//! The log is private: the shard asks the partition for operations (append, commit, fetch,
+//! offsets by time, a periodic `tick`, retention), never for the log. This is the object
+//! replication will wrap. A partition lives on the core that owns it and is never touched from
+//! another thread.
 
 pub mod producer_state;
 
@@ -14,14 +18,13 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 
-use crate::limits::MAX_WRITE_BEHIND_BYTES;
+use crate::limits::{MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
 use crate::notify::Notify;
-use crate::storage::batch::{iter_batches, BatchHeader};
-use crate::storage::{meta, AppendInfo, PartitionLog, StorageError};
+use crate::storage::batch::{BatchHeader, ValidBatches};
+use crate::storage::{
+    meta, AppendInfo, LogConfig, LogScan, PartitionLog, RetentionLimits, StorageError,
+};
 use producer_state::{ProducerState, SequenceError, Snapshot, Verdict, SNAPSHOT_FILE};
-
-/// Bytes read per step while rebuilding producer state from the log.
-const REBUILD_READ_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Error)]
 pub enum PartitionError {
@@ -31,12 +34,50 @@ pub enum PartitionError {
     Sequence(SequenceError),
     #[error("an idempotent produce must carry exactly one batch per partition")]
     ManyIdempotentBatches,
+    #[error("cannot encode the producer snapshot: {0}")]
+    SnapshotEncode(String),
+}
+
+/// What a fetch found in one partition.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub high_watermark: i64,
+    pub log_start: i64,
+    /// Whole stored batches, in as few contiguous slices as the log could give.
+    pub chunks: Vec<Bytes>,
+}
+
+/// Where a ListOffsets lookup points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    /// The high watermark (Kafka's LATEST, -1).
+    Latest,
+    /// The log start (Kafka's EARLIEST, -2).
+    Earliest,
+    /// The first record at or after this timestamp.
+    Timestamp(i64),
+}
+
+/// Offsets and sizes of a partition's log, for tools and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub log_start: i64,
+    pub log_end: i64,
+    pub high_watermark: i64,
+    /// Below it, everything is written to the file (synced or not).
+    pub written: i64,
+    /// Below it, everything is synced.
+    pub flushed: i64,
+    /// Appended bytes not yet written to the file.
+    pub staged_bytes: u64,
+    pub segments: usize,
+    pub size_bytes: u64,
 }
 
 pub struct Partition {
-    pub log: PartitionLog,
+    log: PartitionLog,
     /// Fired whenever new data becomes readable.
-    pub data: Notify,
+    data: Notify,
     producers: RefCell<ProducerState>,
     /// Serializes check-append-record for idempotent batches (plain batches skip it).
     sequencing: Semaphore,
@@ -56,22 +97,16 @@ impl Partition {
             .ok()
             .flatten()
             .and_then(|b| Snapshot::decode(&b));
-        let (mut state, mut offset) = match snapshot {
+        let (mut state, offset) = match snapshot {
             // A snapshot past the end describes batches recovery cut away: not usable.
             Some(s) if s.offset <= end => (ProducerState::from_snapshot(&s), s.offset.max(start)),
             _ => (ProducerState::default(), start),
         };
-        while offset < end {
-            let read = log.read(offset, REBUILD_READ_BYTES, end).await?;
-            if read.is_empty() {
-                break;
-            }
-            for chunk in &read.chunks {
-                for (_, h) in iter_batches(chunk) {
-                    if h.next_offset() > offset {
-                        state.record(&h, h.base_offset);
-                        offset = h.next_offset();
-                    }
+        let mut scan = log.scan(offset, end);
+        while let Some(batch) = scan.next().await? {
+            if let Some(h) = BatchHeader::parse(&batch) {
+                if h.next_offset() > offset {
+                    state.record(&h, h.base_offset);
                 }
             }
         }
@@ -89,38 +124,33 @@ impl Partition {
 
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges
     /// only after this returns): [`Self::append`] then [`Self::commit`].
-    pub async fn produce(self: &Rc<Self>, records: &[u8]) -> Result<AppendInfo, PartitionError> {
-        let info = self.append(Bytes::copy_from_slice(records)).await?;
+    pub async fn produce(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, PartitionError> {
+        let info = self.append(records).await?;
         self.commit(&info).await?;
         Ok(info)
     }
 
-    /// The ordered half of a produce: assigns offsets and stages the batches. Batches of
-    /// idempotent producers are checked against the producer's sequence first: a retry gets
-    /// its original offsets back and is not written again. Appends take effect in the order
-    /// they are called, so once this returns a later produce lands after this one.
+    /// The ordered half of a produce: validates the batches (once), assigns offsets and stages
+    /// them. Batches of idempotent producers are checked against the producer's sequence
+    /// first: a retry gets its original offsets back and is not written again. Appends take
+    /// effect in the order they are called, so once this returns a later produce lands after
+    /// this one.
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
-        let idempotent = BatchHeader::parse(&records).is_some_and(|h| h.producer_id >= 0);
-        if !idempotent {
-            let info = self.log.append_bytes(records).await?;
+        let batches = ValidBatches::check(records, self.log.max_message_bytes())?;
+        let h = batches.headers()[0];
+        if h.producer_id < 0 {
+            let info = self.log.append_valid(batches).await?;
             self.snapshot_on_roll().await;
             return Ok(info);
+        }
+        if batches.headers().len() > 1 {
+            return Err(PartitionError::ManyIdempotentBatches);
         }
         let _turn = self
             .sequencing
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
-        let h = {
-            let mut batches = iter_batches(&records);
-            let (_, h) = batches
-                .next()
-                .ok_or_else(|| StorageError::InvalidRecord("empty produce".into()))?;
-            if batches.next().is_some() {
-                return Err(PartitionError::ManyIdempotentBatches);
-            }
-            h
-        };
         let verdict = self.producers.borrow().check(&h);
         match verdict {
             Verdict::Refuse(e) => Err(PartitionError::Sequence(e)),
@@ -132,7 +162,7 @@ impl Partition {
                 record_count: h.record_count as i64,
             }),
             Verdict::Append => {
-                let info = self.log.append_bytes(records).await?;
+                let info = self.log.append_valid(batches).await?;
                 self.producers.borrow_mut().record(&h, info.base_offset);
                 self.snapshot_on_roll().await;
                 Ok(info)
@@ -147,11 +177,12 @@ impl Partition {
     /// the background: the acknowledgement does not wait for a write it does not promise,
     /// unless the disk has fallen [`MAX_WRITE_BEHIND_BYTES`] behind.
     pub async fn commit(self: &Rc<Self>, info: &AppendInfo) -> Result<(), PartitionError> {
-        if self.log.sync_every_append() || self.log.flush_due() {
+        let staged = self.log.staged_bytes();
+        if self.syncs_every_append() || self.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
-        } else if self.log.staged_bytes() >= MAX_WRITE_BEHIND_BYTES as u64 {
+        } else if staged >= MAX_WRITE_BEHIND_BYTES as u64 {
             self.log.write_out().await?;
-        } else if self.log.write_out_due() && !self.writing_behind.replace(true) {
+        } else if staged >= WRITE_BUFFER_BYTES as u64 && !self.writing_behind.replace(true) {
             let p = self.clone();
             glommio::spawn_local(async move {
                 match p.log.write_out().await {
@@ -170,6 +201,125 @@ impl Partition {
         Ok(())
     }
 
+    /// Whether the topic's flush policy syncs every append before it is acknowledged.
+    fn syncs_every_append(&self) -> bool {
+        self.log.flush_policy().syncs_every_append()
+    }
+
+    /// Whether the flush policy asks for a sync now: `flush.messages` records or a record
+    /// older than `flush.ms` not yet synced.
+    fn flush_due(&self) -> bool {
+        let flush = self.log.flush_policy();
+        let (messages, oldest) = self.log.unflushed();
+        messages >= flush.messages
+            || oldest.is_some_and(|t| self.log.now_ms().saturating_sub(t) >= flush.ms)
+    }
+
+    /// What consumers may read: synced data when every append is synced before its ack,
+    /// otherwise the log end (durability was traded away by the topic's flush policy).
+    pub fn high_watermark(&self) -> i64 {
+        if self.syncs_every_append() {
+            self.log.flushed_offset()
+        } else {
+            self.log.log_end()
+        }
+    }
+
+    pub fn log_start(&self) -> i64 {
+        self.log.log_start()
+    }
+
+    /// Whole batches from the one holding `offset`, at most `max_bytes` (at least one batch),
+    /// never beyond the high watermark.
+    pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<Fetched, PartitionError> {
+        let hw = self.high_watermark();
+        let read = self.log.read(offset, max_bytes, hw).await?;
+        Ok(Fetched {
+            high_watermark: hw,
+            log_start: self.log.log_start(),
+            chunks: read.chunks,
+        })
+    }
+
+    /// Every readable batch from `from` to the high watermark (see [`LogScan`]).
+    pub fn scan(&self, from: i64) -> LogScan<'_> {
+        self.log.scan(from, self.high_watermark())
+    }
+
+    /// The offset (and timestamp, -1 when not a time lookup) a ListOffsets query points to;
+    /// `None` when no record is as recent as the timestamp asked for.
+    pub async fn offset_for(
+        &self,
+        query: OffsetQuery,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        Ok(match query {
+            OffsetQuery::Latest => Some((self.high_watermark(), -1)),
+            OffsetQuery::Earliest => Some((self.log.log_start(), -1)),
+            OffsetQuery::Timestamp(ts) => {
+                self.log
+                    .offset_for_timestamp(ts, self.high_watermark())
+                    .await?
+            }
+        })
+    }
+
+    /// Periodic work: syncs what the flush policy says is due (`flush.ms` for a quiet
+    /// partition) and wakes consumers waiting for it.
+    pub async fn tick(&self) {
+        if self.log.unflushed().0 > 0 && self.flush_due() {
+            if let Err(e) = self.log.flush(self.log.log_end()).await {
+                tracing::error!(dir = %self.log.dir().display(), error = %e, "periodic flush failed");
+            }
+            self.data.notify();
+        }
+    }
+
+    /// Applies time and size retention if the cleanup policy allows it: a `compact`-only topic
+    /// keeps every segment (Kafka's rule; its latest records per key must not be lost to age).
+    /// Returns the segments deleted.
+    pub async fn enforce_retention(&self) -> Result<usize, PartitionError> {
+        let config = self.log.config();
+        if !config.retention_deletes() {
+            return Ok(0);
+        }
+        let limits = RetentionLimits {
+            ms: config.retention_ms,
+            bytes: config.retention_bytes,
+        };
+        Ok(self.log.enforce_retention(limits).await?)
+    }
+
+    /// Takes a changed topic config.
+    pub fn reconfigure(&self, config: LogConfig) {
+        self.log.set_config(config);
+        // A relaxed flush policy may make data readable at once.
+        self.data.notify();
+    }
+
+    /// Arrival stamp of this partition's oldest cached batch that may leave the cache: the
+    /// shard trims the partition holding its core's oldest first.
+    pub fn oldest_cached(&self) -> Option<u64> {
+        self.log.oldest_cached()
+    }
+
+    /// Drops about `bytes` of the oldest cached batches that are on disk.
+    pub fn evict_cached(&self, bytes: usize) -> usize {
+        self.log.evict_cached(bytes)
+    }
+
+    pub fn stats(&self) -> PartitionStats {
+        PartitionStats {
+            log_start: self.log.log_start(),
+            log_end: self.log.log_end(),
+            high_watermark: self.high_watermark(),
+            written: self.log.written_offset(),
+            flushed: self.log.flushed_offset(),
+            staged_bytes: self.log.staged_bytes(),
+            segments: self.log.segment_count(),
+            size_bytes: self.log.size_bytes(),
+        }
+    }
+
     /// Once per segment (whoever produced), snapshots producer state so that a restart rescans
     /// at most the active segment, not the whole log.
     async fn snapshot_on_roll(&self) {
@@ -182,7 +332,7 @@ impl Partition {
         }
     }
 
-    async fn write_snapshot(&self) -> Result<(), StorageError> {
+    async fn write_snapshot(&self) -> Result<(), PartitionError> {
         // One writer at a time: they share the temporary file of the atomic replace.
         let _turn = self
             .snapshot_writes
@@ -192,12 +342,12 @@ impl Partition {
         let snap = self.producers.borrow().to_snapshot(self.log.log_end());
         let bytes = snap
             .encode()
-            .map_err(|e| StorageError::InvalidConfig(format!("encode producer snapshot: {e}")))?;
-        meta::write_atomic_off_core(self.log.dir().join(SNAPSHOT_FILE), bytes.to_vec()).await
+            .map_err(|e| PartitionError::SnapshotEncode(e.to_string()))?;
+        Ok(meta::write_atomic_off_core(self.log.dir().join(SNAPSHOT_FILE), bytes.to_vec()).await?)
     }
 
     /// Flushes, snapshots producer state and closes the log (clean shutdown).
-    pub async fn close(&self) -> Result<(), StorageError> {
+    pub async fn close(&self) -> Result<(), PartitionError> {
         let _turn = self
             .sequencing
             .acquire_permit(1)
@@ -206,12 +356,20 @@ impl Partition {
         self.log.flush(self.log.log_end()).await?;
         // Even an empty snapshot matters: it spares the next start a scan of the whole log.
         self.write_snapshot().await?;
-        self.log.close().await
+        Ok(self.log.close().await?)
+    }
+
+    /// Closes the log for good without a snapshot (the partition is being deleted) and wakes
+    /// every waiter, who then finds it gone.
+    pub async fn close_for_removal(&self) -> Result<(), PartitionError> {
+        self.log.close().await?;
+        self.data.notify();
+        Ok(())
     }
 
     /// Waits until data beyond `offset` is readable or `wait` passes.
     pub async fn wait_for_data(&self, offset: i64, wait: Duration) {
-        if self.log.high_watermark() > offset {
+        if self.high_watermark() > offset {
             return;
         }
         let notified = self.data.notified();

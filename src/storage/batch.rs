@@ -265,6 +265,48 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchH
     Ok(headers)
 }
 
+/// Record batches that passed [`validate_batches`]: the bytes and their headers, parsed once.
+/// The log's append takes only this type, so nothing reaches a segment unvalidated and no
+/// layer parses the same batches twice.
+#[derive(Debug, Clone)]
+pub struct ValidBatches {
+    bytes: bytes::Bytes,
+    headers: Vec<BatchHeader>,
+}
+
+impl ValidBatches {
+    /// Validates `bytes` (see [`validate_batches`]) against a batch size limit.
+    pub fn check(bytes: bytes::Bytes, max_batch_bytes: usize) -> Result<ValidBatches> {
+        let headers = validate_batches(&bytes, max_batch_bytes)?;
+        Ok(ValidBatches { bytes, headers })
+    }
+
+    /// Each batch's header, in order (never empty).
+    pub fn headers(&self) -> &[BatchHeader] {
+        &self.headers
+    }
+
+    /// Total bytes of the batches.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a valid produce holds at least one batch.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Records in all the batches.
+    pub fn record_count(&self) -> i64 {
+        self.headers.iter().map(|h| h.record_count as i64).sum()
+    }
+
+    /// The bytes and the headers, taken apart.
+    pub fn into_parts(self) -> (bytes::Bytes, Vec<BatchHeader>) {
+        (self.bytes, self.headers)
+    }
+}
+
 /// Writes the broker-owned base offset into a batch (outside the CRC, so no CRC update).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());

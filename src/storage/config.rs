@@ -14,6 +14,13 @@ pub struct FlushPolicy {
     pub ms: i64,
 }
 
+impl FlushPolicy {
+    /// True when every append must be synced before it is acknowledged.
+    pub fn syncs_every_append(&self) -> bool {
+        self.messages <= 1
+    }
+}
+
 /// Whether timestamps come from the producer or the broker (`message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -34,7 +41,8 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     pub flush: FlushPolicy,
     pub timestamp_type: TimestampType,
-    /// `cleanup.policy`, recorded and reported; only `delete` is enforced.
+    /// `cleanup.policy`: `delete`, `compact` or both. A `compact`-only topic is never deleted
+    /// by retention; compaction itself is not done yet.
     pub cleanup_policy: String,
 }
 
@@ -158,9 +166,10 @@ impl LogConfig {
         })
     }
 
-    /// True when every append must be synced before it is acknowledged.
-    pub fn sync_every_append(&self) -> bool {
-        self.flush.messages <= 1
+    /// Whether `cleanup.policy` lets time and size retention delete old segments: `delete`
+    /// and `compact,delete` do; `compact` alone never loses a key's latest record to them.
+    pub fn retention_deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
     }
 }
 

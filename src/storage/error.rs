@@ -31,6 +31,9 @@ pub enum StorageError {
     /// Configuration out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// An index or metadata file could not be encoded: a broker fault, never the client's.
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
     /// Disk I/O failure (full disk, permissions, device error).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -83,7 +83,10 @@ impl PartitionMeta {
     fn encode(&self) -> Result<Vec<u8>> {
         rkyv::to_bytes::<rancor::Error>(self)
             .map(|b| b.to_vec())
-            .map_err(|e| StorageError::InvalidConfig(format!("encode partition.meta: {e}")))
+            .map_err(|e| StorageError::Encode {
+                what: "partition.meta",
+                reason: e.to_string(),
+            })
     }
 
     /// Loads the meta of a partition; `Ok(None)` when there is none yet.

@@ -30,5 +30,5 @@ pub mod tail_cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, PartitionLog, ReadBatches, RecoveryReport};
+pub use log::{AppendInfo, LogScan, PartitionLog, ReadBatches, RecoveryReport, RetentionLimits};
 pub use tail_cache::CacheBudget;

@@ -398,8 +398,10 @@ impl Segment {
     /// rebuilt). Megabytes for a full segment: written on the blocking pool, off the core.
     pub async fn write_indexes(&mut self, dir: &Path) -> Result<()> {
         let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
-        let enc =
-            |e: rkyv::rancor::Error| StorageError::InvalidConfig(format!("index encode: {e}"));
+        let enc = |e: rkyv::rancor::Error| StorageError::Encode {
+            what: "an index",
+            reason: e.to_string(),
+        };
         let ib = self.offset_index.seal().map_err(enc)?;
         let tb = self.time_index.seal().map_err(enc)?;
         glommio::executor()

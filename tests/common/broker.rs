@@ -55,13 +55,15 @@ impl Broker {
             .spawn()
             .expect("spawn strata");
         self.child = Some(child);
+        self.wait_until(true, "broker did not start listening");
+    }
+
+    /// Waits (30 s at most) until the port accepts connections, or until it refuses them.
+    fn wait_until(&self, listening: bool, failure: &str) {
         let start = Instant::now();
-        while TcpStream::connect(self.bootstrap()).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "broker did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        while TcpStream::connect(self.bootstrap()).is_ok() != listening {
+            assert!(start.elapsed() < Duration::from_secs(30), "{failure}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -85,11 +87,15 @@ impl Broker {
         }
     }
 
-    /// SIGKILL: a crash.
+    /// SIGKILL: a crash. Returns once the dead broker's listening sockets are gone: the
+    /// kernel tears down a killed process's io_uring instances after the process is reaped,
+    /// and a listener an io_uring accept still holds keeps taking connections until then
+    /// (and resets them), even beside a new broker's listener on the same port.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.wait_until(false, "a killed broker's listener stayed");
         }
     }
 

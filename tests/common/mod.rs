@@ -50,7 +50,7 @@ pub async fn open_with(dir: &Path, config: LogConfig, clock: Rc<dyn Clock>) -> P
 
 /// Reads every batch from `from` to the high watermark.
 pub async fn read_all(log: &PartitionLog, from: i64) -> Vec<bytes::Bytes> {
-    let hw = log.high_watermark();
+    let hw = log.flushed_offset();
     let mut out = Vec::new();
     let mut offset = from;
     while offset < hw {

@@ -24,9 +24,7 @@ pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> Option<AlterConfigsR
         } else {
             let existing: Vec<String> = ctx
                 .shard
-                .catalog
-                .read()
-                .ok()?
+                .catalog()
                 .topic(&name)
                 .map(|t| t.configs.iter().map(|(k, _)| k.clone()).collect())
                 .unwrap_or_default();

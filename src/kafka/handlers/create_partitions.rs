@@ -10,22 +10,21 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Option<CreatePar
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let mut cat = ctx.shard.catalog.write().ok()?;
-        let outcome = match cat.topic(&name) {
+        let count = ctx.shard.catalog().topic(&name).map(|m| m.partitions);
+        let outcome = match count {
             None => Err((
                 errors::UNKNOWN_TOPIC_OR_PARTITION,
                 format!("unknown topic '{name}'"),
             )),
-            Some(m) if t.count <= m.partitions => Err((
+            Some(n) if t.count <= n => Err((
                 kafka_protocol::error::ResponseError::InvalidPartitions.code(),
-                format!(
-                    "topic has {} partitions; the count can only grow",
-                    m.partitions
-                ),
+                format!("topic has {n} partitions; the count can only grow"),
             )),
             Some(_) if req.validate_only => Ok(()),
-            Some(_) => cat
-                .set_partition_count(&name, t.count)
+            Some(_) => ctx
+                .shard
+                .set_partition_count(name.clone(), t.count)
+                .await
                 .map(|_| ())
                 .map_err(|e| (errors::catalog_code(&e), e.to_string())),
         };

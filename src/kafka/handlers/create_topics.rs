@@ -62,7 +62,7 @@ pub async fn handle(
                 format!("replication factor {} > 1 broker", t.replication_factor),
             ))
         } else {
-            let mut cat = ctx.shard.catalog.write().ok()?;
+            let cat = ctx.shard.catalog();
             let r = if req.validate_only {
                 match cat.topic(&name) {
                     Some(_) => Err(crate::cluster::CatalogError::TopicExists(name.clone())),
@@ -78,8 +78,12 @@ pub async fn handle(
                 }
                 .map(|_| None)
             } else {
-                cat.create_topic(&name, partitions, configs).map(Some)
+                ctx.shard
+                    .create_topic(name.clone(), partitions, configs)
+                    .await
+                    .map(Some)
             };
+            let cat = ctx.shard.catalog();
             r.map(|t| {
                 (
                     t,

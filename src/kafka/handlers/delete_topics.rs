@@ -1,12 +1,11 @@
-//! DeleteTopics (key 20): remove topics from the catalog, then have each partition's owner
-//! close it and delete its files. Topics are named (v1–v5) or named-or-id (v6).
+//! DeleteTopics (key 20): remove topics from the catalog; every core closes the topic's
+//! partitions it owns and deletes their files before the answer. Topics are named (v1–v5) or named-or-id (v6).
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
 use super::{str_bytes, Ctx};
 use crate::kafka::errors;
-use crate::shard::{ShardOp, TopicPartition};
 
 pub async fn handle(
     ctx: &Ctx,
@@ -27,7 +26,7 @@ pub async fn handle(
     let mut responses = Vec::new();
     for (name, id) in targets {
         let resolved = {
-            let cat = ctx.shard.catalog.read().ok()?;
+            let cat = ctx.shard.catalog();
             match (&name, id.is_nil()) {
                 (Some(n), _) => cat.topic(n).map(|t| t.name.clone()),
                 (None, false) => cat.topic_by_id(id.as_bytes()).map(|t| t.name.clone()),
@@ -60,16 +59,10 @@ pub async fn handle(
             );
             continue;
         }
-        let deleted = ctx.shard.catalog.write().ok()?.delete_topic(&topic);
+        // Answered once every core has dropped the topic's partitions and their files.
+        let deleted = ctx.shard.delete_topic(topic.clone()).await;
         match deleted {
             Ok(meta) => {
-                for p in 0..meta.partitions {
-                    let tp = TopicPartition {
-                        topic: topic.clone(),
-                        partition: p,
-                    };
-                    ctx.shard.call(ShardOp::Drop { tp }).await;
-                }
                 tracing::info!(topic = %topic, "deleted topic");
                 result = result
                     .with_name(Some(TopicName(str_bytes(&topic))))

@@ -130,7 +130,7 @@ fn broker_resource_error(name: &str, node_id: i32) -> Option<String> {
 }
 
 pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Option<DescribeConfigsResponse> {
-    let cat = ctx.shard.catalog.read().ok()?;
+    let cat = ctx.shard.catalog();
     let mut results = Vec::new();
     for r in req.resources {
         let name = r.resource_name.to_string();

@@ -11,7 +11,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use super::{str_bytes, Ctx};
 use crate::kafka::errors;
-use crate::shard::{Fetched, ShardError, ShardOp, ShardReply, TopicPartition};
+use crate::shard::calls::{Fetch, WaitForData};
+use crate::shard::{Fetched, ShardError, TopicPartition};
 use crate::storage::batch::iter_batches;
 
 /// The longest a fetch may park (Kafka clients send at most a few seconds).
@@ -29,12 +30,15 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
         .map(|w| {
             w.as_ref().map(|w| {
                 let shard = ctx.shard.clone();
-                let op = ShardOp::Fetch {
+                let call = Fetch {
                     tp: w.tp.clone(),
                     offset: w.offset,
                     max_bytes: w.max_bytes,
                 };
-                glommio::spawn_local(async move { shard.call(op).await })
+                glommio::spawn_local(async move {
+                    let tp = call.tp.clone();
+                    shard.run(&tp, call).await
+                })
             })
         })
         .collect();
@@ -42,10 +46,7 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
     for t in tasks {
         out.push(match t {
             None => None,
-            Some(t) => Some(match t.await {
-                ShardReply::Fetched(r) => r,
-                _ => Err(ShardError::Unreachable(usize::MAX)),
-            }),
+            Some(t) => Some(t.await.unwrap_or_else(|e| Err(e.into()))),
         });
     }
     out
@@ -113,7 +114,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
     let mut wants: Vec<Option<Want>> = Vec::new();
     let mut unknown_codes: Vec<i16> = Vec::new();
     {
-        let cat = ctx.shard.catalog.read().ok()?;
+        let cat = ctx.shard.catalog();
         for t in &req.topics {
             let meta = if version >= 13 {
                 cat.topic_by_id(t.topic_id.as_bytes())
@@ -165,13 +166,14 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
             let shard = ctx.shard.clone();
             let tx = tx.clone();
             let offset = w.offset.max(0);
-            let op = ShardOp::WaitForData {
+            let call = WaitForData {
                 tp: w.tp.clone(),
                 offset,
                 wait,
             };
             glommio::spawn_local(async move {
-                shard.call(op).await;
+                let tp = call.tp.clone();
+                let _ = shard.run(&tp, call).await;
                 let _ = tx.try_send(());
             })
             .detach();

@@ -16,6 +16,7 @@ pub async fn handle(
     version: i16,
 ) -> Option<FindCoordinatorResponse> {
     let b = &ctx.broker;
+    let offsets_topic = super::group_call::ensure_offsets_topic(ctx).await;
     let answer = |key: &StrBytes| -> (i16, Option<String>) {
         if req.key_type != KEY_TYPE_GROUP {
             return (
@@ -26,9 +27,12 @@ pub async fn handle(
         if key.is_empty() {
             return (errors::INVALID_GROUP_ID, Some("empty group id".into()));
         }
-        match crate::group::ensure_offsets_topic(&ctx.shard.catalog) {
+        match offsets_topic {
             Ok(()) => (errors::NONE, None),
-            Err(e) => (errors::catalog_code(&e), Some(e.to_string())),
+            Err(code) => (
+                code,
+                Some("the group coordinator's topic is unavailable".into()),
+            ),
         }
     };
     if version >= 4 {

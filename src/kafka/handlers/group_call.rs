@@ -3,9 +3,10 @@
 
 use super::Ctx;
 use crate::group::offsets::{OFFSETS_PARTITIONS, OFFSETS_TOPIC};
-use crate::group::{ensure_offsets_topic, group_partition, GroupOp, GroupReply};
+use crate::group::{group_partition, offsets_topic_configs, GroupOp, GroupReply};
 use crate::kafka::errors;
-use crate::shard::{ShardOp, ShardReply, TopicPartition};
+use crate::shard::calls::Group;
+use crate::shard::TopicPartition;
 
 /// Runs `op` on its group's coordinator partition.
 pub async fn call(ctx: &Ctx, op: GroupOp) -> Result<GroupReply, i16> {
@@ -21,12 +22,20 @@ pub async fn call(ctx: &Ctx, op: GroupOp) -> Result<GroupReply, i16> {
 
 /// Runs `op` on a given `__consumer_offsets` partition.
 pub async fn call_on(ctx: &Ctx, tp: TopicPartition, op: GroupOp) -> Result<GroupReply, i16> {
-    ensure_offsets_topic(&ctx.shard.catalog).map_err(|e| errors::catalog_code(&e))?;
-    match ctx.shard.call(ShardOp::Group { tp, op }).await {
-        ShardReply::Group(Ok(r)) => Ok(r),
-        ShardReply::Group(Err(e)) => Err(errors::shard_code(&e)),
-        _ => Err(errors::UNKNOWN_SERVER_ERROR),
+    ensure_offsets_topic(ctx).await?;
+    match ctx.shard.run(&tp.clone(), Group { tp, op }).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(errors::shard_code(&e)),
+        Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),
     }
+}
+
+/// Creates `__consumer_offsets` the first time a group needs it.
+pub async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), i16> {
+    ctx.shard
+        .ensure_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, offsets_topic_configs())
+        .await
+        .map_err(|e| errors::catalog_code(&e))
 }
 
 /// Every `__consumer_offsets` partition (ListGroups asks them all).

@@ -10,7 +10,6 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{str_bytes, Ctx};
 use crate::kafka::errors;
-use crate::shard::{ShardOp, TopicPartition};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -85,51 +84,34 @@ fn changes_of(
     Ok(changes)
 }
 
-/// Applies override changes to a topic (`Some` sets, `None` removes) and reconfigures its
-/// partitions; with `validate_only`, only checks them.
+/// Applies override changes to a topic (`Some` sets, `None` removes); every core's partitions
+/// of the topic have the new config when this returns. With `validate_only`, only checks them.
 pub async fn apply(
     ctx: &Ctx,
     topic: &str,
     changes: &[(String, Option<String>)],
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    let partitions = {
-        let mut cat = ctx
-            .shard
-            .catalog
-            .write()
-            .map_err(|_| (errors::INVALID_REQUEST, "catalog unavailable".to_string()))?;
-        let Some(t) = cat.topic(topic) else {
-            return Err((
-                errors::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("unknown topic '{topic}'"),
-            ));
-        };
-        let partitions = t.partitions;
-        if validate_only {
-            let sets: Vec<(String, String)> = changes
-                .iter()
-                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-                .collect();
-            cat.check_configs(&sets)
-                .map_err(|e| (errors::catalog_code(&e), e.to_string()))?;
-            return Ok(());
-        }
-        cat.alter_configs(topic, changes)
-            .map_err(|e| (errors::catalog_code(&e), e.to_string()))?;
-        partitions
-    };
-    for p in 0..partitions {
-        ctx.shard
-            .call(ShardOp::Reconfigure {
-                tp: TopicPartition {
-                    topic: topic.to_string(),
-                    partition: p,
-                },
-            })
-            .await;
+    let cat = ctx.shard.catalog();
+    if cat.topic(topic).is_none() {
+        return Err((
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("unknown topic '{topic}'"),
+        ));
     }
-    Ok(())
+    if validate_only {
+        let sets: Vec<(String, String)> = changes
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        return cat
+            .check_configs(&sets)
+            .map_err(|e| (errors::catalog_code(&e), e.to_string()));
+    }
+    ctx.shard
+        .alter_configs(topic.to_string(), changes.to_vec())
+        .await
+        .map_err(|e| (errors::catalog_code(&e), e.to_string()))
 }
 
 pub async fn handle(
@@ -149,7 +131,7 @@ pub async fn handle(
             ))
         } else {
             let current = |k: &str| -> Option<String> {
-                let cat = ctx.shard.catalog.read().ok()?;
+                let cat = ctx.shard.catalog();
                 let overridden = cat
                     .topic(&name)?
                     .configs

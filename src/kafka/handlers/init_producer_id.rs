@@ -20,7 +20,7 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Option<InitProduce
                 .with_producer_epoch(req.producer_epoch + 1),
         );
     }
-    let allocated = ctx.shard.catalog.write().ok()?.allocate_producer_id();
+    let allocated = ctx.shard.next_producer_id().await;
     Some(match allocated {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => resp.with_error_code(errors::catalog_code(&e)),

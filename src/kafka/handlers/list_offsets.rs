@@ -8,7 +8,12 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::Ctx;
 use crate::kafka::errors;
-use crate::shard::{ShardOp, ShardReply, TopicPartition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::shard::calls::ListOffset;
+use crate::shard::{OffsetQuery, TopicPartition};
+
+/// Timestamps of ListOffsets with a special meaning.
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
 
 pub async fn handle(
     ctx: &Ctx,
@@ -18,13 +23,7 @@ pub async fn handle(
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let count = ctx
-            .shard
-            .catalog
-            .read()
-            .ok()?
-            .topic(&name)
-            .map(|m| m.partitions);
+        let count = ctx.shard.catalog().topic(&name).map(|m| m.partitions);
         let mut partitions = Vec::new();
         for p in t.partitions {
             let base = ListOffsetsPartitionResponse::default()
@@ -36,34 +35,29 @@ pub async fn handle(
                 partitions.push(base.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             }
-            if p.timestamp < 0
-                && p.timestamp != LATEST_TIMESTAMP
-                && p.timestamp != EARLIEST_TIMESTAMP
-            {
+            let query = match p.timestamp {
+                LATEST_TIMESTAMP => OffsetQuery::Latest,
+                EARLIEST_TIMESTAMP => OffsetQuery::Earliest,
+                ts if ts >= 0 => OffsetQuery::Timestamp(ts),
                 // -3 (max timestamp, KIP-734) and others are not implemented: versions ≤ 6 never send them.
-                partitions.push(base.with_error_code(errors::UNSUPPORTED_VERSION));
-                continue;
-            }
+                _ => {
+                    partitions.push(base.with_error_code(errors::UNSUPPORTED_VERSION));
+                    continue;
+                }
+            };
             let tp = TopicPartition {
                 topic: name.clone(),
                 partition: p.partition_index,
             };
             let reply = ctx
                 .shard
-                .call(ShardOp::ListOffset {
-                    tp,
-                    timestamp: p.timestamp,
-                })
-                .await;
+                .run(&tp.clone(), ListOffset { tp, query })
+                .await
+                .unwrap_or_else(|e| Err(e.into()));
             partitions.push(match reply {
-                ShardReply::Offset(Ok(Some((offset, ts)))) => {
-                    base.with_offset(offset).with_timestamp(ts)
-                }
-                ShardReply::Offset(Ok(None)) => base,
-                ShardReply::Offset(Err(e)) => base.with_error_code(errors::shard_code(&e)),
-                _ => base.with_error_code(
-                    kafka_protocol::error::ResponseError::UnknownServerError.code(),
-                ),
+                Ok(Some((offset, ts))) => base.with_offset(offset).with_timestamp(ts),
+                Ok(None) => base,
+                Err(e) => base.with_error_code(errors::shard_code(&e)),
             });
         }
         topics.push(

@@ -47,7 +47,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
     let mut topics = Vec::new();
     match wanted {
         None => {
-            let cat = ctx.shard.catalog.read().ok()?;
+            let cat = ctx.shard.catalog();
             topics.extend(cat.topics().map(|t| topic_entry(t, node)));
         }
         Some(list) => {
@@ -55,7 +55,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
                 let by_id = !want.topic_id.is_nil();
                 let name = want.name.as_ref().map(|n| n.0.to_string());
                 let found = {
-                    let cat = ctx.shard.catalog.read().ok()?;
+                    let cat = ctx.shard.catalog();
                     match (&name, by_id) {
                         (_, true) => cat.topic_by_id(want.topic_id.as_bytes()).cloned(),
                         (Some(n), false) => cat.topic(n).cloned(),
@@ -66,18 +66,17 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
                     (Some(t), _) => topic_entry(&t, node),
                     (None, _) if by_id => missing(None, want.topic_id, errors::UNKNOWN_TOPIC_ID),
                     (None, Some(n)) if auto_create => {
-                        let created = ctx.shard.catalog.write().ok()?.create_topic(
-                            &n,
-                            b.default_partitions,
-                            vec![],
-                        );
+                        let created = ctx
+                            .shard
+                            .create_topic(n.clone(), b.default_partitions, vec![])
+                            .await;
                         match created {
                             Ok(t) => {
                                 tracing::info!(topic = %n, partitions = t.partitions, "auto-created topic");
                                 topic_entry(&t, node)
                             }
                             Err(CatalogError::TopicExists(_)) => {
-                                let cat = ctx.shard.catalog.read().ok()?;
+                                let cat = ctx.shard.catalog();
                                 cat.topic(&n)
                                     .map(|t| topic_entry(t, node))
                                     .unwrap_or_else(|| {

@@ -24,7 +24,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Option<OffsetCommitR
     )> = Vec::new();
     let request_error = group.is_empty().then_some(errors::INVALID_GROUP_ID);
     {
-        let cat = ctx.shard.catalog.read().ok()?;
+        let cat = ctx.shard.catalog();
         for t in &req.topics {
             let count = cat.topic(&t.name.0).map(|m| m.partitions);
             let parts = t

@@ -17,7 +17,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::Ctx;
 use crate::kafka::errors;
-use crate::shard::{ProduceCall, ShardReply, TopicPartition};
+use crate::shard::calls::Produced;
+use crate::shard::{ProduceCall, ShardError, TopicPartition};
 
 fn failed(index: i32, code: i16) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -58,12 +59,7 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     let mut topics = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
         let name = topic.name;
-        let known = ctx
-            .shard
-            .catalog
-            .read()
-            .ok()
-            .and_then(|c| c.topic(&name).map(|t| t.partitions));
+        let known = ctx.shard.catalog().topic(&name).map(|t| t.partitions);
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for (index, records) in topic.partitions {
             let transactional = records.as_deref().is_some_and(is_transactional);
@@ -240,22 +236,18 @@ impl Staged {
     }
 }
 
-fn answer(index: i32, reply: ShardReply) -> PartitionProduceResponse {
+fn answer(index: i32, reply: Result<Produced, ShardError>) -> PartitionProduceResponse {
     match reply {
-        ShardReply::Produced(Ok((info, log_start))) => PartitionProduceResponse::default()
+        Ok(Produced { info, log_start }) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(info.base_offset)
             .with_log_append_time_ms(info.log_append_time)
             .with_log_start_offset(log_start),
-        ShardReply::Produced(Err(e)) => {
+        Err(e) => {
             tracing::debug!(partition = index, error = %e, "produce refused");
             failed(index, errors::shard_code(&e))
                 .with_error_message(Some(super::str_bytes(&e.to_string())))
         }
-        _ => failed(
-            index,
-            kafka_protocol::error::ResponseError::UnknownServerError.code(),
-        ),
     }
 }
 

@@ -1,6 +1,10 @@
 """The attendance query in Spark Structured Streaming and in `strata stream`, on the same Strata
 topic, both checked against the ground truth printed by `strata demo attendance`.
 
+Spark reads with its own Kafka source (`format("kafka")`, spark-sql-kafka-0-10, whose jars
+tests/compat/spark/connector/pom.xml resolves with Maven) when --kafka-jars DIR is given, else
+with the Python streaming source strata_source.py (`format("strata")`).
+
 1. The demo produces a first half; Spark runs (running total; attendees per venue per 1-minute
    window; and a raw copy of every (partition, offset) read) with a checkpoint, then stops.
 2. The demo produces a second half; the Spark queries restart from their checkpoints. Every
@@ -8,7 +12,7 @@ topic, both checked against the ground truth printed by `strata demo attendance`
    ground truth of both halves.
 3. `strata stream` computes the same two queries; its results must equal the ground truth too.
 
-Usage: python attendance.py HOST:PORT path/to/strata
+Usage: python attendance.py HOST:PORT path/to/strata [--kafka-jars DIR]
 """
 
 import json
@@ -20,8 +24,10 @@ import time
 import uuid
 
 BOOTSTRAP, STRATA = sys.argv[1], sys.argv[2]
+KAFKA_JARS = sys.argv[sys.argv.index("--kafka-jars") + 1] if "--kafka-jars" in sys.argv else None
+SOURCE = "kafka" if KAFKA_JARS else "strata"
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOPIC = f"spark-attendance-{uuid.uuid4().hex[:6]}"
+TOPIC = f"spark-attendance-{SOURCE}-{uuid.uuid4().hex[:6]}"
 PARTITIONS = 3
 HALF = 20_000
 
@@ -55,12 +61,17 @@ def spark_session():
     from pyspark.sql import SparkSession
     from strata_source import StrataSource
 
-    spark = (SparkSession.builder.master("local[2]").appName("strata-attendance")
-             .config("spark.sql.shuffle.partitions", "2")
-             .config("spark.ui.enabled", "false")
-             .getOrCreate())
+    builder = (SparkSession.builder.master("local[2]").appName("strata-attendance")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.ui.enabled", "false"))
+    if KAFKA_JARS:
+        jars = sorted(os.path.join(KAFKA_JARS, j) for j in os.listdir(KAFKA_JARS) if j.endswith(".jar"))
+        assert any("spark-sql-kafka" in j for j in jars), f"no spark-sql-kafka jar in {KAFKA_JARS}"
+        builder = builder.config("spark.jars", ",".join(jars))
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    spark.dataSource.register(StrataSource)
+    if not KAFKA_JARS:
+        spark.dataSource.register(StrataSource)
     return spark
 
 
@@ -68,7 +79,7 @@ def run_spark(spark, checkpoints, seen):
     """Runs the three queries over everything available, from their checkpoints."""
     from pyspark.sql import functions as F
 
-    source = (spark.readStream.format("strata")
+    source = (spark.readStream.format(SOURCE)
               .option("kafka.bootstrap.servers", BOOTSTRAP)
               .option("subscribe", TOPIC)
               .option("startingOffsets", "earliest")
@@ -150,6 +161,7 @@ def main():
     spark.stop()
     spark = spark_session()
     full = run_spark(spark, checkpoints, seen)
+    spark_version = spark.version
     spark.stop()
 
     offsets = [o for batch in seen.values() for o in batch]
@@ -162,7 +174,7 @@ def main():
     assert full["records"] == truth["records"], (full["records"], truth["records"])
     assert full["total"] == truth["total"], (full["total"], truth["total"])
     assert full["per_minute"] == truth["per_minute"], "Spark per venue per minute differs from the ground truth"
-    print(f"ok spark: {truth['records']} records over {len(seen)} micro-batches and a restart, "
+    print(f"ok spark {spark_version} format({SOURCE!r}): {truth['records']} records over {len(seen)} micro-batches and a restart, "
           f"total {full['total']}, {len(full['per_minute'])} venue-minutes, each offset read once")
 
     totals = list(run_strata_stream("spark-cmp-total", "--agg", "sum,count"))

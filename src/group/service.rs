@@ -1,8 +1,11 @@
-//! The shard side of consumer groups: each loaded `__consumer_offsets` partition of this core
+//! The group service of one core: each loaded `__consumer_offsets` partition of this core
 //! holds the committed offsets and the group coordinator of its groups, rebuilt from the
-//! partition's log on first use. Group operations run here, on the owning core; whatever they
-//! decide to keep (commits, group metadata, tombstones) is appended to the partition before
-//! the answer goes out.
+//! partition's log on first use. Group operations run here, on the owning core (the shard
+//! routes them and hands over the partition); whatever they decide to keep (commits, group
+//! metadata, tombstones) is appended to the partition before the answer goes out.
+//!
+//! The service reaches its partitions only through `Partition`'s operations (scan, produce);
+//! it never sees the mesh, the catalog or a file.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,26 +14,24 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Shard, ShardError, TopicPartition};
-use crate::group::coordinator::{Answer, Coordinator, GroupRecord, GroupState};
+use crate::group::coordinator::{Answer, Coordinator, GroupRecord, GroupSettings, GroupState};
 use crate::group::offsets::{self, OffsetsState};
 use crate::group::{
     metadata, subscribed_topics, GroupError, GroupOp, GroupReply, GroupSummary, MemberSummary,
 };
+use crate::partition::{Partition, PartitionError};
 use crate::storage::batch::{build_batch_nullable, BatchHeader, NullableRecord};
 use crate::storage::clock::Clock;
-use crate::storage::SystemClock;
+use crate::storage::{StorageError, SystemClock};
 
 /// Longest a JoinGroup or SyncGroup may park, whatever happens to its group: a safety net, the
 /// coordinator answers every waiter well before (rebalance timeout, session expiry).
 const MAX_GROUP_WAIT: Duration = Duration::from_secs(30 * 60);
 
-/// Bytes read per step while rebuilding a partition's groups.
-const LOAD_READ_BYTES: usize = 4 << 20;
-
 /// One `__consumer_offsets` partition's state, and a turn-taker so that records reach the log
 /// in the order the state changed.
-pub(super) struct OffsetsPartition {
+struct OffsetsPartition {
+    partition: Rc<Partition>,
     offsets: RefCell<OffsetsState>,
     groups: RefCell<Coordinator>,
     turn: glommio::sync::Semaphore,
@@ -46,13 +47,29 @@ fn group_record(r: &GroupRecord) -> Record {
     )
 }
 
-impl Shard {
-    pub(super) async fn group_op(
+/// The loaded `__consumer_offsets` partitions of a core, by partition index.
+pub struct GroupService {
+    settings: GroupSettings,
+    loaded: RefCell<HashMap<i32, Rc<OffsetsPartition>>>,
+}
+
+impl GroupService {
+    pub fn new(settings: GroupSettings) -> GroupService {
+        GroupService {
+            settings,
+            loaded: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `op` on `__consumer_offsets` partition `index`, which is `partition`.
+    pub async fn run(
         &self,
-        tp: &TopicPartition,
+        index: i32,
+        partition: Rc<Partition>,
         op: GroupOp,
-    ) -> Result<GroupReply, ShardError> {
-        let held = self.offsets_partition(tp).await?;
+    ) -> Result<GroupReply, PartitionError> {
+        let held = self.load(index, partition).await?;
+        let held = &*held;
         let now = Instant::now();
         match op {
             GroupOp::Join(req) => {
@@ -62,7 +79,7 @@ impl Shard {
                     .borrow_mut()
                     .join(req, now, || format!("{client}-{}", uuid::Uuid::new_v4()));
                 if let Some(r) = record {
-                    self.append_logged(tp, &held, vec![group_record(&r)]).await;
+                    append_logged(held, vec![group_record(&r)]).await;
                 }
                 Ok(GroupReply::Join(match answer {
                     Answer::Now(o) => o,
@@ -73,8 +90,7 @@ impl Shard {
                 let (group, generation) = (req.group.clone(), req.generation);
                 let (answer, record) = held.groups.borrow_mut().sync(req, now);
                 if let Some(r) = record {
-                    let stored = self
-                        .append(tp, &held, vec![group_record(&r)])
+                    let stored = append(held, vec![group_record(&r)])
                         .await
                         .inspect_err(
                             |e| tracing::error!(%group, error = %e, "storing group failed"),
@@ -116,7 +132,7 @@ impl Shard {
                     records.extend(rec.as_ref().map(group_record));
                 }
                 if !records.is_empty() {
-                    self.append_logged(tp, &held, records).await;
+                    append_logged(held, records).await;
                 }
                 Ok(GroupReply::Left(results))
             }
@@ -145,7 +161,7 @@ impl Shard {
                         )
                     })
                     .collect();
-                self.append(tp, &held, records).await?;
+                append(held, records).await?;
                 let mut state = held.offsets.borrow_mut();
                 for (t, p, c) in commits {
                     state.set((group.clone(), t, p), c);
@@ -160,7 +176,7 @@ impl Shard {
                     .collect(),
             )),
             GroupOp::Describe { group } => Ok(GroupReply::Described(
-                summary(&held, &group).unwrap_or_else(|| GroupSummary {
+                summary(held, &group).unwrap_or_else(|| GroupSummary {
                     group,
                     state: "Dead",
                     protocol_type: String::new(),
@@ -179,11 +195,11 @@ impl Shard {
                 names.sort();
                 names.dedup();
                 Ok(GroupReply::Listed(
-                    names.iter().filter_map(|g| summary(&held, g)).collect(),
+                    names.iter().filter_map(|g| summary(held, g)).collect(),
                 ))
             }
             GroupOp::Delete { group } => {
-                let known = summary(&held, &group).is_some();
+                let known = summary(held, &group).is_some();
                 if !known {
                     return Ok(GroupReply::Status(Err(GroupError::GroupIdNotFound)));
                 }
@@ -197,175 +213,148 @@ impl Shard {
                     .map(|((g, t, p), _)| (offsets::encode_key(g, t, *p), None))
                     .collect();
                 records.push((metadata::encode_key(&group), None));
-                self.append(tp, &held, records).await?;
+                append(held, records).await?;
                 held.offsets.borrow_mut().remove_group(&group);
                 Ok(GroupReply::Status(Ok(())))
             }
             GroupOp::DeleteOffsets { group, partitions } => {
-                self.delete_offsets(tp, &held, group, partitions).await
+                delete_offsets(held, group, partitions).await
             }
         }
     }
+}
 
-    async fn delete_offsets(
-        &self,
-        tp: &TopicPartition,
-        held: &OffsetsPartition,
-        group: String,
-        partitions: Vec<(String, i32)>,
-    ) -> Result<GroupReply, ShardError> {
-        let subscribed: Option<Vec<String>> = {
-            let groups = held.groups.borrow();
-            match groups.group(&group) {
-                Some(g) if g.state != GroupState::Empty => {
-                    if g.protocol_type.as_deref() != Some("consumer") {
-                        return Ok(GroupReply::OffsetsDeleted(Err(GroupError::NonEmptyGroup)));
-                    }
-                    let protocol = g.protocol.clone().unwrap_or_default();
-                    Some(
-                        g.members
-                            .iter()
-                            .flat_map(|m| subscribed_topics(&m.metadata(&protocol)))
-                            .collect(),
-                    )
+async fn delete_offsets(
+    held: &OffsetsPartition,
+    group: String,
+    partitions: Vec<(String, i32)>,
+) -> Result<GroupReply, PartitionError> {
+    let subscribed: Option<Vec<String>> = {
+        let groups = held.groups.borrow();
+        match groups.group(&group) {
+            Some(g) if g.state != GroupState::Empty => {
+                if g.protocol_type.as_deref() != Some("consumer") {
+                    return Ok(GroupReply::OffsetsDeleted(Err(GroupError::NonEmptyGroup)));
                 }
-                Some(_) => None,
-                None if held.offsets.borrow().of_group(&group).next().is_some() => None,
-                None => return Ok(GroupReply::OffsetsDeleted(Err(GroupError::GroupIdNotFound))),
+                let protocol = g.protocol.clone().unwrap_or_default();
+                Some(
+                    g.members
+                        .iter()
+                        .flat_map(|m| subscribed_topics(&m.metadata(&protocol)))
+                        .collect(),
+                )
             }
-        };
-        let mut results = Vec::new();
-        let mut records = Vec::new();
-        for (t, p) in partitions {
-            if subscribed.as_ref().is_some_and(|s| s.contains(&t)) {
-                results.push((t, p, Err(GroupError::GroupSubscribedToTopic)));
-            } else {
-                records.push((offsets::encode_key(&group, &t, p), None));
-                results.push((t, p, Ok(())));
-            }
+            Some(_) => None,
+            None if held.offsets.borrow().of_group(&group).next().is_some() => None,
+            None => return Ok(GroupReply::OffsetsDeleted(Err(GroupError::GroupIdNotFound))),
         }
-        if !records.is_empty() {
-            self.append(tp, held, records).await?;
-            let mut state = held.offsets.borrow_mut();
-            for (t, p, r) in &results {
-                if r.is_ok() {
-                    state.remove(&group, t, *p);
-                }
-            }
+    };
+    let mut results = Vec::new();
+    let mut records = Vec::new();
+    for (t, p) in partitions {
+        if subscribed.as_ref().is_some_and(|s| s.contains(&t)) {
+            results.push((t, p, Err(GroupError::GroupSubscribedToTopic)));
+        } else {
+            records.push((offsets::encode_key(&group, &t, p), None));
+            results.push((t, p, Ok(())));
         }
-        Ok(GroupReply::OffsetsDeleted(Ok(results)))
     }
+    if !records.is_empty() {
+        append(held, records).await?;
+        let mut state = held.offsets.borrow_mut();
+        for (t, p, r) in &results {
+            if r.is_ok() {
+                state.remove(&group, t, *p);
+            }
+        }
+    }
+    Ok(GroupReply::OffsetsDeleted(Ok(results)))
+}
 
+impl GroupService {
     /// The offsets and groups of a `__consumer_offsets` partition, read from its log the first
     /// time they are needed on this core.
-    async fn offsets_partition(
+    async fn load(
         &self,
-        tp: &TopicPartition,
-    ) -> Result<Rc<OffsetsPartition>, ShardError> {
-        if let Some(o) = self.offsets.borrow().get(&tp.partition) {
+        index: i32,
+        partition: Rc<Partition>,
+    ) -> Result<Rc<OffsetsPartition>, PartitionError> {
+        if let Some(o) = self.loaded.borrow().get(&index) {
             return Ok(o.clone());
         }
-        let p = self.partition(tp).await?;
         let mut offsets_state = OffsetsState::default();
         let mut groups: HashMap<String, Option<GroupRecord>> = HashMap::new();
-        let end = p.log.high_watermark();
-        let mut offset = p.log.log_start();
-        while offset < end {
-            let read = p.log.read(offset, LOAD_READ_BYTES, end).await?;
-            if read.is_empty() {
-                break;
+        let mut scan = partition.scan(partition.log_start());
+        while let Some(batch) = scan.next().await? {
+            if BatchHeader::parse(&batch).is_none() {
+                continue;
             }
-            for batch in read.batches() {
-                if let Some(h) = BatchHeader::parse(&batch) {
-                    offset = offset.max(h.next_offset());
-                }
-                let mut b = batch.clone();
-                let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut b) else {
-                    continue;
-                };
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    if let Some(g) = r.key.clone().and_then(metadata::decode_key) {
-                        let rec = r.value.and_then(|v| metadata::decode_value(g.clone(), v));
-                        groups.insert(g, rec);
-                    } else {
-                        offsets_state.apply(r.key, r.value);
-                    }
+            let mut b = batch.clone();
+            let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut b) else {
+                continue;
+            };
+            for r in set.records {
+                if let Some(g) = r.key.clone().and_then(metadata::decode_key) {
+                    let rec = r.value.and_then(|v| metadata::decode_value(g.clone(), v));
+                    groups.insert(g, rec);
+                } else {
+                    offsets_state.apply(r.key, r.value);
                 }
             }
         }
-        let mut coordinator = Coordinator::new(self.group_settings.clone());
+        let mut coordinator = Coordinator::new(self.settings.clone());
         let now = Instant::now();
         for rec in groups.into_values().flatten() {
             coordinator.restore(rec, now);
         }
         // Another task may have built it while we read: keep the first.
         let built = Rc::new(OffsetsPartition {
+            partition,
             offsets: RefCell::new(offsets_state),
             groups: RefCell::new(coordinator),
             turn: glommio::sync::Semaphore::new(1),
         });
         Ok(self
-            .offsets
+            .loaded
             .borrow_mut()
-            .entry(tp.partition)
+            .entry(index)
             .or_insert(built)
             .clone())
     }
 
-    /// Appends records to a `__consumer_offsets` partition, in turn with other appends to it.
-    async fn append(
-        &self,
-        tp: &TopicPartition,
-        held: &OffsetsPartition,
-        records: Vec<Record>,
-    ) -> Result<(), ShardError> {
-        let _turn = held
-            .turn
-            .acquire_permit(1)
-            .await
-            .map_err(|_| ShardError::UnknownPartition)?;
-        let refs: Vec<NullableRecord> = records
-            .iter()
-            .map(|(k, v)| (Some(k.as_ref()), v.as_deref()))
-            .collect();
-        let batch = build_batch_nullable(0, SystemClock.now_ms(), &refs);
-        self.partition(tp).await?.produce(&batch).await?;
-        Ok(())
-    }
-
-    /// [`Shard::append`] for group metadata whose loss only costs a rebalance after a restart:
-    /// a failure is logged, the operation goes on.
-    async fn append_logged(
-        &self,
-        tp: &TopicPartition,
-        held: &OffsetsPartition,
-        records: Vec<Record>,
-    ) {
-        if let Err(e) = self.append(tp, held, records).await {
-            tracing::error!(partition = tp.partition, error = %e, "storing group metadata failed");
-        }
-    }
-
     /// Expires members and completes due rebalances in every loaded group of this core.
-    pub(super) async fn tick_groups(&self) {
-        let held: Vec<(i32, Rc<OffsetsPartition>)> = self
-            .offsets
-            .borrow()
-            .iter()
-            .map(|(p, o)| (*p, o.clone()))
-            .collect();
-        for (partition, o) in held {
+    pub async fn tick(&self) {
+        let held: Vec<Rc<OffsetsPartition>> = self.loaded.borrow().values().cloned().collect();
+        for o in held {
             let records = o.groups.borrow_mut().tick(Instant::now());
             if !records.is_empty() {
-                let tp = TopicPartition {
-                    topic: offsets::OFFSETS_TOPIC.into(),
-                    partition,
-                };
-                self.append_logged(&tp, &o, records.iter().map(group_record).collect())
-                    .await;
+                append_logged(&o, records.iter().map(group_record).collect()).await;
             }
         }
+    }
+}
+
+/// Appends records to a `__consumer_offsets` partition, in turn with other appends to it.
+async fn append(held: &OffsetsPartition, records: Vec<Record>) -> Result<(), PartitionError> {
+    let _turn = held
+        .turn
+        .acquire_permit(1)
+        .await
+        .map_err(|_| StorageError::Closed)?;
+    let refs: Vec<NullableRecord> = records
+        .iter()
+        .map(|(k, v)| (Some(k.as_ref()), v.as_deref()))
+        .collect();
+    let batch = build_batch_nullable(0, SystemClock.now_ms(), &refs);
+    held.partition.produce(bytes::Bytes::from(batch)).await?;
+    Ok(())
+}
+
+/// [`append`] for group metadata whose loss only costs a rebalance after a restart:
+/// a failure is logged, the operation goes on.
+async fn append_logged(held: &OffsetsPartition, records: Vec<Record>) {
+    if let Err(e) = append(held, records).await {
+        tracing::error!(error = %e, "storing group metadata failed");
     }
 }
 

@@ -1,0 +1,113 @@
+//! The calls a shard runs for another core (or for itself), one type each, with its own reply
+//! type: produce (two-stage: appended, then durable), fetch, waiting for data, ListOffsets
+//! lookups, group operations, and the catalog's writes and broadcast (see [`super::catalog`]).
+//!
+//! Each call only finds the partition and asks it; what the answer means is the partition's
+//! and the caller's business.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::mesh::{Call, LocalFuture, Stage};
+use super::{Fetched, OffsetQuery, Shard, ShardError, TopicPartition};
+use crate::group::{GroupOp, GroupReply};
+use crate::storage::AppendInfo;
+
+/// Append `records` to `tp`, report the first stage, then make them as durable as the flush
+/// policy asks.
+pub struct Produce {
+    pub tp: TopicPartition,
+    pub records: Bytes,
+}
+
+/// A produce's outcome: what the append assigned and the partition's log start.
+#[derive(Debug, Clone, Copy)]
+pub struct Produced {
+    pub info: AppendInfo,
+    pub log_start: i64,
+}
+
+impl Call<Shard> for Produce {
+    type Reply = Result<Produced, ShardError>;
+    fn run(self, shard: Rc<Shard>, mut stage: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            let info = p.append(self.records).await?;
+            stage.reached().await;
+            p.commit(&info).await?;
+            Ok(Produced {
+                info,
+                log_start: p.log_start(),
+            })
+        })
+    }
+}
+
+/// Whole batches of `tp` from `offset`, at most `max_bytes` (at least one batch).
+pub struct Fetch {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+impl Call<Shard> for Fetch {
+    type Reply = Result<Fetched, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(p.fetch(self.offset, self.max_bytes).await?)
+        })
+    }
+}
+
+/// Wait until `tp` has data beyond `offset`, or `wait` passes.
+pub struct WaitForData {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub wait: Duration,
+}
+
+impl Call<Shard> for WaitForData {
+    type Reply = Result<(), ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            p.wait_for_data(self.offset, self.wait).await;
+            Ok(())
+        })
+    }
+}
+
+/// The offset (and timestamp) a ListOffsets query points to in `tp`.
+pub struct ListOffset {
+    pub tp: TopicPartition,
+    pub query: OffsetQuery,
+}
+
+impl Call<Shard> for ListOffset {
+    type Reply = Result<Option<(i64, i64)>, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(p.offset_for(self.query).await?)
+        })
+    }
+}
+
+/// A group operation, on the core owning the group's `__consumer_offsets` partition `tp`.
+pub struct Group {
+    pub tp: TopicPartition,
+    pub op: GroupOp,
+}
+
+impl Call<Shard> for Group {
+    type Reply = Result<GroupReply, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(shard.groups.run(self.tp.partition, p, self.op).await?)
+        })
+    }
+}

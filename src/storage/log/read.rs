@@ -1,0 +1,157 @@
+//! Reads: whole stored batches by offset, from the tail cache, the read-ahead or one direct
+//! read of the segment file; and the search for the first offset at a timestamp.
+
+use bytes::Bytes;
+
+use super::{PartitionLog, ReadBatches};
+use crate::limits::MAX_READ_BYTES;
+use crate::storage::batch::{iter_batches, BatchHeader};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::segment::Segment;
+
+/// Smallest read issued against a segment file, so small fetches still read ahead.
+const MIN_READ_BYTES: usize = 64 * 1024;
+
+impl PartitionLog {
+    /// Reads whole batches starting with the one that holds `offset`, at most `max_bytes`
+    /// (but always at least one batch), never at or beyond `upto` (the high watermark or the
+    /// last stable offset). An offset below the log start or above the log end is out of range.
+    pub async fn read(&self, offset: i64, max_bytes: usize, upto: i64) -> Result<ReadBatches> {
+        let (segment, file, pos, readable) = {
+            let st = self.state.borrow();
+            let end = st.log_end();
+            if offset < st.log_start || offset > end {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    log_end: end,
+                });
+            }
+            if offset >= upto.min(end) {
+                return Ok(ReadBatches::default());
+            }
+            if let Some(chunks) = st.tail.read(offset, upto, max_bytes) {
+                return Ok(ReadBatches { chunks });
+            }
+            let Some((_, seg)) = st.segments.range(..=offset).next_back() else {
+                return Ok(ReadBatches::default());
+            };
+            (
+                seg.base_offset,
+                seg.file(),
+                seg.position_for(offset),
+                seg.written(),
+            )
+        };
+        if pos >= readable {
+            return Ok(ReadBatches::default());
+        }
+        let mut want = max_bytes
+            .clamp(MIN_READ_BYTES, MAX_READ_BYTES)
+            .min((readable - pos) as usize);
+        // The bytes read ahead serve when they hold the whole stretch wanted (or up to the
+        // written end); a read ahead in flight for it is waited for rather than repeated.
+        let enough = |b: &Bytes| b.len() >= want;
+        let mut ahead = self.read_ahead.get(segment, pos).filter(enough);
+        if ahead.is_none() && self.read_ahead.wait_for(segment, pos).await {
+            ahead = self.read_ahead.get(segment, pos).filter(enough);
+        }
+        loop {
+            let buf = match ahead.take() {
+                Some(b) => b,
+                None => {
+                    self.disk_reads.set(self.disk_reads.get() + 1);
+                    let buf = Segment::read(file.clone(), pos, want).await?;
+                    self.read_ahead.keep(segment, pos, buf.clone());
+                    buf
+                }
+            };
+            // The wanted batches are contiguous in `buf`: return them as one slice.
+            let mut range: Option<(usize, usize)> = None;
+            let mut next_offset = offset;
+            let mut parsed_to = 0usize;
+            for (at, h) in iter_batches(&buf) {
+                parsed_to = at + h.total_size();
+                if h.next_offset() <= offset {
+                    continue;
+                }
+                let (from, to) = range.unwrap_or((at, at));
+                if h.base_offset >= upto || (to > from && to - from + h.total_size() > max_bytes) {
+                    break;
+                }
+                range = Some((from, at + h.total_size()));
+                next_offset = h.next_offset();
+            }
+            if let Some((from, to)) = range {
+                // A consumer reading in order asks for `next_offset` next, from the position
+                // the index gives for it: read from there now.
+                if pos + (to as u64) < readable {
+                    let next = self
+                        .state
+                        .borrow()
+                        .segments
+                        .get(&segment)
+                        .map(|s| s.position_for(next_offset));
+                    if let Some(next) = next.filter(|n| *n < readable) {
+                        let len = want.min((readable - next) as usize);
+                        self.read_ahead.start(segment, file, next, len);
+                    }
+                }
+                return Ok(ReadBatches {
+                    chunks: vec![buf.slice(from..to)],
+                });
+            }
+            // The batch holding `offset` did not fit in the read: read again, big enough for it.
+            let need = BatchHeader::parse(&buf[parsed_to.min(buf.len())..])
+                .map(|h| parsed_to + h.total_size());
+            match need {
+                Some(need)
+                    if need > want
+                        && pos + need as u64 <= readable
+                        && need <= 2 * MAX_READ_BYTES =>
+                {
+                    want = need
+                }
+                _ => return Ok(ReadBatches::default()),
+            }
+        }
+    }
+
+    /// The first offset below `upto` whose record timestamp is ≥ `ts`, with that timestamp;
+    /// `None` if no record is that recent (Kafka then answers offset -1).
+    pub async fn offset_for_timestamp(&self, ts: i64, upto: i64) -> Result<Option<(i64, i64)>> {
+        let start = {
+            let st = self.state.borrow();
+            let Some(seg) = st.segments.values().find(|s| s.max_timestamp() >= ts) else {
+                return Ok(None);
+            };
+            seg.offset_for_timestamp(ts).max(st.log_start)
+        };
+        let mut scan = self.scan(start, upto);
+        while let Some(b) = scan.next().await? {
+            let Some(h) = BatchHeader::parse(&b) else {
+                continue;
+            };
+            if h.max_timestamp < ts || h.is_control() {
+                continue;
+            }
+            if h.attributes & 0x08 != 0 {
+                // LogAppendTime: every record carries the batch's time.
+                return Ok(Some((h.base_offset, h.max_timestamp)));
+            }
+            if h.compression() != 0 {
+                // Decompressing client data here could be a decompression bomb: answer with
+                // the batch, as precise as the batch index allows.
+                return Ok(Some((h.base_offset, h.max_timestamp)));
+            }
+            let mut bytes = b.clone();
+            if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
+                if let Some(r) = set.records.iter().find(|r| r.timestamp >= ts) {
+                    return Ok(Some((r.offset, r.timestamp)));
+                }
+            }
+            return Ok(Some((h.base_offset, h.max_timestamp)));
+        }
+        Ok(None)
+    }
+}
