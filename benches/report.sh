@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# One run, two tables: the disk's ceiling (fio) and Strata through a real Kafka client
+# One run, three tables: the disk's ceiling (fio) and Strata through a real Kafka client
 # (`strata bench`, librdkafka) on loopback, on the same disk, in the same minutes; then the
-# same broker driven by the raw client (`--client raw`), with client and broker CPU per GB.
+# same broker driven by the raw client (`--client raw`), with client and broker CPU per GB;
+# then the librdkafka load against Apache Kafka (tests/compat/kafka/start.sh, default flush
+# policy: no fsync before the acknowledgement; and a topic with flush.messages=1), side by side.
 # Usage: benches/report.sh [seconds per produce run, default 10]
+#   KAFKA=0 skips Apache Kafka; STRATA_BIN=path uses that binary instead of building a release.
 set -eEuo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio >/dev/null; }
-cargo build --release -q
-bin=target/release/strata
+bin=${STRATA_BIN:-target/release/strata}
+[ -n "${STRATA_BIN:-}" ] || cargo build --release -q
 work=target/report; rm -rf "$work"; mkdir -p "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 b="127.0.0.1:$port"
@@ -103,4 +106,54 @@ row("raw: produce 16 KiB records, 1 per request (16 KiB batches), acks=all", r16
 row("raw: produce 16 KiB records in 1 MiB batches, acks=all", r1m)
 row("raw: produce 100-byte records in 64 KiB batches, acks=all", r100)
 row("raw: consume the hot tail (1 GiB of 16 KiB records just produced)", rhot)
+PY
+
+# Apache Kafka on the same disk, in the same run: the same load, the same fixed rate for latency.
+[ "${KAFKA:-1}" = 1 ] || exit 0
+kafka_cpu() { awk '{print $14+$15}' "/proc/$(cat "$work/kafka/kafka.pid")/stat"; }
+start_kafka() {
+  kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  kb="127.0.0.1:$kport"
+  KAFKA_EXTRA_PROPS="num.partitions=8" tests/compat/kafka/start.sh "$work/kafka" "$kport" | tee "$work/kafka-start.log" >&2
+  trap 'tests/compat/kafka/start.sh --stop "$work/kafka" || true; rm -rf "$work/data" "$work/kafka/data"' EXIT
+}
+srss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+kill $pid; wait $pid 2>/dev/null || true
+start_kafka
+krun() { "$bin" bench --brokers "$kb" "$@" --json 2>>"$work/bench.log" | tail -1; }
+krun produce --topic warm-up --message-size 16384 --duration 6 >/dev/null
+k0=$(kafka_cpu); kp16=$(krun produce --topic t16k --message-size 16384 --duration "$secs"); k1=$(kafka_cpu)
+kp1=$(krun produce --topic t1k --message-size 1024 --duration "$secs")
+kh16=$(krun produce --topic t16k-half --message-size 16384 --duration "$secs" --rate "$rate16")
+ke16=$(krun e2e --topic t16k-e2e --message-size 16384 --duration "$secs" --rate "$rate16" --linger-ms 5)
+krun produce --topic hot --message-size 16384 --records 65536 >/dev/null
+khot=$(krun consume --topic hot)
+kcons=$(krun consume --topic t16k)
+# What an fsync before every acknowledgement costs Kafka: a topic with flush.messages=1.
+java -cp "$(tests/compat/kafka/start.sh --classpath)" org.apache.kafka.tools.TopicCommand --bootstrap-server "$kb" --create \
+  --topic t16k-flush1 --partitions 8 --replication-factor 1 --config flush.messages=1 >/dev/null 2>>"$work/bench.log"
+kf16=$(krun produce --topic t16k-flush1 --message-size 16384 --duration "$secs")
+krss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$work/kafka/kafka.pid")/status")
+kversion=$(sed -n 's/^apache kafka \([^ ]*\).*/\1/p' "$work/kafka-start.log")
+
+python3 - "$p16" "$p1" "$h16" "$e16" "$hot" "$cons" "$kp16" "$kp1" "$kh16" "$ke16" "$khot" "$kcons" "$kf16" \
+  "$c0" "$c1" "$k0" "$k1" "$srss" "$krss" "$kversion" <<'PY'
+import json, os, sys
+a = sys.argv[1:]
+s = dict(zip(["p16", "p1", "h16", "e16", "hot", "cons"], map(json.loads, a[0:6])))
+k = dict(zip(["p16", "p1", "h16", "e16", "hot", "cons", "f16"], map(json.loads, a[6:13])))
+c0, c1, k0, k1, srss, krss = map(int, a[13:19])
+ticks = os.sysconf("SC_CLK_TCK")
+gb = lambda r: r["mb_per_sec"] * r["seconds"] / 1000
+print(f"\n| same load, same disk, same run | Strata (fsync before ack) | Apache Kafka {a[19]} (default flush: no fsync) | Kafka / Strata |\n|---|---|---|---|")
+row = lambda name, sv, kv, unit: print(f"| {name} | {sv:.2f} {unit} | {kv:.2f} {unit} | {kv / sv if sv else float('nan'):.2f} |")
+row("produce 16 KiB, acks=all, max rate", s["p16"]["mb_per_sec"], k["p16"]["mb_per_sec"], "MB/s")
+row("produce 1 KiB, acks=all, max rate", s["p1"]["mb_per_sec"], k["p1"]["mb_per_sec"], "MB/s")
+row("consume 16 KiB, hot tail", s["hot"]["mb_per_sec"], k["hot"]["mb_per_sec"], "MB/s")
+row("consume 16 KiB from the beginning", s["cons"]["mb_per_sec"], k["cons"]["mb_per_sec"], "MB/s")
+row("produce p99 at Strata's 50% rate (16 KiB)", s["h16"]["latency_ms"]["p99"], k["h16"]["latency_ms"]["p99"], "ms")
+row("end-to-end p99 at the same rate (16 KiB)", s["e16"]["latency_ms"]["p99"], k["e16"]["latency_ms"]["p99"], "ms")
+row("broker CPU per GB produced (16 KiB)", (c1 - c0) / ticks / gb(s["p16"]), (k1 - k0) / ticks / gb(k["p16"]), "CPU-s/GB")
+row("broker peak resident memory", srss / 1024, krss / 1024, "MiB")
+print(f"| Kafka with flush.messages=1 (fsync every batch): produce 16 KiB max rate | {s['p16']['mb_per_sec']:.2f} MB/s | {k['f16']['mb_per_sec']:.2f} MB/s | {k['f16']['mb_per_sec'] / s['p16']['mb_per_sec']:.2f} |")
 PY

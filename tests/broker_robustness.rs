@@ -156,6 +156,64 @@ fn api_versions_answers_an_unknown_version_in_v0_format() {
 }
 
 #[test]
+fn the_newest_metadata_describe_cluster_and_api_versions_versions_are_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(&dir.path().join("data"), &[]);
+    let mut s = connect(&b);
+    let v: ApiVersionsResponse = roundtrip(
+        &mut s,
+        &request(
+            ApiKey::ApiVersions,
+            4,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("t"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        ),
+        4,
+    );
+    assert_eq!(v.error_code, 0);
+    let range = |k: ApiKey| {
+        v.api_keys
+            .iter()
+            .find(|a| a.api_key == k as i16)
+            .map(|a| (a.min_version, a.max_version))
+    };
+    assert_eq!(range(ApiKey::ApiVersions), Some((0, 4)));
+    assert_eq!(range(ApiKey::Metadata), Some((0, 13)));
+    assert_eq!(range(ApiKey::DescribeCluster), Some((0, 2)));
+    // Metadata v13 (a top-level error code, KIP-1102) auto-creates and describes a topic.
+    let m: MetadataResponse = roundtrip(
+        &mut s,
+        &request(
+            ApiKey::Metadata,
+            13,
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(true)
+                .with_topics(Some(vec![
+                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str("m13")))),
+                ])),
+        ),
+        13,
+    );
+    assert_eq!((m.error_code, m.brokers.len()), (0, 1));
+    assert_eq!(m.topics[0].error_code, 0);
+    assert_eq!(m.topics[0].partitions.len(), 1);
+    // DescribeCluster v2 (fenced brokers may be asked for: one broker, never fenced).
+    let c: DescribeClusterResponse = roundtrip(
+        &mut s,
+        &request(
+            ApiKey::DescribeCluster,
+            2,
+            &DescribeClusterRequest::default().with_include_fenced_brokers(true),
+        ),
+        2,
+    );
+    assert_eq!((c.error_code, c.brokers.len()), (0, 1));
+    assert!(!c.brokers[0].is_fenced);
+}
+
+#[test]
 fn bad_produce_and_fetch_get_kafka_error_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(&dir.path().join("data"), &["--auto-create-topics", "false"]);
@@ -200,8 +258,27 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
     );
     assert_eq!(
         code(&mut s, produce("t", 0, good[..30].to_vec())),
+        87,
+        "no whole batch: INVALID_RECORD, as Kafka"
+    );
+    let mut unknown_magic = good.clone();
+    unknown_magic[16] = 3;
+    assert_eq!(
+        code(&mut s, produce("t", 0, unknown_magic)),
         2,
-        "truncated batch is corrupt"
+        "unknown magic: CORRUPT_MESSAGE, as Kafka"
+    );
+    assert_eq!(
+        code(&mut s, produce("t", 0, [good.clone(), good.clone()].concat())),
+        87,
+        "two batches for one partition: INVALID_RECORD, as Kafka"
+    );
+    let mut based = good.clone();
+    based[7] = 1;
+    assert_eq!(
+        code(&mut s, produce("t", 0, based)),
+        87,
+        "a base offset other than 0: INVALID_RECORD, as Kafka"
     );
     assert_eq!(
         code(&mut s, produce("nope", 0, good.clone())),

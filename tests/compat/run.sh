@@ -5,9 +5,10 @@
 # (tests/compat/groups.py); idempotent producers through dropped responses; Spark Structured
 # Streaming (pyspark with Spark's own Kafka source, tests/compat/spark/) beside `strata stream`; KafkaJS;
 # the JVM ecosystem (tests/compat/java/: the Java client, the Admin client, Kafka's own tools and
-# Kafka Streams, kafka-clients 4.4.0). Installs what it needs; Maven resolves the JVM parts into
-# ~/.m2. STRATA_COMPAT_SKIP_JVM=1 leaves out the Maven-built parts (the Java suite and Spark's
-# Kafka source, which then falls back to the Python source).
+# Kafka Streams, kafka-clients 4.4.0); the differential tests against Apache Kafka
+# (tests/compat/differential/). Installs what it needs; Maven resolves the JVM parts into
+# ~/.m2. STRATA_COMPAT_SKIP_JVM=1 leaves out the Maven-built parts (the Java suite, the differential
+# tests, and Spark's Kafka source, which then falls back to the Python source).
 # Usage: tests/compat/run.sh [path/to/strata]   (default: target/release/strata)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -114,5 +115,12 @@ fi
 kill -TERM $pid
 if wait $pid; then passed=$((passed+1)); else echo "FAIL broker exit status"; failed=$((failed+1)); fi
 trap 'rm -rf "$work"' EXIT
+echo "== differential: the same requests to Apache Kafka and to Strata (tests/compat/differential)"
+if [ "$jvm" = 1 ]; then
+  echo "skip differential (STRATA_COMPAT_SKIP_JVM=1)"; skipped=$((skipped+1))
+else
+  if timeout 300 "$here/differential/run.sh" "$bin" >"$work/differential.log" 2>&1; then passed=$((passed+1)); else failed=$((failed+1)); fi
+  grep -E '^apache kafka|^differential|GAP |UNEXPECTED|^ERROR|^stale|^strata died' "$work/differential.log" || tail -40 "$work/differential.log"
+fi
 echo "compat: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

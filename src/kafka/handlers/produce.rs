@@ -5,6 +5,11 @@
 //! has appended the batches (so the connection may read and append its next request, which
 //! then lands after this one), and [`Staged::finish`] waits for durability and builds the
 //! answer.
+//!
+//! As in Kafka: a transactional batch in a request without a transactional id gets
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, one with it INVALID_TXN_STATE (there are no
+//! transactions yet, so its partition is never in one); a transactional id with ordinary
+//! batches is accepted; Kafka's internal topics get INVALID_TOPIC_EXCEPTION.
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -48,7 +53,7 @@ struct StagedTopic {
 pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
-    let transactional = req.transactional_id.is_some();
+    let has_transactional_id = req.transactional_id.is_some();
     let topic_data = owned_parts(req);
     let partitions: usize = topic_data.iter().map(|t| t.partitions.len()).sum();
     let mut topics = Vec::with_capacity(topic_data.len());
@@ -57,14 +62,22 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
         let known = ctx.shard.catalog().topic(&name).map(|t| t.partitions);
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for (index, records) in topic.partitions {
+            let transactional = records.as_deref().is_some_and(is_transactional);
             let refused = if bad_acks {
                 Some(errors::INVALID_REQUIRED_ACKS)
-            } else if transactional {
+            } else if transactional && !has_transactional_id {
                 Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            } else if KAFKA_INTERNAL_TOPICS.contains(&name.as_str()) {
+                Some(errors::INVALID_TOPIC_EXCEPTION)
             } else if !known.is_some_and(|n| index >= 0 && index < n) {
                 Some(errors::UNKNOWN_TOPIC_OR_PARTITION)
             } else if records.is_none() {
                 Some(kafka_protocol::error::ResponseError::InvalidRecord.code())
+            } else if let Some(code) = records.as_deref().and_then(precheck) {
+                Some(code)
+            } else if transactional {
+                // No transactions yet: no partition is ever part of one.
+                Some(errors::INVALID_TXN_STATE)
             } else {
                 None
             };
@@ -94,6 +107,70 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
         }
     }
     Staged { acks, topics }
+}
+
+/// Kafka's internal topics, which clients may not write to (the group coordinator writes
+/// `__consumer_offsets` itself, not through Produce).
+const KAFKA_INTERNAL_TOPICS: &[&str] = &[
+    crate::group::offsets::OFFSETS_TOPIC,
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// Whether the first batch of `records` is transactional (attributes bit 4).
+fn is_transactional(records: &[u8]) -> bool {
+    const ATTRIBUTES_AT: usize = 21;
+    records
+        .get(ATTRIBUTES_AT..ATTRIBUTES_AT + 2)
+        .is_some_and(|a| u16::from_be_bytes([a[0], a[1]]) & 0x10 != 0)
+}
+
+const INVALID_RECORD: i16 = kafka_protocol::error::ResponseError::InvalidRecord.code();
+const CORRUPT_MESSAGE: i16 = kafka_protocol::error::ResponseError::CorruptMessage.code();
+
+/// Kafka's checks of one partition's records in a produce (v3+) before they reach the log, in
+/// its order: the first whole batch must exist and have magic 2, and be the only one; a batch
+/// header too short to be one, or with an unknown magic, is corrupt. The base offset must be
+/// 0, as the broker assigns offsets. The code to refuse the records with, if any.
+fn precheck(records: &[u8]) -> Option<i16> {
+    /// Base offset and length fields before a batch's body, and the smallest body (v0).
+    const LOG_OVERHEAD: usize = 12;
+    const MIN_BODY: usize = 14;
+    const MAGIC_AT: usize = 16;
+    // The batch starting at `at`: its end, Ok(None) when the bytes left hold no whole batch.
+    let next = |at: usize| -> Result<Option<usize>, i16> {
+        let Some(header) = records.get(at..at + LOG_OVERHEAD) else {
+            return Ok(None);
+        };
+        let size = i32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let size = usize::try_from(size).map_err(|_| CORRUPT_MESSAGE)?;
+        if size < MIN_BODY {
+            return Err(CORRUPT_MESSAGE);
+        }
+        let end = at + LOG_OVERHEAD + size;
+        if end > records.len() {
+            return Ok(None);
+        }
+        match records.get(at + MAGIC_AT) {
+            Some(&magic) if magic <= 2 => Ok(Some(end)),
+            _ => Err(CORRUPT_MESSAGE),
+        }
+    };
+    let end = match next(0) {
+        Err(code) => return Some(code),
+        Ok(None) => return Some(INVALID_RECORD),
+        Ok(Some(end)) => end,
+    };
+    if records[MAGIC_AT] != 2 {
+        return Some(INVALID_RECORD);
+    }
+    match next(end) {
+        Err(code) => return Some(code),
+        Ok(Some(_)) => return Some(INVALID_RECORD),
+        Ok(None) => {}
+    }
+    let base_offset = records.get(..8).map(|b| b.iter().fold(0i64, |a, &x| a << 8 | x as i64));
+    (base_offset != Some(0)).then_some(INVALID_RECORD)
 }
 
 /// A request topic with nothing left of the request frame but the records.
@@ -201,6 +278,43 @@ mod tests {
         let ptr = records.as_ptr();
         assert_eq!(bytes::BytesMut::from(records).as_ptr(), ptr);
         assert_eq!(topics[0].name, "t");
+    }
+
+    #[test]
+    fn records_are_checked_as_kafka_checks_a_produce() {
+        let good = crate::storage::batch::build_batch(0, 1, &[(None, b"ok")]);
+        assert_eq!(precheck(&good), None);
+        let two = [good.clone(), good.clone()].concat();
+        assert_eq!(precheck(&two), Some(INVALID_RECORD), "one batch per partition");
+        assert_eq!(precheck(&good[..30]), Some(INVALID_RECORD), "no whole batch");
+        assert_eq!(precheck(&[]), Some(INVALID_RECORD), "no batch at all");
+        let mut magic = good.clone();
+        magic[16] = 1;
+        assert_eq!(precheck(&magic), Some(INVALID_RECORD), "old magic");
+        magic[16] = 3;
+        assert_eq!(precheck(&magic), Some(CORRUPT_MESSAGE), "unknown magic");
+        let mut short = good.clone();
+        short[8..12].copy_from_slice(&5i32.to_be_bytes());
+        assert_eq!(precheck(&short), Some(CORRUPT_MESSAGE), "length below any batch's");
+        short[8..12].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(precheck(&short), Some(CORRUPT_MESSAGE), "negative length");
+        let mut base = good.clone();
+        base[7] = 9;
+        assert_eq!(precheck(&base), Some(INVALID_RECORD), "base offset not 0");
+        let mut second_bad = two.clone();
+        second_bad[good.len() + 16] = 7;
+        assert_eq!(precheck(&second_bad), Some(CORRUPT_MESSAGE), "corrupt second batch");
+        // Bytes after the batch too few to be a batch are left to the log to judge.
+        assert_eq!(precheck(&[good.clone(), vec![0; 5]].concat()), None);
+    }
+
+    #[test]
+    fn transactional_batches_are_recognised_by_their_attributes() {
+        let mut b = crate::storage::batch::build_batch(0, 1, &[(None, b"ok")]);
+        assert!(!is_transactional(&b));
+        b[22] |= 0x10;
+        assert!(is_transactional(&b));
+        assert!(!is_transactional(&b[..20]));
     }
 
     #[test]
