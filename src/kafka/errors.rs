@@ -35,9 +35,6 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::Partition(PartitionError::Sequence(SequenceError::OutOfOrder)) => {
             ResponseError::OutOfOrderSequenceNumber.code()
         }
-        ShardError::Partition(PartitionError::Sequence(SequenceError::UnknownProducer)) => {
-            ResponseError::UnknownProducerId.code()
-        }
         ShardError::Partition(PartitionError::ManyIdempotentBatches) => {
             ResponseError::InvalidRecord.code()
         }

@@ -21,8 +21,6 @@ pub enum SequenceError {
     StaleEpoch,
     /// The batch does not continue the producer's sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
     OutOfOrder,
-    /// No state for this producer and the batch does not start a sequence (UNKNOWN_PRODUCER_ID).
-    UnknownProducer,
 }
 
 /// What to do with a batch.
@@ -86,8 +84,10 @@ impl ProducerState {
         let first = h.base_sequence;
         let last = last_seq(first, h.record_count);
         match self.producers.get(&h.producer_id) {
-            None if first == 0 => Verdict::Append,
-            None => Verdict::Refuse(SequenceError::UnknownProducer),
+            // A producer this partition has no state for starts its sequence wherever it is, as
+            // in Kafka since KIP-360: its state may have gone with retention, and refusing it
+            // (UNKNOWN_PRODUCER_ID) would stop a producer that did nothing wrong.
+            None => Verdict::Append,
             Some((epoch, _)) if h.producer_epoch < *epoch => {
                 Verdict::Refuse(SequenceError::StaleEpoch)
             }
@@ -225,7 +225,8 @@ mod tests {
         );
         assert_eq!(
             s.check(&batch(8, 0, 5, 1)),
-            Verdict::Refuse(SequenceError::UnknownProducer)
+            Verdict::Append,
+            "an unknown producer starts anywhere"
         );
         assert_eq!(s.check(&batch(9, 0, 0, 1)), Verdict::Append);
         let e1 = batch(7, 1, 0, 1);
