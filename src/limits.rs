@@ -24,6 +24,10 @@ pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 /// Smallest segment size accepted (Kafka's minimum is 14 bytes; we want at least one page).
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
+/// Default `message.timestamp.after.max.ms`: how far ahead of the broker's clock a CreateTime
+/// batch may be (Kafka 4's default, one hour).
+pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 60 * 60 * 1000;
+
 /// Default segment age before a roll (`segment.ms`, 7 days).
 pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 

@@ -107,3 +107,35 @@ fn delete_and_compact_delete_topics_lose_old_segments() {
         }
     });
 }
+
+/// Kafka's timestamp window under CreateTime: `message.timestamp.after.max.ms` (one hour by
+/// default) and `message.timestamp.before.max.ms` (unbounded by default) refuse a batch with
+/// INVALID_TIMESTAMP; LogAppendTime topics take any.
+#[test]
+fn batches_outside_the_timestamp_window_are_refused() {
+    use strata::partition::PartitionError;
+    use strata::storage::StorageError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let now = SystemClock.now_ms();
+        let refused = |r: Result<_, PartitionError>| {
+            matches!(
+                r,
+                Err(PartitionError::Storage(StorageError::InvalidTimestamp { .. }))
+            )
+        };
+        let p = open_partition_with(&dir.path().join("create"), LogConfig::default()).await;
+        let batch = |ts: i64| bytes::Bytes::from(numbered_batch("t", 0, 1, ts));
+        assert!(refused(p.produce(batch(now + 2 * 3600 * 1000)).await), "2 h ahead");
+        p.produce(batch(now + 60 * 1000)).await.expect("a minute ahead");
+        p.produce(batch(now - 365 * DAY_MS)).await.expect("a year old, by default");
+        let mut strict = LogConfig::default();
+        strict.set("message.timestamp.before.max.ms", "86400000").expect("config");
+        let p = open_partition_with(&dir.path().join("strict"), strict).await;
+        assert!(refused(p.produce(batch(now - 2 * DAY_MS)).await), "two days old");
+        let mut append_time = LogConfig::default();
+        append_time.set("message.timestamp.type", "LogAppendTime").expect("config");
+        let p = open_partition_with(&dir.path().join("append"), append_time).await;
+        p.produce(batch(now + 2 * 3600 * 1000)).await.expect("the broker stamps the time");
+    });
+}

@@ -14,6 +14,7 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::Corrupt(_) => ResponseError::CorruptMessage.code(),
         StorageError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
         StorageError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed => ResponseError::NotLeaderOrFollower.code(),
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),

@@ -137,6 +137,7 @@ impl Partition {
     /// this one.
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
         let batches = ValidBatches::check(records, self.log.max_message_bytes())?;
+        self.check_timestamps(&batches)?;
         let h = batches.headers()[0];
         if h.producer_id < 0 {
             let info = self.log.append_valid(batches).await?;
@@ -198,6 +199,28 @@ impl Partition {
             .detach();
         }
         self.data.notify();
+        Ok(())
+    }
+
+    /// Kafka's timestamp window under CreateTime (`message.timestamp.before.max.ms`,
+    /// `message.timestamp.after.max.ms`), judged on each batch's first and largest timestamp
+    /// (the header's; the records' own are not decoded).
+    fn check_timestamps(&self, batches: &ValidBatches) -> Result<(), StorageError> {
+        let (before, after) = self.log.timestamp_window();
+        let now = self.log.now_ms();
+        let earliest = now.saturating_sub(before);
+        let latest = now.saturating_add(after);
+        for h in batches.headers() {
+            for timestamp in [h.base_timestamp, h.max_timestamp] {
+                if timestamp >= 0 && (timestamp < earliest || timestamp > latest) {
+                    return Err(StorageError::InvalidTimestamp {
+                        timestamp,
+                        earliest,
+                        latest,
+                    });
+                }
+            }
+        }
         Ok(())
     }
 

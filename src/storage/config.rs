@@ -41,6 +41,12 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     pub flush: FlushPolicy,
     pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: under CreateTime, how far in the past a batch's
+    /// timestamps may be (Kafka's default: unbounded).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: under CreateTime, how far in the future (Kafka 4's
+    /// default: one hour).
+    pub timestamp_after_max_ms: i64,
     /// `cleanup.policy`: `delete`, `compact` or both. A `compact`-only topic is never deleted
     /// by retention; compaction itself is not done yet.
     pub cleanup_policy: String,
@@ -60,6 +66,8 @@ impl Default for LogConfig {
                 ms: i64::MAX,
             },
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: limits::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             cleanup_policy: "delete".into(),
         }
     }
@@ -72,6 +80,8 @@ pub const CONFIG_NAMES: &[&str] = &[
     "flush.ms",
     "index.interval.bytes",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
     "retention.bytes",
     "retention.ms",
@@ -115,6 +125,12 @@ impl LogConfig {
                 self.max_message_bytes = v;
             }
             "flush.messages" => self.flush.messages = parse_num::<u64>(name, value)?.max(1),
+            "message.timestamp.before.max.ms" => {
+                self.timestamp_before_max_ms = non_negative(name, parse_num(name, value)?)?
+            }
+            "message.timestamp.after.max.ms" => {
+                self.timestamp_after_max_ms = non_negative(name, parse_num(name, value)?)?
+            }
             "flush.ms" => self.flush.ms = positive(name, parse_num(name, value)?)?,
             "message.timestamp.type" => {
                 self.timestamp_type = match value {
@@ -157,6 +173,8 @@ impl LogConfig {
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "flush.messages" => self.flush.messages.to_string(),
             "flush.ms" => self.flush.ms.to_string(),
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms.to_string(),
             "message.timestamp.type" => match self.timestamp_type {
                 TimestampType::CreateTime => "CreateTime".into(),
                 TimestampType::LogAppendTime => "LogAppendTime".into(),
@@ -171,6 +189,15 @@ impl LogConfig {
     pub fn retention_deletes(&self) -> bool {
         self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
     }
+}
+
+fn non_negative(name: &str, v: i64) -> Result<i64> {
+    if v < 0 {
+        return Err(StorageError::InvalidConfig(format!(
+            "{name} must not be negative"
+        )));
+    }
+    Ok(v)
 }
 
 fn positive(name: &str, v: i64) -> Result<i64> {

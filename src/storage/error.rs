@@ -15,6 +15,14 @@ pub enum StorageError {
     /// A batch is well framed but its content is not acceptable (Kafka: INVALID_RECORD).
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// A CreateTime batch's timestamp is outside the topic's `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` window (Kafka: INVALID_TIMESTAMP).
+    #[error("timestamp {timestamp} is outside [{earliest}, {latest}] (message.timestamp.before/after.max.ms)")]
+    InvalidTimestamp {
+        timestamp: i64,
+        earliest: i64,
+        latest: i64,
+    },
     /// A read asked for an offset the log does not hold (Kafka: OFFSET_OUT_OF_RANGE).
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {

@@ -183,6 +183,17 @@ impl PartitionLog {
     pub fn flush_policy(&self) -> FlushPolicy {
         self.config.borrow().flush
     }
+    /// How far before and after the clock a CreateTime batch's timestamps may be, in ms
+    /// (unbounded under LogAppendTime, where the broker stamps the time).
+    pub fn timestamp_window(&self) -> (i64, i64) {
+        let c = self.config.borrow();
+        match c.timestamp_type {
+            super::config::TimestampType::LogAppendTime => (i64::MAX, i64::MAX),
+            super::config::TimestampType::CreateTime => {
+                (c.timestamp_before_max_ms, c.timestamp_after_max_ms)
+            }
+        }
+    }
     /// The largest batch the topic accepts (`max.message.bytes`).
     pub fn max_message_bytes(&self) -> usize {
         self.config.borrow().max_message_bytes as usize
