@@ -269,7 +269,10 @@ fn bad_produce_and_fetch_get_kafka_error_codes() {
         "unknown magic: CORRUPT_MESSAGE, as Kafka"
     );
     assert_eq!(
-        code(&mut s, produce("t", 0, [good.clone(), good.clone()].concat())),
+        code(
+            &mut s,
+            produce("t", 0, [good.clone(), good.clone()].concat())
+        ),
         87,
         "two batches for one partition: INVALID_RECORD, as Kafka"
     );

@@ -121,21 +121,39 @@ fn batches_outside_the_timestamp_window_are_refused() {
         let refused = |r: Result<_, PartitionError>| {
             matches!(
                 r,
-                Err(PartitionError::Storage(StorageError::InvalidTimestamp { .. }))
+                Err(PartitionError::Storage(
+                    StorageError::InvalidTimestamp { .. }
+                ))
             )
         };
         let p = open_partition_with(&dir.path().join("create"), LogConfig::default()).await;
         let batch = |ts: i64| bytes::Bytes::from(numbered_batch("t", 0, 1, ts));
-        assert!(refused(p.produce(batch(now + 2 * 3600 * 1000)).await), "2 h ahead");
-        p.produce(batch(now + 60 * 1000)).await.expect("a minute ahead");
-        p.produce(batch(now - 365 * DAY_MS)).await.expect("a year old, by default");
+        assert!(
+            refused(p.produce(batch(now + 2 * 3600 * 1000)).await),
+            "2 h ahead"
+        );
+        p.produce(batch(now + 60 * 1000))
+            .await
+            .expect("a minute ahead");
+        p.produce(batch(now - 365 * DAY_MS))
+            .await
+            .expect("a year old, by default");
         let mut strict = LogConfig::default();
-        strict.set("message.timestamp.before.max.ms", "86400000").expect("config");
+        strict
+            .set("message.timestamp.before.max.ms", "86400000")
+            .expect("config");
         let p = open_partition_with(&dir.path().join("strict"), strict).await;
-        assert!(refused(p.produce(batch(now - 2 * DAY_MS)).await), "two days old");
+        assert!(
+            refused(p.produce(batch(now - 2 * DAY_MS)).await),
+            "two days old"
+        );
         let mut append_time = LogConfig::default();
-        append_time.set("message.timestamp.type", "LogAppendTime").expect("config");
+        append_time
+            .set("message.timestamp.type", "LogAppendTime")
+            .expect("config");
         let p = open_partition_with(&dir.path().join("append"), append_time).await;
-        p.produce(batch(now + 2 * 3600 * 1000)).await.expect("the broker stamps the time");
+        p.produce(batch(now + 2 * 3600 * 1000))
+            .await
+            .expect("the broker stamps the time");
     });
 }

@@ -576,3 +576,44 @@ fn a_consumer_reading_the_disk_in_order_is_served_by_the_read_ahead() {
         assert_eq!(log.disk_read_count(), 2);
     });
 }
+
+#[test]
+fn max_timestamp_lookup_finds_the_first_record_with_the_largest_timestamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let config = small_segments(4096);
+        let log = open(dir.path(), config.clone()).await;
+        assert_eq!(log.offset_of_max_timestamp(0).await.expect("empty"), None);
+        // Batches of 5 records at these times, over several segments: the largest, 9_000,
+        // first appears in batch 3 (offsets 15..20) and again later.
+        for (b, ts) in [1_000, 5_000, 2_000, 9_000, 3_000, 9_000, 4_000]
+            .iter()
+            .enumerate()
+        {
+            log.append(&numbered_batch("m", b as u64 * 5, 5, *ts))
+                .await
+                .expect("append");
+        }
+        log.flush(log.log_end()).await.expect("flush");
+        let want = Some((15, 9_000));
+        assert_eq!(
+            log.offset_of_max_timestamp(log.flushed_offset())
+                .await
+                .expect("lookup"),
+            want
+        );
+        // Below the bound only: the 9_000 batch at 15 is not readable below 15.
+        assert_eq!(
+            log.offset_of_max_timestamp(15).await.expect("lookup"),
+            Some((5, 5_000))
+        );
+        log.close().await.expect("close");
+        let log = open(dir.path(), config).await;
+        assert_eq!(
+            log.offset_of_max_timestamp(log.flushed_offset())
+                .await
+                .expect("after reopen"),
+            want
+        );
+    });
+}

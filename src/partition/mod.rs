@@ -56,6 +56,8 @@ pub enum OffsetQuery {
     Earliest,
     /// The first record at or after this timestamp.
     Timestamp(i64),
+    /// The record with the largest timestamp (Kafka's MAX_TIMESTAMP, -3).
+    MaxTimestamp,
 }
 
 /// Offsets and sizes of a partition's log, for tools and tests.
@@ -281,6 +283,11 @@ impl Partition {
             OffsetQuery::Timestamp(ts) => {
                 self.log
                     .offset_for_timestamp(ts, self.high_watermark())
+                    .await?
+            }
+            OffsetQuery::MaxTimestamp => {
+                self.log
+                    .offset_of_max_timestamp(self.high_watermark())
                     .await?
             }
         })

@@ -455,6 +455,10 @@ impl Segment {
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp
     }
+    /// The last offset of the (first) batch holding [`Self::max_timestamp`].
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
     pub fn is_active(&self) -> bool {
         self.stage.is_some()
     }

@@ -2,10 +2,10 @@
 //! that appears more than once in a request is refused with INVALID_REQUEST, answered once, and
 //! none of its entries is created (as Kafka does).
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::{str_bytes, Ctx};
@@ -149,13 +149,22 @@ fn check_assignments(t: &CreatableTopic, node_id: i32) -> Result<(), (i16, Strin
     for a in &t.assignments {
         let brokers: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
         if brokers.is_empty() {
-            return bad(format!("partition {} is assigned no broker", a.partition_index));
+            return bad(format!(
+                "partition {} is assigned no broker",
+                a.partition_index
+            ));
         }
         if let Some(b) = brokers.iter().find(|&&b| b != node_id) {
-            return bad(format!("partition {} is assigned to unknown broker {b}", a.partition_index));
+            return bad(format!(
+                "partition {} is assigned to unknown broker {b}",
+                a.partition_index
+            ));
         }
         if brokers.len() > 1 {
-            return bad(format!("partition {} names broker {node_id} twice", a.partition_index));
+            return bad(format!(
+                "partition {} names broker {node_id} twice",
+                a.partition_index
+            ));
         }
     }
     Ok(())
@@ -199,8 +208,14 @@ mod tests {
         let code = |t: CreatableTopic| check_assignments(&t, 0).map_err(|e| e.0);
         assert_eq!(code(topic(&[], 3, 1)), Ok(()));
         assert_eq!(code(topic(&[(0, &[0]), (1, &[0])], -1, -1)), Ok(()));
-        assert_eq!(code(topic(&[(0, &[0])], 1, -1)), Err(errors::INVALID_REQUEST));
-        assert_eq!(code(topic(&[(0, &[0])], -1, 1)), Err(errors::INVALID_REQUEST));
+        assert_eq!(
+            code(topic(&[(0, &[0])], 1, -1)),
+            Err(errors::INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(topic(&[(0, &[0])], -1, 1)),
+            Err(errors::INVALID_REQUEST)
+        );
         let bad = Err(errors::INVALID_REPLICA_ASSIGNMENT);
         assert_eq!(code(topic(&[(0, &[999])], -1, -1)), bad);
         assert_eq!(code(topic(&[(0, &[])], -1, -1)), bad);
@@ -211,6 +226,9 @@ mod tests {
     #[test]
     fn names_given_twice_are_found_once_each() {
         assert!(duplicates(["a", "b"].into_iter()).is_empty());
-        assert_eq!(duplicates(["a", "b", "a", "c", "a", "b"].into_iter()), vec!["a", "b"]);
+        assert_eq!(
+            duplicates(["a", "b", "a", "c", "a", "b"].into_iter()),
+            vec!["a", "b"]
+        );
     }
 }

@@ -41,7 +41,9 @@ mod tests {
 
     #[test]
     fn brokers_are_described_and_controllers_are_not_asked_of_a_broker() {
-        let b = crate::config::Settings::default().resolve().expect("defaults");
+        let b = crate::config::Settings::default()
+            .resolve()
+            .expect("defaults");
         let r = response(&b, ENDPOINT_BROKERS);
         assert_eq!((r.error_code, r.brokers.len()), (0, 1));
         let r = response(&b, 2);

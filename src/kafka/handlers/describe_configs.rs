@@ -66,7 +66,11 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
     let mut out = vec![
         ("broker.id", b.node_id.to_string(), TYPE_INT),
         ("node.id", b.node_id.to_string(), TYPE_INT),
-        ("listeners", format!("PLAINTEXT://{}", b.listen), TYPE_STRING),
+        (
+            "listeners",
+            format!("PLAINTEXT://{}", b.listen),
+            TYPE_STRING,
+        ),
         (
             "advertised.listeners",
             format!("PLAINTEXT://{}:{}", b.advertised_host, b.advertised_port),
@@ -74,20 +78,36 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
         ),
         ("log.dirs", b.data_dir.display().to_string(), TYPE_STRING),
         ("num.partitions", b.default_partitions.to_string(), TYPE_INT),
-        ("auto.create.topics.enable", b.auto_create_topics.to_string(), TYPE_BOOLEAN),
+        (
+            "auto.create.topics.enable",
+            b.auto_create_topics.to_string(),
+            TYPE_BOOLEAN,
+        ),
         (
             "group.initial.rebalance.delay.ms",
             g.initial_rebalance_delay.as_millis().to_string(),
             TYPE_INT,
         ),
-        ("group.min.session.timeout.ms", g.min_session_timeout.as_millis().to_string(), TYPE_INT),
-        ("group.max.session.timeout.ms", g.max_session_timeout.as_millis().to_string(), TYPE_INT),
+        (
+            "group.min.session.timeout.ms",
+            g.min_session_timeout.as_millis().to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.max.session.timeout.ms",
+            g.max_session_timeout.as_millis().to_string(),
+            TYPE_INT,
+        ),
         (
             "offsets.topic.num.partitions",
             crate::group::offsets::OFFSETS_PARTITIONS.to_string(),
             TYPE_INT,
         ),
-        ("offsets.topic.replication.factor", "1".to_string(), TYPE_INT),
+        (
+            "offsets.topic.replication.factor",
+            "1".to_string(),
+            TYPE_INT,
+        ),
         (
             "socket.request.max.bytes",
             crate::limits::MAX_REQUEST_FRAME_BYTES.to_string(),
@@ -112,9 +132,17 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
         }
     }
     // Kafka's everyday name for the retention, when it is a whole number of hours.
-    if let Some(ms) = b.log_defaults.get("retention.ms").and_then(|v| v.parse::<i64>().ok()) {
+    if let Some(ms) = b
+        .log_defaults
+        .get("retention.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         if ms > 0 && ms % 3_600_000 == 0 {
-            out.push(("log.retention.hours", (ms / 3_600_000).to_string(), TYPE_INT));
+            out.push((
+                "log.retention.hours",
+                (ms / 3_600_000).to_string(),
+                TYPE_INT,
+            ));
         }
     }
     out
@@ -125,7 +153,9 @@ fn broker_resource_error(name: &str, node_id: i32) -> Option<String> {
     if name.is_empty() || name.parse::<i32>().is_ok_and(|id| id == node_id) {
         None
     } else {
-        Some(format!("unexpected broker id '{name}': this is broker {node_id}"))
+        Some(format!(
+            "unexpected broker id '{name}': this is broker {node_id}"
+        ))
     }
 }
 
@@ -242,16 +272,35 @@ mod tests {
 
     #[test]
     fn a_broker_describes_its_settings_under_kafkas_names() {
-        let b = crate::config::Settings::default().resolve().expect("defaults");
+        let b = crate::config::Settings::default()
+            .resolve()
+            .expect("defaults");
         let configs = broker_configs(&b);
-        let get = |k: &str| configs.iter().find(|(n, _, _)| *n == k).map(|(_, v, _)| v.clone());
-        assert_eq!(get("num.partitions"), Some(b.default_partitions.to_string()));
+        let get = |k: &str| {
+            configs
+                .iter()
+                .find(|(n, _, _)| *n == k)
+                .map(|(_, v, _)| v.clone())
+        };
+        assert_eq!(
+            get("num.partitions"),
+            Some(b.default_partitions.to_string())
+        );
         assert_eq!(get("node.id"), Some(b.node_id.to_string()));
         assert_eq!(get("log.retention.ms"), b.log_defaults.get("retention.ms"));
         assert_eq!(get("log.retention.hours").as_deref(), Some("168"));
-        assert_eq!(get("log.segment.bytes"), b.log_defaults.get("segment.bytes"));
-        assert_eq!(get("message.max.bytes"), b.log_defaults.get("max.message.bytes"));
-        assert_eq!(get("auto.create.topics.enable"), Some(b.auto_create_topics.to_string()));
+        assert_eq!(
+            get("log.segment.bytes"),
+            b.log_defaults.get("segment.bytes")
+        );
+        assert_eq!(
+            get("message.max.bytes"),
+            b.log_defaults.get("max.message.bytes")
+        );
+        assert_eq!(
+            get("auto.create.topics.enable"),
+            Some(b.auto_create_topics.to_string())
+        );
         for (name, _, t) in &configs {
             assert_ne!(*t, TYPE_UNKNOWN, "{name}");
         }

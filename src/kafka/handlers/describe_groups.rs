@@ -103,9 +103,15 @@ mod tests {
         let dead = || described(DescribedGroup::default(), group("Dead"));
         assert_eq!(not_found(dead(), 5).error_code, 0);
         let d = not_found(dead(), 6);
-        assert_eq!(d.error_code, kafka_protocol::error::ResponseError::GroupIdNotFound.code());
+        assert_eq!(
+            d.error_code,
+            kafka_protocol::error::ResponseError::GroupIdNotFound.code()
+        );
         assert_eq!(d.group_state.as_str(), "Dead");
-        assert_eq!(not_found(described(DescribedGroup::default(), group("Empty")), 6).error_code, 0);
+        assert_eq!(
+            not_found(described(DescribedGroup::default(), group("Empty")), 6).error_code,
+            0
+        );
     }
 
     #[test]

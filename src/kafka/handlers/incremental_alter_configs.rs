@@ -64,7 +64,8 @@ fn changes_of(
             }
             (OP_SET, Some(v)) => Some(v),
             (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) => {
-                if super::describe_configs::config_type(&name) != super::describe_configs::TYPE_LIST {
+                if super::describe_configs::config_type(&name) != super::describe_configs::TYPE_LIST
+                {
                     return Err((
                         errors::INVALID_CONFIG,
                         format!("'{name}' is not a list: APPEND and SUBTRACT do not apply"),
@@ -170,13 +171,19 @@ mod tests {
     #[test]
     fn append_and_subtract_edit_a_list_config() {
         assert_eq!(list_op("delete", OP_APPEND, "compact"), "delete,compact");
-        assert_eq!(list_op("delete,compact", OP_APPEND, "compact"), "delete,compact");
+        assert_eq!(
+            list_op("delete,compact", OP_APPEND, "compact"),
+            "delete,compact"
+        );
         assert_eq!(list_op("delete,compact", OP_SUBTRACT, "compact"), "delete");
         assert_eq!(list_op("delete", OP_SUBTRACT, "compact"), "delete");
         let current = |_: &str| Some("delete".to_string());
         assert_eq!(
             changes_of(&[op("cleanup.policy", OP_APPEND, Some("compact"))], current),
-            Ok(vec![("cleanup.policy".into(), Some("delete,compact".into()))])
+            Ok(vec![(
+                "cleanup.policy".into(),
+                Some("delete,compact".into())
+            )])
         );
     }
 
@@ -184,11 +191,23 @@ mod tests {
     fn kafkas_error_codes_for_bad_operations() {
         let none = |_: &str| None;
         let code = |c: &[AlterableConfig]| changes_of(c, none).map_err(|e| e.0);
-        assert_eq!(code(&[op("retention.ms", OP_SET, None)]), Err(errors::INVALID_REQUEST));
-        assert_eq!(code(&[op("retention.ms", OP_APPEND, Some("5"))]), Err(errors::INVALID_CONFIG));
-        assert_eq!(code(&[op("retention.ms", 9, Some("5"))]), Err(errors::INVALID_CONFIG));
         assert_eq!(
-            code(&[op("retention.ms", OP_SET, Some("1")), op("retention.ms", OP_DELETE, None)]),
+            code(&[op("retention.ms", OP_SET, None)]),
+            Err(errors::INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(&[op("retention.ms", OP_APPEND, Some("5"))]),
+            Err(errors::INVALID_CONFIG)
+        );
+        assert_eq!(
+            code(&[op("retention.ms", 9, Some("5"))]),
+            Err(errors::INVALID_CONFIG)
+        );
+        assert_eq!(
+            code(&[
+                op("retention.ms", OP_SET, Some("1")),
+                op("retention.ms", OP_DELETE, None)
+            ]),
             Err(errors::INVALID_REQUEST)
         );
         assert_eq!(

@@ -1,5 +1,6 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1) or the first offset whose timestamp is at
-//! or after a given time, per partition, answered by the partition's owner.
+//! ListOffsets (key 2): earliest (-2), latest (-1), the record with the largest timestamp (-3,
+//! v7+) or the first offset whose timestamp is at or after a given time, per partition,
+//! answered by the partition's owner.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -14,6 +15,8 @@ use crate::shard::{OffsetQuery, TopicPartition};
 /// Timestamps of ListOffsets with a special meaning.
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+/// The record with the largest timestamp (v7+, KIP-734).
+const MAX_TIMESTAMP: i64 = -3;
 
 pub async fn handle(
     ctx: &Ctx,
@@ -38,8 +41,10 @@ pub async fn handle(
             let query = match p.timestamp {
                 LATEST_TIMESTAMP => OffsetQuery::Latest,
                 EARLIEST_TIMESTAMP => OffsetQuery::Earliest,
+                MAX_TIMESTAMP if version >= 7 => OffsetQuery::MaxTimestamp,
                 ts if ts >= 0 => OffsetQuery::Timestamp(ts),
-                // -3 (max timestamp, KIP-734) and others are not implemented: versions ≤ 6 never send them.
+                // -4 (earliest local, KIP-405) and beyond come with versions Strata does not
+                // speak; -3 before v7 is not a query Kafka knows either.
                 _ => {
                     partitions.push(base.with_error_code(errors::UNSUPPORTED_VERSION));
                     continue;

@@ -169,7 +169,9 @@ fn precheck(records: &[u8]) -> Option<i16> {
         Ok(Some(_)) => return Some(INVALID_RECORD),
         Ok(None) => {}
     }
-    let base_offset = records.get(..8).map(|b| b.iter().fold(0i64, |a, &x| a << 8 | x as i64));
+    let base_offset = records
+        .get(..8)
+        .map(|b| b.iter().fold(0i64, |a, &x| a << 8 | x as i64));
     (base_offset != Some(0)).then_some(INVALID_RECORD)
 }
 
@@ -285,8 +287,16 @@ mod tests {
         let good = crate::storage::batch::build_batch(0, 1, &[(None, b"ok")]);
         assert_eq!(precheck(&good), None);
         let two = [good.clone(), good.clone()].concat();
-        assert_eq!(precheck(&two), Some(INVALID_RECORD), "one batch per partition");
-        assert_eq!(precheck(&good[..30]), Some(INVALID_RECORD), "no whole batch");
+        assert_eq!(
+            precheck(&two),
+            Some(INVALID_RECORD),
+            "one batch per partition"
+        );
+        assert_eq!(
+            precheck(&good[..30]),
+            Some(INVALID_RECORD),
+            "no whole batch"
+        );
         assert_eq!(precheck(&[]), Some(INVALID_RECORD), "no batch at all");
         let mut magic = good.clone();
         magic[16] = 1;
@@ -295,7 +305,11 @@ mod tests {
         assert_eq!(precheck(&magic), Some(CORRUPT_MESSAGE), "unknown magic");
         let mut short = good.clone();
         short[8..12].copy_from_slice(&5i32.to_be_bytes());
-        assert_eq!(precheck(&short), Some(CORRUPT_MESSAGE), "length below any batch's");
+        assert_eq!(
+            precheck(&short),
+            Some(CORRUPT_MESSAGE),
+            "length below any batch's"
+        );
         short[8..12].copy_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(precheck(&short), Some(CORRUPT_MESSAGE), "negative length");
         let mut base = good.clone();
@@ -303,7 +317,11 @@ mod tests {
         assert_eq!(precheck(&base), Some(INVALID_RECORD), "base offset not 0");
         let mut second_bad = two.clone();
         second_bad[good.len() + 16] = 7;
-        assert_eq!(precheck(&second_bad), Some(CORRUPT_MESSAGE), "corrupt second batch");
+        assert_eq!(
+            precheck(&second_bad),
+            Some(CORRUPT_MESSAGE),
+            "corrupt second batch"
+        );
         // Bytes after the batch too few to be a batch are left to the log to judge.
         assert_eq!(precheck(&[good.clone(), vec![0; 5]].concat()), None);
     }

@@ -154,4 +154,69 @@ impl PartitionLog {
         }
         Ok(None)
     }
+
+    /// The record with the largest timestamp below `upto` (the first of them, on a tie), with
+    /// that timestamp: Kafka's MAX_TIMESTAMP lookup (KIP-734). Segments know their batch with
+    /// the largest timestamp (the tail segment, whose best may lie beyond `upto`, is searched
+    /// batch by batch below it); in it, an uncompressed batch's records are searched for the exact
+    /// offset, a compressed one answers with its last offset (decompressing client data here
+    /// could be a decompression bomb), a LogAppendTime one with its first.
+    pub async fn offset_of_max_timestamp(&self, upto: i64) -> Result<Option<(i64, i64)>> {
+        // (timestamp, offset) of the best batch, and a segment whose best is not yet below
+        // `upto` (the tail, at most), to be searched batch by batch up to it.
+        let (mut best, partial) = {
+            let st = self.state.borrow();
+            let mut best: Option<(i64, i64)> = None;
+            let mut partial = None;
+            for s in st.segments.values() {
+                let ts = s.max_timestamp();
+                if ts < 0 || s.base_offset >= upto {
+                    continue;
+                }
+                if s.offset_of_max_timestamp() >= upto {
+                    partial = Some(s.base_offset.max(st.log_start));
+                } else if best.is_none_or(|(b, _)| ts > b) {
+                    best = Some((ts, s.offset_of_max_timestamp().max(st.log_start)));
+                }
+            }
+            (best, partial)
+        };
+        if let Some(from) = partial {
+            let mut scan = self.scan(from, upto);
+            while let Some(b) = scan.next().await? {
+                if let Some(h) = BatchHeader::parse(&b) {
+                    if h.last_offset() < upto
+                        && best.is_none_or(|(t, o)| {
+                            h.max_timestamp > t || (h.max_timestamp == t && h.last_offset() < o)
+                        })
+                    {
+                        best = Some((h.max_timestamp, h.last_offset()));
+                    }
+                }
+            }
+        }
+        let Some((ts, offset)) = best else {
+            return Ok(None);
+        };
+        let read = self.read(offset, 1, upto).await?;
+        let Some(b) = read.batches().into_iter().next() else {
+            return Ok(Some((offset, ts)));
+        };
+        let Some(h) = BatchHeader::parse(&b) else {
+            return Ok(Some((offset, ts)));
+        };
+        if h.attributes & 0x08 != 0 {
+            return Ok(Some((h.base_offset, h.max_timestamp)));
+        }
+        if h.compression() != 0 {
+            return Ok(Some((h.last_offset(), h.max_timestamp)));
+        }
+        let mut bytes = b.clone();
+        if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
+            if let Some(r) = set.records.iter().find(|r| r.timestamp == h.max_timestamp) {
+                return Ok(Some((r.offset, r.timestamp)));
+            }
+        }
+        Ok(Some((h.last_offset(), h.max_timestamp)))
+    }
 }
