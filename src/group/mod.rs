@@ -8,6 +8,7 @@
 //! [`GroupOp`]s to it, the Kafka handlers translate requests into them. Nothing here knows the
 //! wire format of requests.
 
+pub mod consumer;
 pub mod coordinator;
 pub mod metadata;
 pub mod offsets;
@@ -49,6 +50,18 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     #[error("coordinator not available")]
     CoordinatorNotAvailable,
+    /// Consumer protocol: the member's epoch is ahead of, or too far behind, the group's.
+    #[error("fenced member epoch")]
+    FencedMemberEpoch,
+    /// Consumer protocol: a commit or fetch with an older member epoch.
+    #[error("stale member epoch")]
+    StaleMemberEpoch,
+    #[error("unsupported server assignor")]
+    UnsupportedAssignor,
+    #[error("the static member's instance id is still in use")]
+    UnreleasedInstanceId,
+    #[error("invalid request")]
+    InvalidRequest,
 }
 
 /// A group operation, run on the core owning the group's `__consumer_offsets` partition.

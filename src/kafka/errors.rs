@@ -91,6 +91,11 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound.code(),
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic.code(),
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable.code(),
+        GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch.code(),
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch.code(),
+        GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor.code(),
+        GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId.code(),
+        GroupError::InvalidRequest => ResponseError::InvalidRequest.code(),
     }
 }
 
