@@ -508,7 +508,17 @@ impl ConsumerGroups {
         new_member_id: impl FnOnce() -> String,
     ) -> (Result<HeartbeatOutcome, Refusal>, Vec<Record>) {
         let mut records = Vec::new();
+        let group = req.group.clone();
         let r = self.heartbeat_inner(req, now, lookup, new_member_id, &mut records);
+        // A refused first join leaves no empty group behind.
+        if r.is_err()
+            && self
+                .groups
+                .get(&group)
+                .is_some_and(|g| g.members.is_empty() && g.epoch == 0)
+        {
+            self.groups.remove(&group);
+        }
         (r, records)
     }
 
@@ -691,7 +701,7 @@ impl ConsumerGroups {
             (&mut m.instance_id, &req.instance_id),
             (&mut m.rack_id, &req.rack_id),
         ] {
-            if value.is_some() && value != field {
+            if value.is_some() && *value != *field {
                 field.clone_from(value);
                 metadata_changed = true;
             }
