@@ -103,6 +103,18 @@ pub enum GroupOp {
         group: String,
         partitions: Vec<(String, i32)>,
     },
+    /// ConsumerGroupHeartbeat (KIP-848), run by [`consumer::ConsumerGroups`].
+    ConsumerHeartbeat(consumer::HeartbeatRequest),
+    /// ConsumerGroupDescribe.
+    ConsumerDescribe {
+        group: String,
+    },
+    /// OffsetFetch v9+: like `FetchOffsets`, after checking a consumer group's member epoch.
+    FetchOffsetsAs {
+        group: String,
+        member_id: Option<String>,
+        member_epoch: i32,
+    },
 }
 
 impl GroupOp {
@@ -117,7 +129,10 @@ impl GroupOp {
             | GroupOp::FetchOffsets { group }
             | GroupOp::Describe { group }
             | GroupOp::Delete { group }
-            | GroupOp::DeleteOffsets { group, .. } => Some(group),
+            | GroupOp::DeleteOffsets { group, .. }
+            | GroupOp::ConsumerDescribe { group }
+            | GroupOp::FetchOffsetsAs { group, .. } => Some(group),
+            GroupOp::ConsumerHeartbeat(r) => Some(&r.group),
             GroupOp::List => None,
         }
     }
@@ -140,6 +155,8 @@ pub struct GroupSummary {
     pub group: String,
     /// Kafka's state name; "Dead" for a group that does not exist.
     pub state: &'static str,
+    /// "classic" or "consumer" (the KIP-848 protocol), as ListGroups v5 names them.
+    pub group_type: &'static str,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberSummary>,
@@ -158,6 +175,8 @@ pub enum GroupReply {
     Described(GroupSummary),
     Listed(Vec<GroupSummary>),
     OffsetsDeleted(Result<Vec<PartitionOutcome>, GroupError>),
+    ConsumerHeartbeat(Result<consumer::HeartbeatOutcome, consumer::Refusal>),
+    ConsumerDescribed(Result<consumer::Described, GroupError>),
 }
 
 /// The configs of `__consumer_offsets`: compacted, and a group's metadata record holds every

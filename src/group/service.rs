@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::group::coordinator::{Answer, Coordinator, GroupRecord, GroupSettings, GroupState};
+use crate::group::consumer::{self, records as consumer_records, ConsumerGroups, TopicInfo};
+use crate::group::coordinator::{
+    Answer, Coordinator, GroupRecord, GroupSettings, GroupState, JoinOutcome,
+};
 use crate::group::offsets::{self, OffsetsState};
 use crate::group::{
     metadata, subscribed_topics, GroupError, GroupOp, GroupReply, GroupSummary, MemberSummary,
@@ -34,6 +37,8 @@ struct OffsetsPartition {
     partition: Rc<Partition>,
     offsets: RefCell<OffsetsState>,
     groups: RefCell<Coordinator>,
+    /// The KIP-848 consumer-protocol groups of the partition.
+    consumer: RefCell<ConsumerGroups>,
     turn: glommio::sync::Semaphore,
 }
 
@@ -61,17 +66,28 @@ impl GroupService {
         }
     }
 
-    /// Runs `op` on `__consumer_offsets` partition `index`, which is `partition`.
+    /// Runs `op` on `__consumer_offsets` partition `index`, which is `partition`. `topics`
+    /// reads a topic's id and partition count (the consumer protocol's assignors need them).
     pub async fn run(
         &self,
         index: i32,
         partition: Rc<Partition>,
         op: GroupOp,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
     ) -> Result<GroupReply, PartitionError> {
         let held = self.load(index, partition).await?;
         let held = &*held;
         let now = Instant::now();
         match op {
+            GroupOp::Join(req) if held.consumer.borrow().contains(&req.group) => {
+                // No classic members in consumer-protocol groups (no online migration).
+                Ok(GroupReply::Join(JoinOutcome {
+                    error: Some(GroupError::InconsistentGroupProtocol),
+                    generation: -1,
+                    member_id: req.member_id,
+                    ..Default::default()
+                }))
+            }
             GroupOp::Join(req) => {
                 let client = req.client_id.clone();
                 let (answer, record) = held
@@ -143,13 +159,21 @@ impl GroupService {
                 instance_id,
                 commits,
             } => {
-                if let Err(e) = held.groups.borrow_mut().check_commit(
-                    &group,
-                    generation,
-                    &member_id,
-                    instance_id.as_deref(),
-                    now,
-                ) {
+                // A consumer-protocol group checks member epochs, a classic one generations.
+                let checked = if held.consumer.borrow().contains(&group) {
+                    held.consumer
+                        .borrow()
+                        .check_commit(&group, &member_id, generation)
+                } else {
+                    held.groups.borrow_mut().check_commit(
+                        &group,
+                        generation,
+                        &member_id,
+                        instance_id.as_deref(),
+                        now,
+                    )
+                };
+                if let Err(e) = checked {
                     return Ok(GroupReply::Status(Err(e)));
                 }
                 let records = commits
@@ -175,10 +199,15 @@ impl GroupService {
                     .map(|(k, c)| (k.clone(), c.clone()))
                     .collect(),
             )),
+            // A consumer-protocol group is not a classic group: DescribeGroups (v0-5) shows it
+            // "Dead", as Kafka does.
             GroupOp::Describe { group } => Ok(GroupReply::Described(
-                summary(held, &group).unwrap_or_else(|| GroupSummary {
+                summary(held, &group)
+                    .filter(|s| s.group_type == "classic")
+                    .unwrap_or_else(|| GroupSummary {
                     group,
                     state: "Dead",
+                    group_type: "classic",
                     protocol_type: String::new(),
                     protocol: String::new(),
                     members: Vec::new(),
@@ -192,11 +221,27 @@ impl GroupService {
                     .map(|g| g.id.clone())
                     .collect();
                 names.extend(held.offsets.borrow().groups());
+                names.extend(held.consumer.borrow().groups().map(|g| g.id.clone()));
                 names.sort();
                 names.dedup();
                 Ok(GroupReply::Listed(
                     names.iter().filter_map(|g| summary(held, g)).collect(),
                 ))
+            }
+            GroupOp::Delete { group } if held.consumer.borrow().contains(&group) => {
+                let mut records: Vec<Record> = match held.consumer.borrow_mut().delete(&group) {
+                    Ok(r) => r.iter().map(consumer_records::Record::encode).collect(),
+                    Err(e) => return Ok(GroupReply::Status(Err(e))),
+                };
+                records.extend(
+                    held.offsets
+                        .borrow()
+                        .of_group(&group)
+                        .map(|((g, t, p), _)| (offsets::encode_key(g, t, *p), None)),
+                );
+                append(held, records).await?;
+                held.offsets.borrow_mut().remove_group(&group);
+                Ok(GroupReply::Status(Ok(())))
             }
             GroupOp::Delete { group } => {
                 let known = summary(held, &group).is_some();
@@ -220,8 +265,77 @@ impl GroupService {
             GroupOp::DeleteOffsets { group, partitions } => {
                 delete_offsets(held, group, partitions).await
             }
+            GroupOp::ConsumerHeartbeat(req) => consumer_heartbeat(held, *req, now, topics).await,
+            GroupOp::ConsumerDescribe { group } => Ok(GroupReply::ConsumerDescribed(
+                // A classic group is not a consumer group either.
+                held.consumer
+                    .borrow()
+                    .group(&group)
+                    .map(|g| g.describe())
+                    .ok_or(GroupError::GroupIdNotFound),
+            )),
+            GroupOp::FetchOffsetsAs {
+                group,
+                member_id,
+                member_epoch,
+            } => {
+                if let Err(e) =
+                    held.consumer
+                        .borrow()
+                        .check_fetch(&group, member_id.as_deref(), member_epoch)
+                {
+                    return Ok(GroupReply::Status(Err(e)));
+                }
+                Ok(GroupReply::Offsets(
+                    held.offsets
+                        .borrow()
+                        .of_group(&group)
+                        .map(|(k, c)| (k.clone(), c.clone()))
+                        .collect(),
+                ))
+            }
         }
     }
+}
+
+/// A ConsumerGroupHeartbeat: refused for a classic group with members (no online migration;
+/// an empty classic group is taken over), else run by the consumer groups and its records
+/// stored before the answer.
+async fn consumer_heartbeat(
+    held: &OffsetsPartition,
+    req: consumer::HeartbeatRequest,
+    now: Instant,
+    topics: &dyn Fn(&str) -> Option<TopicInfo>,
+) -> Result<GroupReply, PartitionError> {
+    let mut records: Vec<Record> = Vec::new();
+    let classic_state = held.groups.borrow().group(&req.group).map(|g| g.state);
+    match classic_state {
+        Some(GroupState::Empty) if held.groups.borrow_mut().remove(&req.group).is_ok() => {
+            records.push((metadata::encode_key(&req.group), None));
+        }
+        Some(GroupState::Empty) | None => {}
+        Some(_) => {
+            return Ok(GroupReply::ConsumerHeartbeat(Err(consumer::Refusal {
+                error: GroupError::GroupIdNotFound,
+                message: format!("Group {} is not a consumer group.", req.group),
+            })))
+        }
+    }
+    let (answer, changes) =
+        held.consumer
+            .borrow_mut()
+            .heartbeat(req, now, topics, || uuid::Uuid::new_v4().to_string());
+    records.extend(changes.iter().map(consumer_records::Record::encode));
+    if !records.is_empty() {
+        if let Err(e) = append(held, records).await {
+            tracing::error!(error = %e, "storing consumer group failed");
+            return Ok(GroupReply::ConsumerHeartbeat(Err(consumer::Refusal {
+                error: GroupError::CoordinatorNotAvailable,
+                message: "the group's records could not be stored".into(),
+            })));
+        }
+    }
+    Ok(GroupReply::ConsumerHeartbeat(answer))
 }
 
 async fn delete_offsets(
@@ -229,7 +343,16 @@ async fn delete_offsets(
     group: String,
     partitions: Vec<(String, i32)>,
 ) -> Result<GroupReply, PartitionError> {
-    let subscribed: Option<Vec<String>> = {
+    // A consumer-protocol group's subscribed topics keep their offsets while it has members.
+    let consumer_subscribed: Option<Vec<String>> = held.consumer.borrow().group(&group).map(|g| {
+        g.members
+            .values()
+            .flat_map(|m| m.subscribed_topics.iter().cloned())
+            .collect()
+    });
+    let subscribed: Option<Vec<String>> = if consumer_subscribed.is_some() {
+        consumer_subscribed
+    } else {
         let groups = held.groups.borrow();
         match groups.group(&group) {
             Some(g) if g.state != GroupState::Empty => {
@@ -284,6 +407,7 @@ impl GroupService {
         }
         let mut offsets_state = OffsetsState::default();
         let mut groups: HashMap<String, Option<GroupRecord>> = HashMap::new();
+        let mut consumer_loader = consumer_records::Loader::default();
         let mut scan = partition.scan(partition.log_start());
         while let Some(batch) = scan.next().await? {
             if BatchHeader::parse(&batch).is_none() {
@@ -297,6 +421,8 @@ impl GroupService {
                 if let Some(g) = r.key.clone().and_then(metadata::decode_key) {
                     let rec = r.value.and_then(|v| metadata::decode_value(g.clone(), v));
                     groups.insert(g, rec);
+                } else if let Some(k) = r.key.clone().and_then(consumer_records::decode_key) {
+                    consumer_loader.apply(k, r.value);
                 } else {
                     offsets_state.apply(r.key, r.value);
                 }
@@ -307,11 +433,16 @@ impl GroupService {
         for rec in groups.into_values().flatten() {
             coordinator.restore(rec, now);
         }
+        let mut consumer_groups = ConsumerGroups::new(consumer::Settings::default());
+        for (id, loaded) in consumer_loader.finish() {
+            consumer_groups.restore(id, loaded, now);
+        }
         // Another task may have built it while we read: keep the first.
         let built = Rc::new(OffsetsPartition {
             partition,
             offsets: RefCell::new(offsets_state),
             groups: RefCell::new(coordinator),
+            consumer: RefCell::new(consumer_groups),
             turn: glommio::sync::Semaphore::new(1),
         });
         Ok(self
@@ -326,9 +457,22 @@ impl GroupService {
     pub async fn tick(&self) {
         let held: Vec<Rc<OffsetsPartition>> = self.loaded.borrow().values().cloned().collect();
         for o in held {
-            let records = o.groups.borrow_mut().tick(Instant::now());
+            let mut records: Vec<Record> = o
+                .groups
+                .borrow_mut()
+                .tick(Instant::now())
+                .iter()
+                .map(group_record)
+                .collect();
+            records.extend(
+                o.consumer
+                    .borrow_mut()
+                    .tick(Instant::now())
+                    .iter()
+                    .map(consumer_records::Record::encode),
+            );
             if !records.is_empty() {
-                append_logged(&o, records.iter().map(group_record).collect()).await;
+                append_logged(&o, records).await;
             }
         }
     }
@@ -370,11 +514,22 @@ async fn wait<T: Default>(slot: crate::group::slot::Slot<T>) -> T {
 
 /// A group as listed or described: from the coordinator, or `Empty` if only offsets exist.
 fn summary(held: &OffsetsPartition, group: &str) -> Option<GroupSummary> {
+    if let Some(g) = held.consumer.borrow().group(group) {
+        return Some(GroupSummary {
+            group: group.to_string(),
+            state: g.state(),
+            group_type: "consumer",
+            protocol_type: "consumer".into(),
+            protocol: g.assignor().to_string(),
+            members: Vec::new(),
+        });
+    }
     if let Some(g) = held.groups.borrow().group(group) {
         let protocol = g.protocol.clone().unwrap_or_default();
         return Some(GroupSummary {
             group: group.to_string(),
             state: g.state.name(),
+            group_type: "classic",
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if g.state == GroupState::Stable || g.state == GroupState::CompletingRebalance
             {
@@ -403,6 +558,7 @@ fn summary(held: &OffsetsPartition, group: &str) -> Option<GroupSummary> {
         .map(|_| GroupSummary {
             group: group.to_string(),
             state: "Empty",
+            group_type: "classic",
             protocol_type: String::new(),
             protocol: String::new(),
             members: Vec::new(),

@@ -107,7 +107,20 @@ impl Call<Shard> for Group {
     fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
-            Ok(shard.groups.run(self.tp.partition, p, self.op).await?)
+            // The consumer protocol's assignors read topics' ids and partition counts from
+            // this core's catalog snapshot.
+            let catalog = shard.catalog();
+            let topics = |name: &str| {
+                catalog.topic(name).map(|t| crate::group::consumer::TopicInfo {
+                    id: uuid::Uuid::from_bytes(t.id),
+                    name: t.name.clone(),
+                    partitions: t.partitions,
+                })
+            };
+            Ok(shard
+                .groups
+                .run(self.tp.partition, p, self.op, &topics)
+                .await?)
         })
     }
 }
