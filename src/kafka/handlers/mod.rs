@@ -14,6 +14,8 @@ use crate::shard::Shard;
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -302,6 +304,18 @@ pub async fn dispatch(
         }
         ApiKey::OffsetDelete => {
             run(api, version, body, out, |r| offset_delete::handle(ctx, r)).await
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            run(api, version, body, out, |r| {
+                consumer_group_heartbeat::handle(ctx, client, r, version)
+            })
+            .await
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            run(api, version, body, out, |r| {
+                consumer_group_describe::handle(ctx, r)
+            })
+            .await
         }
         ApiKey::DescribeCluster => {
             run(api, version, body, out, |r| {
