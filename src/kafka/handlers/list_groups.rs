@@ -1,14 +1,12 @@
 //! ListGroups (key 16, v0–v5): every group of every `__consumer_offsets` partition, with
-//! its protocol type and (v4+) state, filtered by state (v4+) and type (v5+: only the
-//! "classic" protocol exists here).
+//! its protocol type and (v4+) state, filtered by state (v4+) and type (v5+: "classic", or
+//! "consumer" for KIP-848 groups).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::{group_call, str_bytes, Ctx};
 use crate::group::{GroupOp, GroupReply};
-
-const GROUP_TYPE: &str = "classic";
 
 pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Option<ListGroupsResponse> {
     let mut groups = Vec::new();
@@ -22,20 +20,18 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Option<ListGroupsRespo
     let wanted_state = |s: &str| {
         req.states_filter.is_empty() || req.states_filter.iter().any(|f| f.eq_ignore_ascii_case(s))
     };
-    let wanted_type = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+    let wanted_type = |t: &str| {
+        req.types_filter.is_empty() || req.types_filter.iter().any(|f| f.eq_ignore_ascii_case(t))
+    };
     let listed = groups
         .into_iter()
-        .filter(|g| wanted_type && wanted_state(g.state))
+        .filter(|g| wanted_type(g.group_type) && wanted_state(g.state))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&g.group)))
                 .with_protocol_type(str_bytes(&g.protocol_type))
                 .with_group_state(str_bytes(g.state))
-                .with_group_type(str_bytes(GROUP_TYPE))
+                .with_group_type(str_bytes(g.group_type))
         })
         .collect();
     Some(ListGroupsResponse::default().with_groups(listed))
