@@ -1,8 +1,9 @@
-//! OffsetCommit (key 8, v2–v8): store a group's offsets in `__consumer_offsets`, on the core
+//! OffsetCommit (key 8, v2–v9): store a group's offsets in `__consumer_offsets`, on the core
 //! that owns the group's partition. Members commit with their generation (checked by the
 //! coordinator: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS,
 //! FENCED_INSTANCE_ID); simple consumers (generation -1, no member id) only while the group
-//! has no members.
+//! has no members. For a consumer-protocol (KIP-848) group the same field is the member epoch
+//! (v9+): an older one gets STALE_MEMBER_EPOCH, a newer one FENCED_MEMBER_EPOCH.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,

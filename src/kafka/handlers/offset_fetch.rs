@@ -1,5 +1,6 @@
-//! OffsetFetch (key 9): a group's committed offsets (v1–v7: one group; v8: many). A partition
-//! without a commit answers offset -1, as Kafka does.
+//! OffsetFetch (key 9): a group's committed offsets (v1–v7: one group; v8+: many; v9: with the
+//! member id and epoch, checked for consumer-protocol groups: STALE_MEMBER_EPOCH,
+//! UNKNOWN_MEMBER_ID). A partition without a commit answers offset -1, as Kafka does.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -19,13 +20,22 @@ type Answer = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 async fn lookup(
     ctx: &Ctx,
     group: &str,
+    member: Option<(Option<String>, i32)>,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Answer, i16> {
-    let op = GroupOp::FetchOffsets {
-        group: group.to_string(),
+    let op = match member {
+        None => GroupOp::FetchOffsets {
+            group: group.to_string(),
+        },
+        Some((member_id, member_epoch)) => GroupOp::FetchOffsetsAs {
+            group: group.to_string(),
+            member_id,
+            member_epoch,
+        },
     };
     let all: Vec<(OffsetKey, Committed)> = match group_call::call(ctx, op).await? {
         GroupReply::Offsets(v) => v,
+        GroupReply::Status(Err(e)) => return Err(errors::group_code(&e)),
         _ => return Err(errors::UNKNOWN_SERVER_ERROR),
     };
     let find = |t: &str, p: i32| {
@@ -75,7 +85,9 @@ pub async fn handle(
                     .collect()
             });
             let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match lookup(ctx, &g.group_id.0, wanted).await {
+            let member =
+                (version >= 9).then(|| (g.member_id.map(|m| m.to_string()), g.member_epoch));
+            groups.push(match lookup(ctx, &g.group_id.0, member, wanted).await {
                 Err(code) => out.with_error_code(code),
                 Ok(answer) => out.with_topics(
                     answer
@@ -107,7 +119,7 @@ pub async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    Some(match lookup(ctx, &req.group_id.0, wanted).await {
+    Some(match lookup(ctx, &req.group_id.0, None, wanted).await {
         Err(code) => {
             OffsetFetchResponse::default().with_error_code(if version >= 2 { code } else { 0 })
         }
