@@ -1,0 +1,195 @@
+// The KIP-848 consumer group protocol (group.protocol=consumer) with the Java client
+// (kafka-clients 4.x) against a running Strata broker; the same scenario as
+// tests/compat/groups_consumer_protocol.py: two members share a 6-partition topic (uniform,
+// the default server assignor), together read every record and commit (OffsetCommit v9+ with
+// member epochs); one leaves and the other takes all six partitions, resuming from the
+// commits; a new member resumes from the commits too; range gives contiguous halves; the
+// Admin client lists and describes the group as a CONSUMER group.
+// Usage: java -cp "$(cat cp.txt)" ConsumerProtocol.java HOST:PORT
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.GroupType;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+public class ConsumerProtocol {
+    static String bootstrap;
+    static final int PARTITIONS = 6;
+
+    /** A member polling in its own thread (the consumer is confined to it). */
+    static class Member implements Runnable {
+        final Map<String, Integer> read = new ConcurrentHashMap<>();
+        volatile Set<Integer> assigned = Set.of();
+        final AtomicBoolean stop = new AtomicBoolean();
+        final AtomicBoolean commit = new AtomicBoolean();
+        final CountDownLatch closed = new CountDownLatch(1);
+        volatile Exception failure;
+        volatile CountDownLatch committed = new CountDownLatch(1);
+        final Properties props = new Properties();
+        final String topic;
+        final Thread thread = new Thread(this);
+
+        Member(String group, String topic, String assignor) {
+            this.topic = topic;
+            props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+            props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+            props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+            props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            if (assignor != null) props.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, assignor);
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        public void run() {
+            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(props)) {
+                c.subscribe(List.of(topic));
+                while (!stop.get()) {
+                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) read.put(r.value(), r.partition());
+                    Set<Integer> now = new TreeSet<>();
+                    for (TopicPartition tp : c.assignment()) now.add(tp.partition());
+                    assigned = now;
+                    if (commit.getAndSet(false)) {
+                        c.commitSync(Duration.ofSeconds(30));
+                        committed.countDown();
+                    }
+                }
+            } catch (Exception e) {
+                failure = e;
+            } finally {
+                closed.countDown();
+            }
+        }
+
+        void commitNow() throws Exception {
+            committed = new CountDownLatch(1);
+            commit.set(true);
+            check(committed.await(30, TimeUnit.SECONDS), "commit timed out: " + failure);
+        }
+
+        void leave() throws Exception {
+            stop.set(true);
+            check(closed.await(30, TimeUnit.SECONDS), "close timed out");
+            check(failure == null, "member failed: " + failure);
+        }
+    }
+
+    static void check(boolean ok, String what) {
+        if (!ok) throw new AssertionError(what);
+    }
+
+    static void waitFor(String what, BooleanSupplier cond) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 90_000;
+        while (System.currentTimeMillis() < deadline) {
+            if (cond.getAsBoolean()) return;
+            Thread.sleep(200);
+        }
+        throw new AssertionError("timed out waiting for " + what);
+    }
+
+    static String freshTopic(Admin admin, String prefix) throws Exception {
+        String name = prefix + "-" + UUID.randomUUID().toString().substring(0, 6);
+        admin.createTopics(List.of(new NewTopic(name, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        return name;
+    }
+
+    static Set<String> produce(String topic, String tag, int n) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        Set<String> values = new HashSet<>();
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            for (int i = 0; i < n; i++) {
+                String v = tag + "-" + i;
+                values.add(v);
+                producer.send(new ProducerRecord<>(topic, i % PARTITIONS, null, v));
+            }
+            producer.flush();
+        }
+        return values;
+    }
+
+    static boolean split(Member a, Member b) {
+        Set<Integer> pa = a.assigned, pb = b.assigned, all = new TreeSet<>(pa);
+        all.addAll(pb);
+        return !pa.isEmpty() && !pb.isEmpty() && Collections.disjoint(pa, pb) && all.size() == PARTITIONS;
+    }
+
+    public static void main(String[] args) throws Exception {
+        bootstrap = args[0];
+        Properties ap = new Properties();
+        ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(ap)) {
+            uniform(admin);
+            range(admin);
+        }
+    }
+
+    static void uniform(Admin admin) throws Exception {
+        String topic = freshTopic(admin, "java-kip848");
+        String group = "java-kip848-" + UUID.randomUUID().toString().substring(0, 6);
+        Member a = new Member(group, topic, null), b = new Member(group, topic, null);
+        waitFor("two members sharing the partitions", () -> split(a, b));
+        check(Math.abs(a.assigned.size() - b.assigned.size()) <= 1, "uniform is not balanced: " + a.assigned + " / " + b.assigned);
+        Set<String> first = produce(topic, "first", 600);
+        waitFor("all 600 records", () -> a.read.size() + b.read.size() >= 600);
+        Set<String> union = new HashSet<>(a.read.keySet());
+        union.addAll(b.read.keySet());
+        check(union.equals(first), "together they read every record");
+        check(Collections.disjoint(a.read.keySet(), b.read.keySet()), "no record read by both");
+        check(!a.read.isEmpty() && !b.read.isEmpty(), "each member read records");
+        System.out.println("ok java consumer protocol (uniform): two members read 600 records, partitions " + a.assigned + " / " + b.assigned);
+        a.commitNow();
+        b.commitNow();
+        a.leave();
+        waitFor("the remaining member taking all partitions", () -> b.assigned.size() == PARTITIONS);
+        Set<String> before = new HashSet<>(b.read.keySet());
+        Set<String> second = produce(topic, "second", 60);
+        waitFor("the 60 new records", () -> b.read.keySet().containsAll(second));
+        Thread.sleep(1000);
+        Set<String> again = new HashSet<>(b.read.keySet());
+        again.removeAll(before);
+        check(again.equals(second), "after the leave the survivor read " + (again.size() - second.size()) + " records again");
+        System.out.println("ok java consumer protocol: after a leave the other member takes all 6 partitions, resuming from the commits");
+        b.commitNow();
+        ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
+        check(d.type() == GroupType.CONSUMER, "described as " + d.type());
+        check(d.members().size() == 1, d.members().size() + " members");
+        check(d.members().iterator().next().assignment().topicPartitions().size() == PARTITIONS, "described assignment");
+        boolean listed = admin.listGroups().all().get(30, TimeUnit.SECONDS).stream()
+            .anyMatch(g -> g.groupId().equals(group) && g.type().orElse(null) == GroupType.CONSUMER);
+        check(listed, "not listed as a consumer group");
+        System.out.println("ok java consumer protocol admin: listed and described as CONSUMER, state " + d.groupState());
+        b.leave();
+        Set<String> third = produce(topic, "third", 30);
+        Member c = new Member(group, topic, null);
+        waitFor("the new member's 30 records", () -> c.read.keySet().containsAll(third));
+        Thread.sleep(1000);
+        check(c.read.keySet().equals(third), "a new member read " + (c.read.size() - third.size()) + " committed records again");
+        System.out.println("ok java consumer protocol: a new member resumes from the group's commits");
+        c.leave();
+    }
+
+    static void range(Admin admin) throws Exception {
+        String topic = freshTopic(admin, "java-kip848-range");
+        String group = "java-kip848-range-" + UUID.randomUUID().toString().substring(0, 6);
+        Member a = new Member(group, topic, "range"), b = new Member(group, topic, "range");
+        waitFor("two range members sharing the partitions", () -> split(a, b));
+        List<String> halves = new ArrayList<>(List.of(a.assigned.toString(), b.assigned.toString()));
+        Collections.sort(halves);
+        check(halves.equals(List.of("[0, 1, 2]", "[3, 4, 5]")), "range gave " + halves);
+        System.out.println("ok java consumer protocol (range): contiguous halves " + halves);
+        a.leave();
+        b.leave();
+    }
+}
