@@ -7,6 +7,8 @@
   commits (it reads only the records produced after them); a new member of the group then
   resumes from the commits too.
 - range (group.remote.assignor=range): two members get contiguous halves [0,1,2] / [3,4,5].
+- static members (group.instance.id): one closes (a temporary leave, epoch -2) and comes back
+  as a new process with a new member id: it gets the same partitions, the other member's stay.
 - The admin API lists the group with type CONSUMER and describes it (ConsumerGroupDescribe).
 Usage: python groups_consumer_protocol.py HOST:PORT
 """
@@ -45,7 +47,7 @@ class Member(threading.Thread):
     """A consumer-protocol member polling in its own thread; records what it read (value ->
     partition) and its current assignment."""
 
-    def __init__(self, group, topic, assignor=None):
+    def __init__(self, group, topic, assignor=None, instance=None):
         super().__init__(daemon=True)
         conf = {
             "bootstrap.servers": BOOTSTRAP,
@@ -56,6 +58,8 @@ class Member(threading.Thread):
         }
         if assignor:
             conf["group.remote.assignor"] = assignor
+        if instance:
+            conf["group.instance.id"] = instance
         self.consumer = Consumer(conf)
         self.topic = topic
         self.lock = threading.Lock()
@@ -192,7 +196,32 @@ def check_admin(group, members):
     print(f"ok consumer protocol admin: listed as {found[0].type}, state {found[0].state}, described with {members} member(s)")
 
 
+def static_scenario():
+    topic = fresh_topic("kip848-static")
+    group = f"kip848-static-{uuid.uuid4().hex[:6]}"
+    a, b = Member(group, topic, instance="i-a"), Member(group, topic, instance="i-b")
+    a.start()
+    b.start()
+    wait_for("two static members sharing the partitions", lambda: split(a, b))
+    pa, pb = a.snapshot()[1], b.snapshot()[1]
+    a.leave()
+    # A temporary leave: the member stays in the group, holding its partitions.
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    d = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    instances = sorted(m.group_instance_id for m in d.members)
+    assert instances == ["i-a", "i-b"], f"after a static member's close the group has {instances}"
+    a2 = Member(group, topic, instance="i-a")
+    a2.start()
+    wait_for("the static member back on its partitions", lambda: a2.snapshot()[1] == pa)
+    time.sleep(2)
+    assert a2.snapshot()[1] == pa and b.snapshot()[1] == pb, "a static member's return moved partitions"
+    print(f"ok consumer protocol (static): a member back under a new id keeps {sorted(pa)}, the other keeps {sorted(pb)}")
+    a2.leave()
+    b.leave()
+
+
 if __name__ == "__main__":
     print(f"confluent-kafka with librdkafka {libversion()[0]}")
     uniform_scenario()
     range_scenario()
+    static_scenario()
