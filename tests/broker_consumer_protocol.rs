@@ -53,7 +53,12 @@ fn join(member: &str) -> ConsumerGroupHeartbeatRequest {
         .with_topic_partitions(Some(Vec::new()))
 }
 
-fn beat(member: &str, epoch: i32, topic: uuid::Uuid, owned: &[i32]) -> ConsumerGroupHeartbeatRequest {
+fn beat(
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    owned: &[i32],
+) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(s("g")))
         .with_member_id(s(member))
@@ -124,8 +129,11 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     let mut b = Broker::start(&dir.path().join("data"), &[]);
     let mut c = connect(&b);
 
-    let versions: ApiVersionsResponse =
-        roundtrip(&mut c, &request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()), 3);
+    let versions: ApiVersionsResponse = roundtrip(
+        &mut c,
+        &request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
+        3,
+    );
     let range = |k: ApiKey| {
         versions
             .api_keys
@@ -148,8 +156,14 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
 
     // Refusals, each as Kafka answers it.
     let bad = [
-        (join("a").with_server_assignor(Some(s("sticky"))), UNSUPPORTED_ASSIGNOR),
-        (join("a").with_subscribed_topic_regex(Some(s("ord.*"))), INVALID_REQUEST),
+        (
+            join("a").with_server_assignor(Some(s("sticky"))),
+            UNSUPPORTED_ASSIGNOR,
+        ),
+        (
+            join("a").with_subscribed_topic_regex(Some(s("ord.*"))),
+            INVALID_REQUEST,
+        ),
         (join("a").with_rebalance_timeout_ms(-1), INVALID_REQUEST),
         (join(""), INVALID_REQUEST),
         (beat("a", 3, topic, &[]), UNKNOWN_MEMBER_ID),
@@ -175,7 +189,11 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     assert_eq!(commit(&mut c, "a", 1, 42), 0);
     assert_eq!(fetch(&mut c, Some("a"), 1), (0, 42));
     assert_eq!(fetch(&mut c, Some("a"), 0).0, STALE_MEMBER_EPOCH);
-    assert_eq!(fetch(&mut c, None, -1), (0, 42), "admin clients may always read");
+    assert_eq!(
+        fetch(&mut c, None, -1),
+        (0, 42),
+        "admin clients may always read"
+    );
 
     // The protocols stay apart: no classic member in a consumer group, no consumer member in
     // a classic group with members.
@@ -187,13 +205,21 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
             .with_protocol_type(s("consumer"))
             .with_protocols(vec![JoinGroupRequestProtocol::default()
                 .with_name(s("range"))
-                .with_metadata(Bytes::from_static(b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))])
+                .with_metadata(Bytes::from_static(
+                    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+                ))])
     };
-    let j: JoinGroupResponse =
-        roundtrip(&mut c, &request(ApiKey::JoinGroup, 3, &classic_join("g")), 3);
+    let j: JoinGroupResponse = roundtrip(
+        &mut c,
+        &request(ApiKey::JoinGroup, 3, &classic_join("g")),
+        3,
+    );
     assert_eq!(j.error_code, INCONSISTENT_GROUP_PROTOCOL);
-    let j: JoinGroupResponse =
-        roundtrip(&mut c, &request(ApiKey::JoinGroup, 3, &classic_join("classic")), 3);
+    let j: JoinGroupResponse = roundtrip(
+        &mut c,
+        &request(ApiKey::JoinGroup, 3, &classic_join("classic")),
+        3,
+    );
     assert_eq!(j.error_code, 0);
     let r = hb(&mut c, &join("z").with_group_id(GroupId(s("classic"))));
     assert_eq!(r.error_code, GROUP_ID_NOT_FOUND, "{:?}", r.error_message);
@@ -224,7 +250,11 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
         .find(|g| g.group_id.as_str() == "g")
         .expect("g listed");
     assert_eq!(
-        (g.group_type.as_str(), g.group_state.as_str(), g.protocol_type.as_str()),
+        (
+            g.group_type.as_str(),
+            g.group_state.as_str(),
+            g.protocol_type.as_str()
+        ),
         ("consumer", "Reconciling", "consumer")
     );
     let dg: DescribeGroupsResponse = roundtrip(
@@ -236,7 +266,11 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
         ),
         5,
     );
-    assert_eq!(dg.groups[0].group_state.as_str(), "Dead", "not a classic group");
+    assert_eq!(
+        dg.groups[0].group_state.as_str(),
+        "Dead",
+        "not a classic group"
+    );
 
     // A restart restores the group: a goes on revoking at epoch 1, then moves to epoch 2;
     // b gets the rest; the commit is still there.
@@ -261,4 +295,21 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     let r = hb(&mut c, &beat("b", 2, topic, &b_got));
     assert_eq!(r.member_epoch, 3);
     assert_eq!(assigned(&r), vec![0, 1, 2, 3, 4, 5]);
+
+    // An empty consumer group can be deleted, offsets and all, and stays deleted.
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+    let r: DeleteGroupsResponse = roundtrip(&mut c, &request(ApiKey::DeleteGroups, 2, &delete), 2);
+    assert_eq!(
+        r.results[0].error_code, 68,
+        "NON_EMPTY_GROUP while b is in it"
+    );
+    let r = hb(&mut c, &beat("b", -1, topic, &[0, 1, 2, 3, 4, 5]));
+    assert_eq!(r.error_code, 0);
+    assert_eq!(describe(&mut c, "g").group_state.as_str(), "Empty");
+    let r: DeleteGroupsResponse = roundtrip(&mut c, &request(ApiKey::DeleteGroups, 2, &delete), 2);
+    assert_eq!(r.results[0].error_code, 0);
+    b.restart();
+    let mut c = connect(&b);
+    assert_eq!(describe(&mut c, "g").error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(fetch(&mut c, None, -1), (0, -1), "its offsets went with it");
 }

@@ -104,7 +104,7 @@ pub enum GroupOp {
         partitions: Vec<(String, i32)>,
     },
     /// ConsumerGroupHeartbeat (KIP-848), run by [`consumer::ConsumerGroups`].
-    ConsumerHeartbeat(consumer::HeartbeatRequest),
+    ConsumerHeartbeat(Box<consumer::HeartbeatRequest>),
     /// ConsumerGroupDescribe.
     ConsumerDescribe {
         group: String,

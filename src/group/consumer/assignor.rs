@@ -263,7 +263,10 @@ mod tests {
     #[test]
     fn uniform_gives_a_topic_only_to_its_subscribers() {
         let topics: BTreeMap<_, _> = [topic(1, 4), topic(2, 2)].into_iter().collect();
-        let (t1, t2) = (uuid::Uuid::from_bytes([1; 16]), uuid::Uuid::from_bytes([2; 16]));
+        let (t1, t2) = (
+            uuid::Uuid::from_bytes([1; 16]),
+            uuid::Uuid::from_bytes([2; 16]),
+        );
         let empty = Assignment::new();
         let out = uniform(
             &[
@@ -283,14 +286,21 @@ mod tests {
         assert!(!out["a"].contains_key(&t2));
         assert_eq!(out["b"].get(&t2).map(BTreeSet::len), Some(2));
         assert_eq!(count(&out["a"]) + count(&out["b"]), 6);
-        assert_eq!(count(&out["a"]), 3, "a takes t1's share so that loads are 3 and 3");
+        assert_eq!(
+            count(&out["a"]),
+            3,
+            "a takes t1's share so that loads are 3 and 3"
+        );
     }
 
     #[test]
     fn range_is_contiguous_per_topic_in_member_order() {
         let topics: BTreeMap<_, _> = [topic(1, 7), topic(2, 2)].into_iter().collect();
         let all: BTreeSet<TopicId> = topics.keys().copied().collect();
-        let (t1, t2) = (uuid::Uuid::from_bytes([1; 16]), uuid::Uuid::from_bytes([2; 16]));
+        let (t1, t2) = (
+            uuid::Uuid::from_bytes([1; 16]),
+            uuid::Uuid::from_bytes([2; 16]),
+        );
         let empty = Assignment::new();
         let members: Vec<AssignorMember> = ["c", "a", "b"]
             .iter()

@@ -77,9 +77,8 @@ pub fn still_owns(owned: Option<&Assignment>, set: &Assignment) -> bool {
 
 /// Whether `a` is within `b`.
 pub fn is_subset(a: &Assignment, b: &Assignment) -> bool {
-    a.iter().all(|(t, ps)| {
-        ps.is_empty() || b.get(t).is_some_and(|o| ps.iter().all(|p| o.contains(p)))
-    })
+    a.iter()
+        .all(|(t, ps)| ps.is_empty() || b.get(t).is_some_and(|o| ps.iter().all(|p| o.contains(p))))
 }
 
 fn insert(a: &mut Assignment, t: TopicId, p: i32) {

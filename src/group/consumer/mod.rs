@@ -226,8 +226,7 @@ impl ConsumerGroup {
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed_topics: m.subscribed_topics.clone(),
-                rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128)
-                    as i32,
+                rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32,
                 server_assignor: m.server_assignor.clone(),
             }),
         )
@@ -385,7 +384,10 @@ pub struct ConsumerGroups {
 
 fn check_id(what: &str, s: Option<&str>) -> Result<(), Refusal> {
     match s {
-        Some("") => refuse(GroupError::InvalidRequest, format!("{what} can't be empty.")),
+        Some("") => refuse(
+            GroupError::InvalidRequest,
+            format!("{what} can't be empty."),
+        ),
         Some(s) if s.len() > MAX_ID_BYTES => {
             refuse(GroupError::InvalidRequest, format!("{what} is too long."))
         }
@@ -433,10 +435,8 @@ fn validate(req: &HeartbeatRequest) -> Result<(), Refusal> {
                 );
             }
         }
-        STATIC_LEAVE_EPOCH => {
-            if req.instance_id.is_none() {
-                return refuse(GroupError::InvalidRequest, "InstanceId can't be null.");
-            }
+        STATIC_LEAVE_EPOCH if req.instance_id.is_none() => {
+            return refuse(GroupError::InvalidRequest, "InstanceId can't be null.");
         }
         e if e < STATIC_LEAVE_EPOCH => {
             return refuse(GroupError::InvalidRequest, "MemberEpoch is invalid.")
@@ -532,7 +532,10 @@ impl ConsumerGroups {
     ) -> Result<HeartbeatOutcome, Refusal> {
         validate(&req)?;
         let settings = self.settings.clone();
-        let interval = settings.heartbeat_interval.as_millis().min(i32::MAX as u128) as i32;
+        let interval = settings
+            .heartbeat_interval
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
         if req.member_epoch != 0 && !self.groups.contains_key(&req.group) {
             return refuse(
                 GroupError::UnknownMemberId,
@@ -647,8 +650,7 @@ impl ConsumerGroups {
                     ),
                 );
             };
-            if let (Some(i), Some(mine)) = (req.instance_id.as_deref(), m.instance_id.as_deref())
-            {
+            if let (Some(i), Some(mine)) = (req.instance_id.as_deref(), m.instance_id.as_deref()) {
                 if i != mine {
                     return refuse(
                         GroupError::FencedInstanceId,
@@ -722,7 +724,10 @@ impl ConsumerGroups {
         if g.epoch != g.assignment_epoch {
             g.compute_target(records);
         }
-        let before = g.members.get(&member_id).map(|m| (m.epoch, m.assigned.clone()));
+        let before = g
+            .members
+            .get(&member_id)
+            .map(|m| (m.epoch, m.assigned.clone()));
         let changed = g.reconcile(&member_id, req.owned.as_ref(), now, records);
         let Some(m) = g.members.get(&member_id) else {
             return refuse(GroupError::UnknownMemberId, "member vanished");
@@ -826,7 +831,10 @@ impl ConsumerGroups {
         if member_epoch < 0 && g.members.is_empty() {
             return Ok(());
         }
-        let m = g.members.get(member_id).ok_or(GroupError::UnknownMemberId)?;
+        let m = g
+            .members
+            .get(member_id)
+            .ok_or(GroupError::UnknownMemberId)?;
         check_epoch(member_epoch, m.epoch)
     }
 

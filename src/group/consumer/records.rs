@@ -531,7 +531,10 @@ mod tests {
             let v = v.expect("value");
             assert_eq!(decode_value(&key, v.clone()), r.value);
             for cut in 0..v.len() {
-                assert!(decode_value(&key, v.slice(..cut)).is_none(), "{key:?} cut {cut}");
+                assert!(
+                    decode_value(&key, v.slice(..cut)).is_none(),
+                    "{key:?} cut {cut}"
+                );
             }
             for cut in 0..k.len() {
                 assert_ne!(decode_key(k.slice(..cut)), Some(key.clone()));
@@ -542,7 +545,10 @@ mod tests {
             None,
             "classic group keys are not consumer group keys"
         );
-        assert_eq!(decode_key(crate::group::offsets::encode_key("g", "t", 0)), None);
+        assert_eq!(
+            decode_key(crate::group::offsets::encode_key("g", "t", 0)),
+            None
+        );
         // A count far beyond the bytes is refused, not reserved.
         let mut huge = BytesMut::new();
         huge.put_i16(0);

@@ -165,7 +165,11 @@ fn epochs_fence_zombies_but_accept_a_lost_bump() {
     // The previous epoch with a subset of the assignment: the bump's answer was lost.
     assert_eq!(w.beat("a", 1, &a_keeps).unwrap().member_epoch, 2);
     let e = w.beat("a", 1, &[0, 1, 2, 3, 4, 5]).unwrap_err();
-    assert_eq!(e.error, GroupError::FencedMemberEpoch, "owns more than assigned");
+    assert_eq!(
+        e.error,
+        GroupError::FencedMemberEpoch,
+        "owns more than assigned"
+    );
     let e = w
         .hb(HeartbeatRequest {
             owned: None,
@@ -175,7 +179,11 @@ fn epochs_fence_zombies_but_accept_a_lost_bump() {
             }
         })
         .unwrap_err();
-    assert_eq!(e.error, GroupError::FencedMemberEpoch, "previous epoch, no owned list");
+    assert_eq!(
+        e.error,
+        GroupError::FencedMemberEpoch,
+        "previous epoch, no owned list"
+    );
     let e = w.beat("zz", 2, &[]).unwrap_err();
     assert_eq!(e.error, GroupError::UnknownMemberId);
 }
@@ -189,7 +197,10 @@ fn silent_members_expire_and_slow_revokers_are_removed() {
     w.now += Duration::from_secs(20);
     w.tick();
     assert!(w.group().members.contains_key("a"));
-    assert!(!w.group().members.contains_key("b"), "b was silent for 50 s");
+    assert!(
+        !w.group().members.contains_key("b"),
+        "b was silent for 50 s"
+    );
     let a = w.beat("a", 2, &a_keeps).unwrap();
     assert_eq!(a.member_epoch, 3);
     assert_eq!(parts(&a).len(), 6);
@@ -325,8 +336,14 @@ fn the_most_asked_for_assignor_is_used() {
     w.hb(range("a")).unwrap();
     assert_eq!(w.group().assignor(), "range");
     let t = &w.group().targets;
-    assert_eq!(t["a"][&T].iter().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
-    assert_eq!(t["b"][&T].iter().copied().collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(
+        t["a"][&T].iter().copied().collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        t["b"][&T].iter().copied().collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
 }
 
 #[test]
@@ -335,17 +352,32 @@ fn commits_and_fetches_check_member_epochs() {
     two_members(&mut w);
     let g = &w.groups;
     assert_eq!(g.check_commit("g", "a", 2), Ok(()));
-    assert_eq!(g.check_commit("g", "a", 1), Err(GroupError::StaleMemberEpoch));
-    assert_eq!(g.check_commit("g", "a", 3), Err(GroupError::FencedMemberEpoch));
-    assert_eq!(g.check_commit("g", "x", 2), Err(GroupError::UnknownMemberId));
+    assert_eq!(
+        g.check_commit("g", "a", 1),
+        Err(GroupError::StaleMemberEpoch)
+    );
+    assert_eq!(
+        g.check_commit("g", "a", 3),
+        Err(GroupError::FencedMemberEpoch)
+    );
+    assert_eq!(
+        g.check_commit("g", "x", 2),
+        Err(GroupError::UnknownMemberId)
+    );
     assert_eq!(
         g.check_commit("g", "", -1),
         Err(GroupError::UnknownMemberId),
         "no simple commits while the group has members"
     );
     assert_eq!(g.check_fetch("g", None, -1), Ok(()));
-    assert_eq!(g.check_fetch("g", Some("a"), 1), Err(GroupError::StaleMemberEpoch));
-    assert_eq!(g.check_fetch("g", Some("x"), 1), Err(GroupError::UnknownMemberId));
+    assert_eq!(
+        g.check_fetch("g", Some("a"), 1),
+        Err(GroupError::StaleMemberEpoch)
+    );
+    assert_eq!(
+        g.check_fetch("g", Some("x"), 1),
+        Err(GroupError::UnknownMemberId)
+    );
     assert_eq!(g.check_fetch("g", Some("b"), 2), Ok(()));
 }
 
@@ -370,23 +402,24 @@ fn a_restart_restores_groups_from_their_records() {
     assert_eq!(after.assignment_epoch, before.assignment_epoch);
     assert_eq!(after.targets, before.targets);
     assert_eq!(after.topics, before.topics);
-    let strip = |g: &ConsumerGroup| -> BTreeMap<String, (i32, i32, Assignment, Assignment, Vec<String>)> {
-        g.members
-            .values()
-            .map(|m| {
-                (
-                    m.id.clone(),
+    let strip =
+        |g: &ConsumerGroup| -> BTreeMap<String, (i32, i32, Assignment, Assignment, Vec<String>)> {
+            g.members
+                .values()
+                .map(|m| {
                     (
-                        m.epoch,
-                        m.previous_epoch,
-                        m.assigned.clone(),
-                        m.pending_revocation.clone(),
-                        m.subscribed_topics.clone(),
-                    ),
-                )
-            })
-            .collect()
-    };
+                        m.id.clone(),
+                        (
+                            m.epoch,
+                            m.previous_epoch,
+                            m.assigned.clone(),
+                            m.pending_revocation.clone(),
+                            m.subscribed_topics.clone(),
+                        ),
+                    )
+                })
+                .collect()
+        };
     assert_eq!(strip(after), strip(before));
     assert_eq!(after.state(), before.state());
     // The restored group goes on: b keeps working at its epoch.

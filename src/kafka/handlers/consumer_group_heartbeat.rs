@@ -27,7 +27,7 @@ pub async fn handle(
         a.retain(|_, s| !s.is_empty());
         a
     });
-    let op = GroupOp::ConsumerHeartbeat(HeartbeatRequest {
+    let op = GroupOp::ConsumerHeartbeat(Box::new(HeartbeatRequest {
         group: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,
@@ -43,7 +43,7 @@ pub async fn handle(
         client_id: client.id.to_string(),
         client_host: client.host.to_string(),
         client_generates_id: version >= 1,
-    });
+    }));
     let error = |code: i16, message: Option<String>| {
         ConsumerGroupHeartbeatResponse::default()
             .with_error_code(code)
