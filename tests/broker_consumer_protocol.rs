@@ -84,6 +84,10 @@ fn assigned(r: &ConsumerGroupHeartbeatResponse) -> Vec<i32> {
 }
 
 fn commit(c: &mut TcpStream, member: &str, epoch: i32, offset: i64) -> i16 {
+    commit_v(c, member, epoch, offset, 9)
+}
+
+fn commit_v(c: &mut TcpStream, member: &str, epoch: i32, offset: i64, version: i16) -> i16 {
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(s("g")))
         .with_generation_id_or_member_epoch(epoch)
@@ -93,7 +97,8 @@ fn commit(c: &mut TcpStream, member: &str, epoch: i32, offset: i64) -> i16 {
             .with_partitions(vec![OffsetCommitRequestPartition::default()
                 .with_partition_index(0)
                 .with_committed_offset(offset)])]);
-    let r: OffsetCommitResponse = roundtrip(c, &request(ApiKey::OffsetCommit, 9, &req), 9);
+    let r: OffsetCommitResponse =
+        roundtrip(c, &request(ApiKey::OffsetCommit, version, &req), version);
     r.topics[0].partitions[0].error_code
 }
 
@@ -186,6 +191,7 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     assert_eq!(commit(&mut c, "a", 0, 5), STALE_MEMBER_EPOCH);
     assert_eq!(commit(&mut c, "a", 2, 5), FENCED_MEMBER_EPOCH);
     assert_eq!(commit(&mut c, "x", 1, 5), UNKNOWN_MEMBER_ID);
+    assert_eq!(commit_v(&mut c, "a", 1, 5, 8), 35, "UNSUPPORTED_VERSION below v9");
     assert_eq!(commit(&mut c, "a", 1, 42), 0);
     assert_eq!(fetch(&mut c, Some("a"), 1), (0, 42));
     assert_eq!(fetch(&mut c, Some("a"), 0).0, STALE_MEMBER_EPOCH);

@@ -62,6 +62,9 @@ pub enum GroupError {
     UnreleasedInstanceId,
     #[error("invalid request")]
     InvalidRequest,
+    /// A consumer-protocol member committed with OffsetCommit older than v9.
+    #[error("unsupported version")]
+    UnsupportedVersion,
 }
 
 /// A group operation, run on the core owning the group's `__consumer_offsets` partition.
@@ -87,6 +90,8 @@ pub enum GroupOp {
         member_id: String,
         instance_id: Option<String>,
         commits: Vec<(String, i32, Committed)>,
+        /// The OffsetCommit version: consumer-protocol members must use v9+.
+        version: i16,
     },
     FetchOffsets {
         group: String,

@@ -158,12 +158,13 @@ impl GroupService {
                 member_id,
                 instance_id,
                 commits,
+                version,
             } => {
                 // A consumer-protocol group checks member epochs, a classic one generations.
                 let checked = if held.consumer.borrow().contains(&group) {
                     held.consumer
                         .borrow()
-                        .check_commit(&group, &member_id, generation)
+                        .check_commit(&group, &member_id, generation, version)
                 } else {
                     held.groups.borrow_mut().check_commit(
                         &group,

@@ -96,6 +96,7 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor.code(),
         GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId.code(),
         GroupError::InvalidRequest => ResponseError::InvalidRequest.code(),
+        GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion.code(),
     }
 }
 

@@ -41,6 +41,8 @@ pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 /// Most topics one member may subscribe to: bounds the assignor's work per heartbeat.
 pub const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
+/// The first OffsetCommit version a consumer-protocol member may commit with.
+pub const MIN_MEMBER_COMMIT_VERSION: i16 = 9;
 /// Longest member id, instance id or rack id accepted (Kafka's strings are i16-long).
 pub const MAX_ID_BYTES: usize = i16::MAX as usize;
 
@@ -817,13 +819,15 @@ impl ConsumerGroups {
         records
     }
 
-    /// Whether a commit (OffsetCommit v9+) from `member_id` at `member_epoch` may store
-    /// offsets of group `group` (Kafka's `ConsumerGroup.validateOffsetCommit`).
+    /// Whether a commit (OffsetCommit `version`) from `member_id` at `member_epoch` may store
+    /// offsets of group `group` (Kafka's `ConsumerGroup.validateOffsetCommit`): members must
+    /// use v9+, which carries the member epoch.
     pub fn check_commit(
         &self,
         group: &str,
         member_id: &str,
         member_epoch: i32,
+        version: i16,
     ) -> Result<(), GroupError> {
         let Some(g) = self.groups.get(group) else {
             return Err(GroupError::GroupIdNotFound);
@@ -835,6 +839,9 @@ impl ConsumerGroups {
             .members
             .get(member_id)
             .ok_or(GroupError::UnknownMemberId)?;
+        if version < MIN_MEMBER_COMMIT_VERSION {
+            return Err(GroupError::UnsupportedVersion);
+        }
         check_epoch(member_epoch, m.epoch)
     }
 

@@ -351,23 +351,28 @@ fn commits_and_fetches_check_member_epochs() {
     let mut w = World::new();
     two_members(&mut w);
     let g = &w.groups;
-    assert_eq!(g.check_commit("g", "a", 2), Ok(()));
+    assert_eq!(g.check_commit("g", "a", 2, 9), Ok(()));
     assert_eq!(
-        g.check_commit("g", "a", 1),
+        g.check_commit("g", "a", 1, 9),
         Err(GroupError::StaleMemberEpoch)
     );
     assert_eq!(
-        g.check_commit("g", "a", 3),
+        g.check_commit("g", "a", 3, 9),
         Err(GroupError::FencedMemberEpoch)
     );
     assert_eq!(
-        g.check_commit("g", "x", 2),
+        g.check_commit("g", "x", 2, 9),
         Err(GroupError::UnknownMemberId)
     );
     assert_eq!(
-        g.check_commit("g", "", -1),
+        g.check_commit("g", "", -1, 9),
         Err(GroupError::UnknownMemberId),
         "no simple commits while the group has members"
+    );
+    assert_eq!(
+        g.check_commit("g", "a", 2, 8),
+        Err(GroupError::UnsupportedVersion),
+        "members commit with v9+"
     );
     assert_eq!(g.check_fetch("g", None, -1), Ok(()));
     assert_eq!(

@@ -272,7 +272,10 @@ pub async fn dispatch(
             .await
         }
         ApiKey::OffsetCommit => {
-            run(api, version, body, out, |r| offset_commit::handle(ctx, r)).await
+            run(api, version, body, out, |r| {
+                offset_commit::handle(ctx, r, version)
+            })
+            .await
         }
         ApiKey::OffsetFetch => {
             run(api, version, body, out, |r| {

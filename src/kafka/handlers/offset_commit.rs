@@ -3,7 +3,8 @@
 //! coordinator: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS,
 //! FENCED_INSTANCE_ID); simple consumers (generation -1, no member id) only while the group
 //! has no members. For a consumer-protocol (KIP-848) group the same field is the member epoch
-//! (v9+): an older one gets STALE_MEMBER_EPOCH, a newer one FENCED_MEMBER_EPOCH.
+//! (v9+): an older one gets STALE_MEMBER_EPOCH, a newer one FENCED_MEMBER_EPOCH; such a
+//! member committing with an older version gets UNSUPPORTED_VERSION, as in Kafka.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -15,7 +16,11 @@ use crate::group::offsets::{Committed, MAX_METADATA_BYTES};
 use crate::group::{GroupOp, GroupReply};
 use crate::kafka::errors;
 
-pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
+pub async fn handle(
+    ctx: &Ctx,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> Option<OffsetCommitResponse> {
     let group = req.group_id.0.to_string();
     let now = crate::storage::clock::Clock::now_ms(&crate::storage::SystemClock);
     // Per partition: Ok(commit) to store, or the error code to answer with.
@@ -76,6 +81,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Option<OffsetCommitR
             member_id: req.member_id.to_string(),
             instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
             commits,
+            version,
         };
         match group_call::call(ctx, op).await {
             Ok(GroupReply::Status(r)) => errors::group_result(r.err()),
