@@ -39,6 +39,12 @@ pub struct Settings {
     /// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// group waits for more members (default 3000).
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Kafka's `group.consumer.heartbeat.interval.ms`: how often consumer-protocol (KIP-848)
+    /// members heartbeat (default 5000).
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// Kafka's `group.consumer.session.timeout.ms`: a consumer-protocol member silent this
+    /// long is removed (default 45000).
+    pub group_consumer_session_timeout_ms: Option<u64>,
     /// Memory per core for the tail caches of its partitions (recent batches served to
     /// consumers without a disk read). Default: a quarter of the RAM shared by the cores, at
     /// most 1 GiB per core.
@@ -76,6 +82,12 @@ impl Settings {
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(lower.group_initial_rebalance_delay_ms),
+            group_consumer_heartbeat_interval_ms: self
+                .group_consumer_heartbeat_interval_ms
+                .or(lower.group_consumer_heartbeat_interval_ms),
+            group_consumer_session_timeout_ms: self
+                .group_consumer_session_timeout_ms
+                .or(lower.group_consumer_session_timeout_ms),
             cache_bytes_per_core: self.cache_bytes_per_core.or(lower.cache_bytes_per_core),
             idle_spin_us: self.idle_spin_us.or(lower.idle_spin_us),
             topic_defaults,
@@ -126,6 +138,33 @@ impl Settings {
                 .set(k, v)
                 .map_err(|e| ConfigError::Value("topic-defaults", e.to_string()))?;
         }
+        let consumer_defaults = crate::group::consumer::Settings::default();
+        let ms = |v: Option<u64>, default: std::time::Duration| {
+            v.map_or(default, std::time::Duration::from_millis)
+        };
+        let consumer_groups = crate::group::consumer::Settings {
+            heartbeat_interval: ms(
+                self.group_consumer_heartbeat_interval_ms,
+                consumer_defaults.heartbeat_interval,
+            ),
+            session_timeout: ms(
+                self.group_consumer_session_timeout_ms,
+                consumer_defaults.session_timeout,
+            ),
+            ..consumer_defaults
+        };
+        // Kafka requires the interval below the timeout: members would expire between beats.
+        if consumer_groups.heartbeat_interval.is_zero()
+            || consumer_groups.heartbeat_interval >= consumer_groups.session_timeout
+        {
+            return Err(ConfigError::Value(
+                "group-consumer-heartbeat-interval-ms",
+                format!(
+                    "{:?} must be above 0 and below the session timeout {:?}",
+                    consumer_groups.heartbeat_interval, consumer_groups.session_timeout
+                ),
+            ));
+        }
         let cache_bytes_per_core =
             self.cache_bytes_per_core
                 .unwrap_or_else(|| default_cache_bytes_per_core(cores)) as usize;
@@ -149,6 +188,7 @@ impl Settings {
                 initial_rebalance_delay: std::time::Duration::from_millis(
                     self.group_initial_rebalance_delay_ms.unwrap_or(3000),
                 ),
+                consumer: consumer_groups,
                 ..GroupSettings::default()
             },
         })
@@ -255,6 +295,26 @@ mod tests {
 #[cfg(test)]
 mod sample_file {
     use super::*;
+
+    #[test]
+    fn consumer_group_timeouts_default_to_kafkas_and_are_checked() {
+        use std::time::Duration;
+        let c = Settings::default().resolve().expect("defaults");
+        assert_eq!(c.groups.consumer.heartbeat_interval, Duration::from_millis(5000));
+        assert_eq!(c.groups.consumer.session_timeout, Duration::from_millis(45_000));
+        let file: Settings = toml::from_str(
+            "group-consumer-heartbeat-interval-ms = 500\ngroup-consumer-session-timeout-ms = 6000\n",
+        )
+        .expect("toml");
+        let c = file.resolve().expect("set");
+        assert_eq!(c.groups.consumer.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.groups.consumer.session_timeout, Duration::from_millis(6000));
+        let bad = Settings {
+            group_consumer_heartbeat_interval_ms: Some(50_000),
+            ..Default::default()
+        };
+        assert!(bad.resolve().is_err(), "heartbeats less often than the session timeout");
+    }
 
     #[test]
     fn the_documented_sample_config_parses_and_resolves() {

@@ -124,6 +124,14 @@ struct ServeArgs {
     /// (Kafka's group.initial.rebalance.delay.ms, default 3000).
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// How often consumer-protocol (KIP-848) members heartbeat (Kafka's
+    /// group.consumer.heartbeat.interval.ms, default 5000).
+    #[arg(long, env = "STRATA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// How long a silent consumer-protocol member stays in its group (Kafka's
+    /// group.consumer.session.timeout.ms, default 45000).
+    #[arg(long, env = "STRATA_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    group_consumer_session_timeout_ms: Option<u64>,
     /// Memory per core for caching the newest batches of its partitions (default: a quarter of
     /// the RAM shared by the cores, at most 512 MiB each).
     #[arg(long, env = "STRATA_CACHE_BYTES_PER_CORE")]
@@ -177,6 +185,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auto_create_topics: args.auto_create_topics,
         fault_drop_produce_response_every: args.fault_drop_produce_response_every,
         group_initial_rebalance_delay_ms: args.group_initial_rebalance_delay_ms,
+        group_consumer_heartbeat_interval_ms: args.group_consumer_heartbeat_interval_ms,
+        group_consumer_session_timeout_ms: args.group_consumer_session_timeout_ms,
         cache_bytes_per_core: args.cache_bytes_per_core,
         idle_spin_us: args.idle_spin_us,
         topic_defaults: args.topic_defaults.into_iter().collect(),

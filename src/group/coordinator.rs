@@ -29,6 +29,8 @@ pub struct GroupSettings {
     pub initial_rebalance_delay: Duration,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
+    /// The consumer protocol's (KIP-848) `group.consumer.*` settings.
+    pub consumer: super::consumer::Settings,
 }
 
 impl Default for GroupSettings {
@@ -37,6 +39,7 @@ impl Default for GroupSettings {
             initial_rebalance_delay: Duration::from_millis(3000),
             min_session_timeout: Duration::from_millis(6000),
             max_session_timeout: Duration::from_millis(1_800_000),
+            consumer: super::consumer::Settings::default(),
         }
     }
 }

@@ -434,7 +434,7 @@ impl GroupService {
         for rec in groups.into_values().flatten() {
             coordinator.restore(rec, now);
         }
-        let mut consumer_groups = ConsumerGroups::new(consumer::Settings::default());
+        let mut consumer_groups = ConsumerGroups::new(self.settings.consumer.clone());
         for (id, loaded) in consumer_loader.finish() {
             consumer_groups.restore(id, loaded, now);
         }
