@@ -300,20 +300,35 @@ mod sample_file {
     fn consumer_group_timeouts_default_to_kafkas_and_are_checked() {
         use std::time::Duration;
         let c = Settings::default().resolve().expect("defaults");
-        assert_eq!(c.groups.consumer.heartbeat_interval, Duration::from_millis(5000));
-        assert_eq!(c.groups.consumer.session_timeout, Duration::from_millis(45_000));
+        assert_eq!(
+            c.groups.consumer.heartbeat_interval,
+            Duration::from_millis(5000)
+        );
+        assert_eq!(
+            c.groups.consumer.session_timeout,
+            Duration::from_millis(45_000)
+        );
         let file: Settings = toml::from_str(
             "group-consumer-heartbeat-interval-ms = 500\ngroup-consumer-session-timeout-ms = 6000\n",
         )
         .expect("toml");
         let c = file.resolve().expect("set");
-        assert_eq!(c.groups.consumer.heartbeat_interval, Duration::from_millis(500));
-        assert_eq!(c.groups.consumer.session_timeout, Duration::from_millis(6000));
+        assert_eq!(
+            c.groups.consumer.heartbeat_interval,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            c.groups.consumer.session_timeout,
+            Duration::from_millis(6000)
+        );
         let bad = Settings {
             group_consumer_heartbeat_interval_ms: Some(50_000),
             ..Default::default()
         };
-        assert!(bad.resolve().is_err(), "heartbeats less often than the session timeout");
+        assert!(
+            bad.resolve().is_err(),
+            "heartbeats less often than the session timeout"
+        );
     }
 
     #[test]

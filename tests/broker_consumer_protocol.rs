@@ -191,7 +191,11 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     assert_eq!(commit(&mut c, "a", 0, 5), STALE_MEMBER_EPOCH);
     assert_eq!(commit(&mut c, "a", 2, 5), FENCED_MEMBER_EPOCH);
     assert_eq!(commit(&mut c, "x", 1, 5), UNKNOWN_MEMBER_ID);
-    assert_eq!(commit_v(&mut c, "a", 1, 5, 8), 35, "UNSUPPORTED_VERSION below v9");
+    assert_eq!(
+        commit_v(&mut c, "a", 1, 5, 8),
+        35,
+        "UNSUPPORTED_VERSION below v9"
+    );
     assert_eq!(commit(&mut c, "a", 1, 42), 0);
     assert_eq!(fetch(&mut c, Some("a"), 1), (0, 42));
     assert_eq!(fetch(&mut c, Some("a"), 0).0, STALE_MEMBER_EPOCH);
@@ -318,4 +322,54 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     let mut c = connect(&b);
     assert_eq!(describe(&mut c, "g").error_code, GROUP_ID_NOT_FOUND);
     assert_eq!(fetch(&mut c, None, -1), (0, -1), "its offsets went with it");
+}
+
+#[test]
+fn a_silent_member_expires_after_the_configured_session_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &[
+            "--group-consumer-heartbeat-interval-ms",
+            "200",
+            "--group-consumer-session-timeout-ms",
+            "1500",
+        ],
+    );
+    let mut c = connect(&b);
+    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(s("orders")))
+        .with_num_partitions(6)
+        .with_replication_factor(1)]);
+    let r: CreateTopicsResponse = roundtrip(&mut c, &request(ApiKey::CreateTopics, 7, &create), 7);
+    let topic = r.topics[0].topic_id;
+    let a = hb(&mut c, &join("a"));
+    assert_eq!(a.heartbeat_interval_ms, 200, "the configured interval");
+    let r = hb(&mut c, &join("b"));
+    assert_eq!(r.member_epoch, 2);
+    // a never heartbeats again; b keeps heartbeating and, once a expired, gets everything.
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut epoch = 2;
+    while start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        let r = hb(&mut c, &beat("b", epoch, topic, &got));
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        epoch = r.member_epoch;
+        if r.assignment.is_some() {
+            got = assigned(&r);
+        }
+        if got.len() == 6 {
+            break;
+        }
+    }
+    let waited = start.elapsed();
+    assert_eq!(got, vec![0, 1, 2, 3, 4, 5], "b took over a's partitions");
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "a expired after {waited:?}, before its session timeout"
+    );
+    let d = describe(&mut c, "g");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.group_state.as_str(), "Stable");
 }

@@ -206,13 +206,13 @@ impl GroupService {
                 summary(held, &group)
                     .filter(|s| s.group_type == "classic")
                     .unwrap_or_else(|| GroupSummary {
-                    group,
-                    state: "Dead",
-                    group_type: "classic",
-                    protocol_type: String::new(),
-                    protocol: String::new(),
-                    members: Vec::new(),
-                }),
+                        group,
+                        state: "Dead",
+                        group_type: "classic",
+                        protocol_type: String::new(),
+                        protocol: String::new(),
+                        members: Vec::new(),
+                    }),
             )),
             GroupOp::List => {
                 let mut names: Vec<String> = held
@@ -322,10 +322,10 @@ async fn consumer_heartbeat(
             })))
         }
     }
-    let (answer, changes) =
-        held.consumer
-            .borrow_mut()
-            .heartbeat(req, now, topics, || uuid::Uuid::new_v4().to_string());
+    let (answer, changes) = held
+        .consumer
+        .borrow_mut()
+        .heartbeat(req, now, topics, || uuid::Uuid::new_v4().to_string());
     records.extend(changes.iter().map(consumer_records::Record::encode));
     if !records.is_empty() {
         if let Err(e) = append(held, records).await {
