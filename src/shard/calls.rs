@@ -111,11 +111,13 @@ impl Call<Shard> for Group {
             // this core's catalog snapshot.
             let catalog = shard.catalog();
             let topics = |name: &str| {
-                catalog.topic(name).map(|t| crate::group::consumer::TopicInfo {
-                    id: uuid::Uuid::from_bytes(t.id),
-                    name: t.name.clone(),
-                    partitions: t.partitions,
-                })
+                catalog
+                    .topic(name)
+                    .map(|t| crate::group::consumer::TopicInfo {
+                        id: uuid::Uuid::from_bytes(t.id),
+                        name: t.name.clone(),
+                        partitions: t.partitions,
+                    })
             };
             Ok(shard
                 .groups
