@@ -318,6 +318,21 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     assert_eq!(describe(&mut c, "g").group_state.as_str(), "Empty");
     let r: DeleteGroupsResponse = roundtrip(&mut c, &request(ApiKey::DeleteGroups, 2, &delete), 2);
     assert_eq!(r.results[0].error_code, 0);
+    // An empty consumer group gives way to a classic member, as in Kafka.
+    let r = hb(&mut c, &join("h1").with_group_id(GroupId(s("h"))));
+    assert_eq!(r.error_code, 0);
+    let r = hb(
+        &mut c,
+        &beat("h1", -1, topic, &[]).with_group_id(GroupId(s("h"))),
+    );
+    assert_eq!(r.error_code, 0);
+    let j: JoinGroupResponse = roundtrip(
+        &mut c,
+        &request(ApiKey::JoinGroup, 3, &classic_join("h")),
+        3,
+    );
+    assert_eq!(j.error_code, 0, "an empty consumer group is taken over");
+    assert_eq!(describe(&mut c, "h").error_code, GROUP_ID_NOT_FOUND);
     b.restart();
     let mut c = connect(&b);
     assert_eq!(describe(&mut c, "g").error_code, GROUP_ID_NOT_FOUND);

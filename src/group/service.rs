@@ -79,7 +79,13 @@ impl GroupService {
         let held = &*held;
         let now = Instant::now();
         match op {
-            GroupOp::Join(req) if held.consumer.borrow().contains(&req.group) => {
+            GroupOp::Join(req)
+                if held
+                    .consumer
+                    .borrow()
+                    .group(&req.group)
+                    .is_some_and(|g| !g.members.is_empty()) =>
+            {
                 // No classic members in consumer-protocol groups (no online migration).
                 Ok(GroupReply::Join(JoinOutcome {
                     error: Some(GroupError::InconsistentGroupProtocol),
@@ -89,6 +95,12 @@ impl GroupService {
                 }))
             }
             GroupOp::Join(req) => {
+                // An empty consumer-protocol group of that id gives way to the classic group.
+                let taken_over = held.consumer.borrow_mut().delete(&req.group);
+                if let Ok(tombstones) = taken_over {
+                    let records = tombstones.iter().map(consumer_records::Record::encode);
+                    append_logged(held, records.collect()).await;
+                }
                 let client = req.client_id.clone();
                 let (answer, record) = held
                     .groups

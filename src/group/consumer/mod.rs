@@ -17,7 +17,8 @@
 //! Not here: regular-expression subscriptions (refused with INVALID_REQUEST), rack-aware
 //! assignment, client-side assignors, and classic members inside consumer groups (no online
 //! migration between the protocols: a heartbeat for a classic group with members gets
-//! GROUP_ID_NOT_FOUND, a JoinGroup for a consumer group INCONSISTENT_GROUP_PROTOCOL).
+//! GROUP_ID_NOT_FOUND, a JoinGroup for a consumer group with members
+//! INCONSISTENT_GROUP_PROTOCOL; an empty group of either kind gives way to the other).
 //! This module never touches the log, the wire, or the classic coordinator's groups.
 
 pub mod assignor;
@@ -891,6 +892,7 @@ impl ConsumerGroups {
                 assigned: Assignment::new(),
                 pending_revocation: Assignment::new(),
             });
+            let meta_timeout = meta.clone();
             g.members.insert(
                 mid.clone(),
                 Member {
@@ -908,7 +910,9 @@ impl ConsumerGroups {
                     assigned: cur.assigned,
                     pending_revocation: cur.pending_revocation,
                     deadline: now + self.settings.session_timeout,
-                    revoke_deadline: None,
+                    // A member still revoking gets its rebalance timeout again.
+                    revoke_deadline: (cur.state == MemberState::UnrevokedPartitions)
+                        .then(|| now + records::rebalance_timeout(&meta_timeout)),
                 },
             );
         }

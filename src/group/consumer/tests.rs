@@ -427,6 +427,11 @@ fn a_restart_restores_groups_from_their_records() {
         };
     assert_eq!(strip(after), strip(before));
     assert_eq!(after.state(), before.state());
+    assert_eq!(after.members["a"].state, MemberState::UnrevokedPartitions);
+    assert!(
+        after.members["a"].revoke_deadline.is_some(),
+        "a restored revoker is still bounded by its rebalance timeout"
+    );
     // The restored group goes on: b keeps working at its epoch.
     w.groups = restored;
     let b = w.beat("b", 2, &b_got).unwrap();
