@@ -29,6 +29,7 @@ const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const INVALID_REQUEST: i16 = 42;
+const INVALID_REGULAR_EXPRESSION: i16 = 128;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 
@@ -166,8 +167,8 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
             UNSUPPORTED_ASSIGNOR,
         ),
         (
-            join("a").with_subscribed_topic_regex(Some(s("ord.*"))),
-            INVALID_REQUEST,
+            join("a").with_subscribed_topic_regex(Some(s("ord("))),
+            INVALID_REGULAR_EXPRESSION,
         ),
         (join("a").with_rebalance_timeout_ms(-1), INVALID_REQUEST),
         (join(""), INVALID_REQUEST),

@@ -62,6 +62,8 @@ pub enum GroupError {
     UnreleasedInstanceId,
     #[error("invalid request")]
     InvalidRequest,
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
     /// A consumer-protocol member committed with OffsetCommit older than v9.
     #[error("unsupported version")]
     UnsupportedVersion,

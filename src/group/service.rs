@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::group::consumer::{self, records as consumer_records, ConsumerGroups, TopicInfo};
+use crate::group::consumer::{self, records as consumer_records, ConsumerGroups, Topics};
 use crate::group::coordinator::{
     Answer, Coordinator, GroupRecord, GroupSettings, GroupState, JoinOutcome,
 };
@@ -67,13 +67,13 @@ impl GroupService {
     }
 
     /// Runs `op` on `__consumer_offsets` partition `index`, which is `partition`. `topics`
-    /// reads a topic's id and partition count (the consumer protocol's assignors need them).
+    /// reads topics' names, ids and partition counts (the consumer protocol needs them).
     pub async fn run(
         &self,
         index: i32,
         partition: Rc<Partition>,
         op: GroupOp,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn Topics,
     ) -> Result<GroupReply, PartitionError> {
         let held = self.load(index, partition).await?;
         let held = &*held;
@@ -318,7 +318,7 @@ async fn consumer_heartbeat(
     held: &OffsetsPartition,
     req: consumer::HeartbeatRequest,
     now: Instant,
-    topics: &dyn Fn(&str) -> Option<TopicInfo>,
+    topics: &dyn Topics,
 ) -> Result<GroupReply, PartitionError> {
     let mut records: Vec<Record> = Vec::new();
     let classic_state = held.groups.borrow().group(&req.group).map(|g| g.state);
@@ -360,7 +360,7 @@ async fn delete_offsets(
     let consumer_subscribed: Option<Vec<String>> = held.consumer.borrow().group(&group).map(|g| {
         g.members
             .values()
-            .flat_map(|m| m.subscribed_topics.iter().cloned())
+            .flat_map(|m| m.topic_names().map(String::from))
             .collect()
     });
     let subscribed: Option<Vec<String>> = if consumer_subscribed.is_some() {

@@ -97,6 +97,7 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId.code(),
         GroupError::InvalidRequest => ResponseError::InvalidRequest.code(),
         GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion.code(),
+        GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression.code(),
     }
 }
 

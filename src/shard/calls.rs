@@ -107,22 +107,32 @@ impl Call<Shard> for Group {
     fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
-            // The consumer protocol's assignors read topics' ids and partition counts from
-            // this core's catalog snapshot.
-            let catalog = shard.catalog();
-            let topics = |name: &str| {
-                catalog
-                    .topic(name)
-                    .map(|t| crate::group::consumer::TopicInfo {
-                        id: uuid::Uuid::from_bytes(t.id),
-                        name: t.name.clone(),
-                        partitions: t.partitions,
-                    })
-            };
+            // The consumer protocol reads topics from this core's catalog snapshot.
+            let topics = CatalogTopics(shard.catalog());
             Ok(shard
                 .groups
                 .run(self.tp.partition, p, self.op, &topics)
                 .await?)
         })
+    }
+}
+
+/// What the consumer protocol's groups read of the catalog: topics' names, ids and partition
+/// counts.
+struct CatalogTopics(Rc<crate::cluster::Catalog>);
+
+impl crate::group::consumer::Topics for CatalogTopics {
+    fn get(&self, name: &str) -> Option<crate::group::consumer::TopicInfo> {
+        self.0
+            .topic(name)
+            .map(|t| crate::group::consumer::TopicInfo {
+                id: uuid::Uuid::from_bytes(t.id),
+                name: t.name.clone(),
+                partitions: t.partitions,
+            })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.topics().map(|t| t.name.clone()).collect()
     }
 }

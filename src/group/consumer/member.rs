@@ -5,7 +5,6 @@
 //! holds; those still held elsewhere come on a later heartbeat, once released.
 //! This file knows nothing of records or the wire.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::{Assignment, TopicId};
@@ -47,6 +46,9 @@ pub struct Member {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topics: Vec<String>,
+    /// A regex subscription, and the topics it matched at the last heartbeat.
+    pub subscribed_regex: Option<String>,
+    pub regex_topics: Vec<String>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout: Duration,
     pub epoch: i32,
@@ -169,7 +171,11 @@ impl Member {
             .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
     }
 
-    pub fn subscribed(&self) -> BTreeSet<&str> {
-        self.subscribed_topics.iter().map(String::as_str).collect()
+    /// The topics the member subscribes to: by name and by regex.
+    pub fn topic_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.subscribed_topics
+            .iter()
+            .chain(self.regex_topics.iter())
+            .map(String::as_str)
     }
 }

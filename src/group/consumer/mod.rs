@@ -14,8 +14,10 @@
 //! rebalance timeout when they do not revoke. Static members (instance id) leave for a while
 //! with epoch -2 and come back with a new member id to the same assignment.
 //!
-//! Not here: regular-expression subscriptions (refused with INVALID_REQUEST), rack-aware
-//! assignment, client-side assignors, and classic members inside consumer groups (no online
+//! Regular-expression subscriptions (`subscribed_topic_regex`, RE2 syntax as Kafka's RE2/J,
+//! matching whole topic names, never `__consumer_offsets`) are resolved against the catalog on
+//! every heartbeat, so a new matching topic joins the subscription on the next one.
+//! Not here: rack-aware assignment, client-side assignors, and classic members inside consumer groups (no online
 //! migration between the protocols: a heartbeat for a classic group with members gets
 //! GROUP_ID_NOT_FOUND, a JoinGroup for a consumer group with members
 //! INCONSISTENT_GROUP_PROTOCOL; an empty group of either kind gives way to the other).
@@ -44,8 +46,31 @@ pub const STATIC_LEAVE_EPOCH: i32 = -2;
 pub const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
 /// The first OffsetCommit version a consumer-protocol member may commit with.
 pub const MIN_MEMBER_COMMIT_VERSION: i16 = 9;
+/// Longest subscription regex accepted, and the most memory its compiled form may take:
+/// a hostile pattern must not make the coordinator compile without bound.
+pub const MAX_REGEX_BYTES: usize = 4096;
+pub const MAX_REGEX_COMPILED_BYTES: usize = 1 << 20;
 /// Longest member id, instance id or rack id accepted (Kafka's strings are i16-long).
 pub const MAX_ID_BYTES: usize = i16::MAX as usize;
+
+/// What the state machine reads of the catalog.
+pub trait Topics {
+    /// A topic's id and partition count.
+    fn get(&self, name: &str) -> Option<TopicInfo>;
+    /// Every topic's name (regex subscriptions match against them).
+    fn names(&self) -> Vec<String>;
+}
+
+/// Compiles a subscription regex as Kafka matches it: the whole topic name.
+pub fn compile_regex(re: &str) -> Result<regex::Regex, String> {
+    if re.len() > MAX_REGEX_BYTES {
+        return Err(format!("longer than {MAX_REGEX_BYTES} bytes"));
+    }
+    regex::RegexBuilder::new(&format!("^(?:{re})$"))
+        .size_limit(MAX_REGEX_COMPILED_BYTES)
+        .build()
+        .map_err(|e| e.to_string())
+}
 
 /// A topic as the assignor needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +156,8 @@ pub struct ConsumerGroup {
     pub targets: HashMap<String, Assignment>,
     /// The subscribed topics as last seen, by name.
     pub topics: BTreeMap<String, TopicInfo>,
+    /// Compiled subscription regexes, by pattern.
+    regexes: HashMap<String, regex::Regex>,
 }
 
 /// A consumer group as ConsumerGroupDescribe shows it.
@@ -155,6 +182,7 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             targets: HashMap::new(),
             topics: BTreeMap::new(),
+            regexes: HashMap::new(),
         }
     }
 
@@ -229,6 +257,7 @@ impl ConsumerGroup {
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed_topics: m.subscribed_topics.clone(),
+                subscribed_regex: m.subscribed_regex.clone(),
                 rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32,
                 server_assignor: m.server_assignor.clone(),
             }),
@@ -256,23 +285,61 @@ impl ConsumerGroup {
         ));
     }
 
-    /// Re-reads the subscribed topics; whether any appeared, vanished or changed size.
-    fn refresh_topics(
-        &mut self,
-        lookup: &dyn Fn(&str) -> Option<TopicInfo>,
-        records: &mut Vec<Record>,
-    ) -> bool {
+    /// Re-reads the subscribed topics (resolving regexes against the catalog); whether any
+    /// appeared, vanished or changed size, or a member's regex now matches other topics.
+    fn refresh_topics(&mut self, catalog: &dyn Topics, records: &mut Vec<Record>) -> bool {
+        let mut regex_changed = false;
+        let patterns: BTreeSet<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_regex.clone())
+            .collect();
+        self.regexes.retain(|p, _| patterns.contains(p));
+        if !patterns.is_empty() {
+            let all = catalog.names();
+            for p in &patterns {
+                if !self.regexes.contains_key(p) {
+                    // Checked when the member sent it; a pattern that fails now matches nothing.
+                    if let Ok(re) = compile_regex(p) {
+                        self.regexes.insert(p.clone(), re);
+                    }
+                }
+            }
+            for m in self.members.values_mut() {
+                let matched: Vec<String> = match m
+                    .subscribed_regex
+                    .as_ref()
+                    .and_then(|p| self.regexes.get(p))
+                {
+                    Some(re) => all
+                        .iter()
+                        .filter(|n| n.as_str() != super::offsets::OFFSETS_TOPIC && re.is_match(n))
+                        .cloned()
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if matched != m.regex_topics {
+                    m.regex_topics = matched;
+                    regex_changed = true;
+                }
+            }
+        } else {
+            for m in self.members.values_mut() {
+                regex_changed |= !m.regex_topics.is_empty();
+                m.regex_topics.clear();
+            }
+        }
         let names: BTreeSet<&str> = self
             .members
             .values()
-            .flat_map(|m| m.subscribed_topics.iter().map(String::as_str))
+            .flat_map(|m| m.topic_names())
             .collect();
         let fresh: BTreeMap<String, TopicInfo> = names
             .into_iter()
-            .filter_map(|n| lookup(n).map(|t| (n.to_string(), t)))
+            .filter_map(|n| catalog.get(n).map(|t| (n.to_string(), t)))
             .collect();
         if fresh == self.topics {
-            return false;
+            return regex_changed;
         }
         self.topics = fresh;
         records.push(Record::put(
@@ -293,8 +360,7 @@ impl ConsumerGroup {
             .map(|m| assignor::AssignorMember {
                 id: &m.id,
                 topics: m
-                    .subscribed_topics
-                    .iter()
+                    .topic_names()
                     .filter_map(|n| self.topics.get(n).map(|t| t.id))
                     .collect(),
                 previous: self.targets.get(&m.id).unwrap_or(&empty),
@@ -446,15 +512,17 @@ fn validate(req: &HeartbeatRequest) -> Result<(), Refusal> {
         }
         _ => {}
     }
-    if req
+    if let Some(r) = req
         .subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|r| !r.is_empty())
+        .as_deref()
+        .filter(|r| !r.is_empty())
     {
-        return refuse(
-            GroupError::InvalidRequest,
-            "SubscribedTopicRegex is not supported by this broker: subscribe to topic names.",
-        );
+        if let Err(e) = compile_regex(r) {
+            return refuse(
+                GroupError::InvalidRegularExpression,
+                format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}"),
+            );
+        }
     }
     if req
         .subscribed_topic_names
@@ -507,7 +575,7 @@ impl ConsumerGroups {
         &mut self,
         req: HeartbeatRequest,
         now: Instant,
-        lookup: &dyn Fn(&str) -> Option<TopicInfo>,
+        lookup: &dyn Topics,
         new_member_id: impl FnOnce() -> String,
     ) -> (Result<HeartbeatOutcome, Refusal>, Vec<Record>) {
         let mut records = Vec::new();
@@ -529,7 +597,7 @@ impl ConsumerGroups {
         &mut self,
         req: HeartbeatRequest,
         now: Instant,
-        lookup: &dyn Fn(&str) -> Option<TopicInfo>,
+        lookup: &dyn Topics,
         new_member_id: impl FnOnce() -> String,
         records: &mut Vec<Record>,
     ) -> Result<HeartbeatOutcome, Refusal> {
@@ -627,6 +695,8 @@ impl ConsumerGroups {
                             client_id: String::new(),
                             client_host: String::new(),
                             subscribed_topics: Vec::new(),
+                            subscribed_regex: None,
+                            regex_topics: Vec::new(),
                             server_assignor: None,
                             rebalance_timeout: Duration::ZERO,
                             epoch: 0,
@@ -688,6 +758,15 @@ impl ConsumerGroups {
             names.dedup();
             if names != m.subscribed_topics {
                 m.subscribed_topics = names;
+                bump = true;
+                metadata_changed = true;
+            }
+        }
+        if let Some(r) = &req.subscribed_topic_regex {
+            // An empty pattern clears the regex subscription.
+            let r = Some(r.clone()).filter(|r| !r.is_empty());
+            if r != m.subscribed_regex {
+                m.subscribed_regex = r;
                 bump = true;
                 metadata_changed = true;
             }
@@ -903,6 +982,8 @@ impl ConsumerGroups {
                     client_id: meta.client_id,
                     client_host: meta.client_host,
                     subscribed_topics: meta.subscribed_topics,
+                    subscribed_regex: meta.subscribed_regex,
+                    regex_topics: Vec::new(),
                     server_assignor: meta.server_assignor,
                     epoch: cur.epoch,
                     previous_epoch: cur.previous_epoch,

@@ -66,6 +66,7 @@ pub struct MemberMetadata {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topics: Vec<String>,
+    pub subscribed_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
 }
@@ -309,7 +310,7 @@ pub fn encode_value(v: &Value) -> Bytes {
             for t in &m.subscribed_topics {
                 put_compact_str(&mut out, Some(t));
             }
-            put_compact_str(&mut out, None); // SubscribedTopicRegex
+            put_compact_str(&mut out, m.subscribed_regex.as_deref());
             out.put_i32(m.rebalance_timeout_ms);
             put_compact_str(&mut out, m.server_assignor.as_deref());
         }
@@ -369,7 +370,7 @@ pub fn decode_value(k: &Key, mut buf: Bytes) -> Option<Value> {
             for _ in 0..n {
                 subscribed_topics.push(get_compact_str(b)??);
             }
-            let _regex = get_compact_str(b)?;
+            let subscribed_regex = get_compact_str(b)?;
             let rebalance_timeout_ms = get_i32(b)?;
             let server_assignor = get_compact_str(b)?;
             Value::Member(MemberMetadata {
@@ -378,6 +379,7 @@ pub fn decode_value(k: &Key, mut buf: Bytes) -> Option<Value> {
                 client_id,
                 client_host,
                 subscribed_topics,
+                subscribed_regex,
                 rebalance_timeout_ms,
                 server_assignor,
             })
@@ -500,6 +502,7 @@ mod tests {
                     client_id: "c".into(),
                     client_host: "/127.0.0.1".into(),
                     subscribed_topics: vec!["orders".into()],
+                    subscribed_regex: Some("ord.*".into()),
                     rebalance_timeout_ms: 30_000,
                     server_assignor: Some("range".into()),
                 }),

@@ -7,10 +7,25 @@ use super::*;
 
 const T: TopicId = uuid::Uuid::from_bytes([9; 16]);
 
+/// A fixed catalog: "orders" (id `T`) and whatever a test adds.
+struct Catalog(Vec<TopicInfo>);
+
+impl Topics for Catalog {
+    fn get(&self, name: &str) -> Option<TopicInfo> {
+        self.0.iter().find(|t| t.name == name).cloned()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|t| t.name.clone()).collect()
+    }
+}
+
 struct World {
     groups: ConsumerGroups,
     now: Instant,
     partitions: RefCell<i32>,
+    /// Topics besides "orders".
+    others: RefCell<Vec<TopicInfo>>,
     /// Every record written, in order (what a restart reads back).
     log: Vec<Record>,
 }
@@ -24,22 +39,21 @@ impl World {
             }),
             now: Instant::now(),
             partitions: RefCell::new(6),
+            others: RefCell::new(Vec::new()),
             log: Vec::new(),
         }
     }
 
     fn hb(&mut self, req: HeartbeatRequest) -> Result<HeartbeatOutcome, Refusal> {
-        let parts = *self.partitions.borrow();
-        let lookup = move |n: &str| {
-            (n == "orders").then(|| TopicInfo {
-                id: T,
-                name: "orders".into(),
-                partitions: parts,
-            })
-        };
+        let mut topics = vec![TopicInfo {
+            id: T,
+            name: "orders".into(),
+            partitions: *self.partitions.borrow(),
+        }];
+        topics.extend(self.others.borrow().iter().cloned());
         let (r, recs) = self
             .groups
-            .heartbeat(req, self.now, &lookup, || "generated".to_string());
+            .heartbeat(req, self.now, &Catalog(topics), || "generated".to_string());
         self.log.extend(recs);
         r
     }
@@ -282,10 +296,6 @@ fn requests_are_validated_as_kafka_does() {
             ..join_req("a")
         },
         HeartbeatRequest {
-            subscribed_topic_regex: Some("ord.*".into()),
-            ..join_req("a")
-        },
-        HeartbeatRequest {
             member_epoch: -3,
             ..join_req("a")
         },
@@ -294,6 +304,13 @@ fn requests_are_validated_as_kafka_does() {
         let e = w.hb(req.clone()).unwrap_err();
         assert_eq!(e.error, GroupError::InvalidRequest, "{req:?}");
     }
+    let e = w
+        .hb(HeartbeatRequest {
+            subscribed_topic_regex: Some("ord(".into()),
+            ..join_req("a")
+        })
+        .unwrap_err();
+    assert_eq!(e.error, GroupError::InvalidRegularExpression);
     let e = w
         .hb(HeartbeatRequest {
             server_assignor: Some("sticky".into()),
@@ -438,4 +455,70 @@ fn a_restart_restores_groups_from_their_records() {
     assert!(b.member_epoch >= 2);
     // Deleting is refused while members remain, and leaves nothing behind once empty.
     assert_eq!(w.groups.delete("g").unwrap_err(), GroupError::NonEmptyGroup);
+}
+
+#[test]
+fn regex_subscriptions_follow_the_catalog() {
+    let mut w = World::new();
+    let other = uuid::Uuid::from_bytes([3; 16]);
+    w.others.borrow_mut().extend([
+        TopicInfo {
+            id: other,
+            name: "orders-eu".into(),
+            partitions: 2,
+        },
+        TopicInfo {
+            id: uuid::Uuid::from_bytes([4; 16]),
+            name: "payments".into(),
+            partitions: 2,
+        },
+        TopicInfo {
+            id: uuid::Uuid::from_bytes([5; 16]),
+            name: "__consumer_offsets".into(),
+            partitions: 50,
+        },
+    ]);
+    let a = w
+        .hb(HeartbeatRequest {
+            subscribed_topic_names: None,
+            subscribed_topic_regex: Some("orders.*|__.*".into()),
+            ..join_req("a")
+        })
+        .unwrap();
+    let got = a.assignment.expect("assignment");
+    assert_eq!(got[&T].len(), 6);
+    assert_eq!(got[&other].len(), 2);
+    assert_eq!(
+        got.len(),
+        2,
+        "whole names only, never payments or __consumer_offsets"
+    );
+    // A new matching topic joins the subscription on the next heartbeat.
+    let epoch = a.member_epoch;
+    let late = uuid::Uuid::from_bytes([6; 16]);
+    w.others.borrow_mut().push(TopicInfo {
+        id: late,
+        name: "orders-us".into(),
+        partitions: 1,
+    });
+    let owned: Assignment = got.clone();
+    let a = w
+        .hb(HeartbeatRequest {
+            member_id: "a".into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: -1,
+            owned: Some(owned),
+            client_generates_id: true,
+            group: "g".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(a.member_epoch, epoch + 1);
+    assert!(a.assignment.expect("assignment").contains_key(&late));
+    // The pattern is kept as the member's subscription (and persisted with it).
+    let g = w.group();
+    assert_eq!(
+        g.members["a"].subscribed_regex.as_deref(),
+        Some("orders.*|__.*")
+    );
 }

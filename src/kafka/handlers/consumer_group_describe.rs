@@ -82,6 +82,9 @@ pub async fn handle(
                                         .map(|t| TopicName(str_bytes(t)))
                                         .collect(),
                                 )
+                                .with_subscribed_topic_regex(
+                                    m.subscribed_regex.as_deref().map(str_bytes),
+                                )
                                 .with_assignment(assignment(&m.assigned, &d.topic_names))
                                 .with_target_assignment(assignment(target, &d.topic_names))
                                 .with_member_type(CONSUMER_MEMBER)
