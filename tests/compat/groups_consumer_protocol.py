@@ -7,6 +7,8 @@
   commits (it reads only the records produced after them); a new member of the group then
   resumes from the commits too.
 - range (group.remote.assignor=range): two members get contiguous halves [0,1,2] / [3,4,5].
+- a regex subscription (^prefix-.*, resolved by the broker): two topics matching it are
+  consumed, a non-matching one is not, and a matching topic created later joins.
 - static members (group.instance.id): one closes (a temporary leave, epoch -2) and comes back
   as a new process with a new member id: it gets the same partitions, the other member's stay.
 - The admin API lists the group with type CONSUMER and describes it (ConsumerGroupDescribe).
@@ -48,6 +50,7 @@ class Member(threading.Thread):
     partition) and its current assignment."""
 
     def __init__(self, group, topic, assignor=None, instance=None):
+        """`topic` may be a regex subscription ("^...")."""
         super().__init__(daemon=True)
         conf = {
             "bootstrap.servers": BOOTSTRAP,
@@ -196,6 +199,29 @@ def check_admin(group, members):
     print(f"ok consumer protocol admin: listed as {found[0].type}, state {found[0].state}, described with {members} member(s)")
 
 
+def regex_scenario():
+    prefix = f"kip848re{uuid.uuid4().hex[:4]}"
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    names = [f"{prefix}-a", f"{prefix}-b", f"other{prefix}"]
+    for f in admin.create_topics([NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names]).values():
+        f.result(timeout=30)
+    m = Member(f"{prefix}-g", f"^{prefix}-.*")
+    m.start()
+    wanted = produce(names[0], "a", 20) | produce(names[1], "b", 20)
+    produce(names[2], "x", 20)
+    wait_for("the records of both matching topics", lambda: wanted <= set(m.snapshot()[0]))
+    for f in admin.create_topics([NewTopic(f"{prefix}-c", num_partitions=PARTITIONS, replication_factor=1)]).values():
+        f.result(timeout=30)
+    late = produce(f"{prefix}-c", "c", 20)
+    wait_for("the records of a matching topic created later", lambda: late <= set(m.snapshot()[0]))
+    time.sleep(1)
+    got = set(m.snapshot()[0])
+    assert got == wanted | late, f"read {len(got - wanted - late)} records of a topic not matching"
+    print("ok consumer protocol (regex): matching topics consumed, a new one joins, others not")
+    m.leave()
+    assert not m.errors, m.errors
+
+
 def static_scenario():
     topic = fresh_topic("kip848-static")
     group = f"kip848-static-{uuid.uuid4().hex[:6]}"
@@ -224,4 +250,5 @@ if __name__ == "__main__":
     print(f"confluent-kafka with librdkafka {libversion()[0]}")
     uniform_scenario()
     range_scenario()
+    regex_scenario()
     static_scenario()

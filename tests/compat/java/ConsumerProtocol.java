@@ -3,8 +3,9 @@
 // tests/compat/groups_consumer_protocol.py: two members share a 6-partition topic (uniform,
 // the default server assignor), together read every record and commit (OffsetCommit v9+ with
 // member epochs); one leaves and the other takes all six partitions, resuming from the
-// commits; a new member resumes from the commits too; range gives contiguous halves; the
-// Admin client lists and describes the group as a CONSUMER group.
+// commits; a new member resumes from the commits too; range gives contiguous halves; a
+// broker-side regex subscription (SubscriptionPattern) consumes the matching topics, a new
+// matching topic included; the Admin client lists and describes the group as a CONSUMER group.
 // Usage: java -cp "$(cat cp.txt)" ConsumerProtocol.java HOST:PORT
 import java.time.Duration;
 import java.util.*;
@@ -34,10 +35,16 @@ public class ConsumerProtocol {
         volatile CountDownLatch committed = new CountDownLatch(1);
         final Properties props = new Properties();
         final String topic;
+        final boolean pattern;
         final Thread thread = new Thread(this);
 
         Member(String group, String topic, String assignor) {
+            this(group, topic, assignor, false);
+        }
+
+        Member(String group, String topic, String assignor, boolean pattern) {
             this.topic = topic;
+            this.pattern = pattern;
             props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
@@ -52,7 +59,8 @@ public class ConsumerProtocol {
 
         public void run() {
             try (KafkaConsumer<String, String> c = new KafkaConsumer<>(props)) {
-                c.subscribe(List.of(topic));
+                if (pattern) c.subscribe(new SubscriptionPattern(topic));
+                else c.subscribe(List.of(topic));
                 while (!stop.get()) {
                     for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) read.put(r.value(), r.partition());
                     Set<Integer> now = new TreeSet<>();
@@ -132,6 +140,7 @@ public class ConsumerProtocol {
         try (Admin admin = Admin.create(ap)) {
             uniform(admin);
             range(admin);
+            regex(admin);
         }
     }
 
@@ -178,6 +187,27 @@ public class ConsumerProtocol {
         check(c.read.keySet().equals(third), "a new member read " + (c.read.size() - third.size()) + " committed records again");
         System.out.println("ok java consumer protocol: a new member resumes from the group's commits");
         c.leave();
+    }
+
+    static void regex(Admin admin) throws Exception {
+        String prefix = "javare" + UUID.randomUUID().toString().substring(0, 4);
+        List<String> names = List.of(prefix + "-a", prefix + "-b", "other" + prefix);
+        List<NewTopic> topics = new ArrayList<>();
+        for (String n : names) topics.add(new NewTopic(n, PARTITIONS, (short) 1));
+        admin.createTopics(topics).all().get(30, TimeUnit.SECONDS);
+        Member m = new Member(prefix + "-g", prefix + "-.*", null, true);
+        Set<String> wanted = new HashSet<>(produce(names.get(0), "a", 20));
+        wanted.addAll(produce(names.get(1), "b", 20));
+        produce(names.get(2), "x", 20);
+        waitFor("the records of both matching topics", () -> m.read.keySet().containsAll(wanted));
+        admin.createTopics(List.of(new NewTopic(prefix + "-c", PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        Set<String> late = produce(prefix + "-c", "c", 20);
+        waitFor("the records of a matching topic created later", () -> m.read.keySet().containsAll(late));
+        Thread.sleep(1000);
+        wanted.addAll(late);
+        check(m.read.keySet().equals(wanted), "read " + (m.read.size() - wanted.size()) + " records of a topic not matching");
+        System.out.println("ok java consumer protocol (regex): matching topics consumed, a new one joins, others not");
+        m.leave();
     }
 
     static void range(Admin admin) throws Exception {
