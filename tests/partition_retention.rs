@@ -31,6 +31,7 @@ async fn commit(service: &GroupService, p: &Rc<Partition>, partition: i32, offse
         generation: -1,
         member_id: String::new(),
         instance_id: None,
+        version: 8,
         commits: vec![(
             "orders".into(),
             partition,

@@ -66,9 +66,21 @@ impl GroupService {
         }
     }
 
-    /// Runs `op` on `__consumer_offsets` partition `index`, which is `partition`. `topics`
-    /// reads topics' names, ids and partition counts (the consumer protocol needs them).
+    /// Runs `op` on `__consumer_offsets` partition `index`, which is `partition`, with no
+    /// topics to read (a consumer-protocol group then sees none: see [`GroupService::run_with`]).
     pub async fn run(
+        &self,
+        index: i32,
+        partition: Rc<Partition>,
+        op: GroupOp,
+    ) -> Result<GroupReply, PartitionError> {
+        self.run_with(index, partition, op, &consumer::NoTopics)
+            .await
+    }
+
+    /// [`GroupService::run`], where `topics` reads topics' names, ids and partition counts
+    /// (the consumer protocol's assignors and regex subscriptions need them).
+    pub async fn run_with(
         &self,
         index: i32,
         partition: Rc<Partition>,

@@ -111,7 +111,7 @@ impl Call<Shard> for Group {
             let topics = CatalogTopics(shard.catalog());
             Ok(shard
                 .groups
-                .run(self.tp.partition, p, self.op, &topics)
+                .run_with(self.tp.partition, p, self.op, &topics)
                 .await?)
         })
     }

@@ -61,6 +61,19 @@ pub trait Topics {
     fn names(&self) -> Vec<String>;
 }
 
+/// No topics at all (callers without a catalog, such as tests of classic groups).
+pub struct NoTopics;
+
+impl Topics for NoTopics {
+    fn get(&self, _: &str) -> Option<TopicInfo> {
+        None
+    }
+
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 /// Compiles a subscription regex as Kafka matches it: the whole topic name.
 pub fn compile_regex(re: &str) -> Result<regex::Regex, String> {
     if re.len() > MAX_REGEX_BYTES {
