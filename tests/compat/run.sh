@@ -2,7 +2,8 @@
 # Runs real third-party Kafka clients against a fresh Strata broker:
 #   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
 # Each produces and consumes, with every compression codec, and consumes as a group member
-# (tests/compat/groups.py); idempotent producers through dropped responses; Spark Structured
+# (tests/compat/groups.py) and with the KIP-848 consumer protocol
+# (tests/compat/groups_consumer_protocol.py); idempotent producers through dropped responses; Spark Structured
 # Streaming (pyspark with Spark's own Kafka source, tests/compat/spark/) beside `strata stream`; KafkaJS;
 # the JVM ecosystem (tests/compat/java/: the Java client, the Admin client, Kafka's own tools and
 # Kafka Streams, kafka-clients 4.4.0); the differential tests against Apache Kafka
@@ -69,6 +70,8 @@ echo "== python clients"
 if "$venv/bin/python" "$here/clients.py" "$broker"; then passed=$((passed+15)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 echo "== consumer groups"
 if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+6)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+echo "== consumer groups with the KIP-848 consumer protocol (group.protocol=consumer: the broker assigns)"
+if "$venv/bin/python" "$here/groups_consumer_protocol.py" "$broker"; then passed=$((passed+7)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 
 echo "== kafkajs (a JavaScript client with its own protocol implementation)"
 if ! command -v node >/dev/null; then
