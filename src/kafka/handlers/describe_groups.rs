@@ -85,6 +85,7 @@ mod tests {
         GroupSummary {
             group: "g".into(),
             state,
+            group_type: "classic",
             protocol_type: "consumer".into(),
             protocol: "range".into(),
             members: vec![MemberSummary {
