@@ -17,10 +17,12 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_call;
@@ -80,6 +82,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -305,6 +309,12 @@ pub async fn dispatch(
                 describe_cluster::handle(ctx, r)
             })
             .await
+        }
+        ApiKey::DeleteRecords => {
+            run(api, version, body, out, |r| delete_records::handle(ctx, r)).await
+        }
+        ApiKey::DescribeLogDirs => {
+            run(api, version, body, out, |r| describe_log_dirs::handle(ctx, r)).await
         }
         other => Err(DispatchError::Malformed {
             api: other,
