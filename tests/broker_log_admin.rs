@@ -266,7 +266,7 @@ fn describe_log_dirs_reports_every_partitions_size() {
         .create()
         .expect("producer");
     other_topic
-        .send(BaseRecord::to("small").key("k").payload("v"))
+        .send(BaseRecord::to("small").partition(0).key("k").payload("v"))
         .expect("send");
     other_topic.flush(Duration::from_secs(30)).expect("flush");
 
@@ -294,7 +294,7 @@ fn describe_log_dirs_reports_every_partitions_size() {
     // Sizes follow the data.
     let before = only[0].2;
     other_topic
-        .send(BaseRecord::to("small").key("k").payload(&"y".repeat(5000)))
+        .send(BaseRecord::to("small").partition(0).key("k").payload(&"y".repeat(5000)))
         .expect("send");
     other_topic.flush(Duration::from_secs(30)).expect("flush");
     let r = describe(&mut s, 2, Some(vec![("small", vec![0])]));
