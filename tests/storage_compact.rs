@@ -338,3 +338,76 @@ proptest! {
         });
     }
 }
+
+/// A batch encoded by a third-party encoder (the kafka-protocol crate) in `codec`.
+fn encoded_batch(codec: kafka_protocol::records::Compression, first: i64, recs: &[(Vec<u8>, Option<Vec<u8>>)]) -> Bytes {
+    use kafka_protocol::records::*;
+    let records: Vec<Record> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: first + i as i64,
+            sequence: -1,
+            timestamp: 0,
+            key: Some(Bytes::from(k.clone())),
+            value: v.clone().map(Bytes::from),
+            headers: [(
+                kafka_protocol::protocol::StrBytes::from_static_str("h"),
+                Some(Bytes::from_static(b"header")),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: codec })
+        .expect("encode");
+    buf.freeze()
+}
+
+#[test]
+fn compressed_batches_are_cleaned_and_keep_their_codec() {
+    use kafka_protocol::records::Compression;
+    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        run(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = open_p(dir.path(), compact_config(), Rc::new(ManualClock::new(0))).await;
+            let mut model = Model::new();
+            for round in 0..40usize {
+                let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..8)
+                    .map(|i| {
+                        let key = format!("key-{}", (round * 8 + i) % 12).into_bytes();
+                        let val = (i != 3).then(|| format!("{round}-{i}-{}", "z".repeat(100)).into_bytes());
+                        (key, val)
+                    })
+                    .collect();
+                let first = p.stats().log_end;
+                p.produce(encoded_batch(codec, first, &batch)).await.expect("produce");
+                for (k, v) in batch {
+                    model.insert(k, v);
+                }
+            }
+            let before = read_log(&p).await.len();
+            let r = p.clean(&mut big_map(), true, None).await.expect("clean").expect("due");
+            assert!(r.records_removed > 0, "{codec:?}: {r:?}");
+            let after = check(&p, &model, false).await;
+            assert!(after < before, "{codec:?}: {after} of {before}");
+            // Every batch keeps its codec, and records keep their headers.
+            let mut scan = p.scan(0);
+            while let Some(b) = scan.next().await.expect("scan") {
+                let h = strata::storage::batch::BatchHeader::parse(&b).expect("header");
+                assert_eq!(h.compression(), codec as i16, "{codec:?}");
+                let mut buf = b.clone();
+                let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+                assert!(set.records.iter().all(|r| r.headers.len() == 1));
+            }
+        });
+    }
+}
