@@ -481,6 +481,13 @@ impl Segment {
         (self.offset_index.entries(), self.time_index.entries())
     }
 
+    /// Makes a sealed segment end at `next_offset`, the next segment's base: the cleaner may
+    /// have removed its last records (their offsets stay taken, as a gap).
+    pub fn end_at(&mut self, next_offset: i64) {
+        debug_assert!(self.stage.is_none() || next_offset >= self.next_offset);
+        self.next_offset = self.next_offset.max(next_offset);
+    }
+
     /// Points the segment at its file's new name (the file was renamed, same inode).
     pub fn renamed(&mut self, log_path: PathBuf) {
         self.log_path = log_path;

@@ -3,8 +3,9 @@
 //! below the map's end without the records the map shows a newer record for, without
 //! keyless records, and without tombstones past their retention; each rewritten segment is
 //! swapped in on its own (see `storage::compact::swap`). Offsets never change: each batch keeps
-//! its base offset and `lastOffsetDelta`, and the last batch of a segment is kept even when
-//! emptied, so a segment ends where it did (reads and recovery rely on it). A log larger than
+//! its base offset and `lastOffsetDelta`; a batch left with no record goes (so a segment may
+//! end before the next one starts: reads go on in the next segment, recovery accepts the gap
+//! in a sealed segment read whole). A log larger than
 //! the map takes several passes (each call is one pass; the caller keeps the dirty point).
 //!
 //! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
@@ -221,7 +222,7 @@ impl PartitionLog {
                     out.extend_from_slice(&b);
                 } else {
                     changed = true;
-                    if !keep.is_empty() || last_of_segment {
+                    if !keep.is_empty() {
                         out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep)?);
                     }
                 }
@@ -277,16 +278,17 @@ impl PartitionLog {
             true,
         )
         .await?;
-        if new_seg.next_offset() != seg.next || scan.problem.is_some() {
+        if new_seg.next_offset() > seg.next || scan.problem.is_some() {
             let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
             return Err(StorageError::Corrupt(format!(
-                "cleaned segment {} ends at {} instead of {} ({:?})",
+                "cleaned segment {} ends at {}, beyond {} ({:?})",
                 seg.base,
                 new_seg.next_offset(),
                 seg.next,
                 scan.problem
             )));
         }
+        new_seg.end_at(seg.next);
         fail(SwapStep::CleanedWritten)?;
         let _permit = self.io_permit().await?;
         let still_there = self

@@ -101,8 +101,14 @@ impl PartitionLog {
                         reason = scan.problem.as_deref().unwrap_or("trailing bytes"), "recovery cut the log"
                     );
                 }
-                let continues = next_base.is_some_and(|n| n == seg.next_offset());
-                if continues {
+                // A sealed segment read whole may end early: the cleaner removed its last
+                // records. One that had to be cut was torn: everything after it goes.
+                let clean_scan = scan.cut_bytes == 0 && scan.problem.is_none();
+                let continues = next_base.filter(|n| {
+                    *n == seg.next_offset() || (clean_scan && *n > seg.next_offset())
+                });
+                if let Some(next) = continues {
+                    seg.end_at(next);
                     seg.seal(dir).await?;
                     segments.insert(base, seg);
                     i += 1;
