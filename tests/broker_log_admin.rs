@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::broker::Broker;
 use common::wire::{request, roundtrip};
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
@@ -74,7 +76,13 @@ fn produce(b: &Broker, topic: &str, n: usize) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
-fn delete_records(s: &mut TcpStream, version: i16, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
+fn delete_records(
+    s: &mut TcpStream,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> (i16, i64) {
     let req = DeleteRecordsRequest::default()
         .with_timeout_ms(10_000)
         .with_topics(vec![DeleteRecordsTopic::default()
@@ -142,18 +150,41 @@ fn delete_records_moves_the_log_start_durably_and_answers_as_kafka() {
     let target = before[3] + 2;
     assert_eq!(delete_records(&mut s, 2, "dr", 0, target), (0, target));
     let after = segment_files(&pdir);
-    assert_eq!(after[0], before[3], "segments wholly below the log start are gone");
-    assert_eq!(watermarks(&b, "dr"), (target, 200), "ListOffsets earliest is the new log start");
-    assert_eq!(fetch_error(&mut s, "dr", 0), OFFSET_OUT_OF_RANGE, "below the log start");
+    assert_eq!(
+        after[0], before[3],
+        "segments wholly below the log start are gone"
+    );
+    assert_eq!(
+        watermarks(&b, "dr"),
+        (target, 200),
+        "ListOffsets earliest is the new log start"
+    );
+    assert_eq!(
+        fetch_error(&mut s, "dr", 0),
+        OFFSET_OUT_OF_RANGE,
+        "below the log start"
+    );
     assert_eq!(fetch_error(&mut s, "dr", target - 1), OFFSET_OUT_OF_RANGE);
     assert_eq!(fetch_error(&mut s, "dr", target), 0);
 
     // Never backwards; beyond the high watermark or negative: out of range, nothing changes.
     assert_eq!(delete_records(&mut s, 0, "dr", 0, 5), (0, target));
-    assert_eq!(delete_records(&mut s, 1, "dr", 0, 201).0, OFFSET_OUT_OF_RANGE);
-    assert_eq!(delete_records(&mut s, 1, "dr", 0, -7).0, OFFSET_OUT_OF_RANGE);
-    assert_eq!(delete_records(&mut s, 2, "dr", 1, 5).0, UNKNOWN_TOPIC_OR_PARTITION);
-    assert_eq!(delete_records(&mut s, 2, "nope", 0, 5).0, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        delete_records(&mut s, 1, "dr", 0, 201).0,
+        OFFSET_OUT_OF_RANGE
+    );
+    assert_eq!(
+        delete_records(&mut s, 1, "dr", 0, -7).0,
+        OFFSET_OUT_OF_RANGE
+    );
+    assert_eq!(
+        delete_records(&mut s, 2, "dr", 1, 5).0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        delete_records(&mut s, 2, "nope", 0, 5).0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
     assert_eq!(watermarks(&b, "dr").0, target);
 
     // Survives a clean restart.
@@ -183,7 +214,11 @@ fn delete_records_moves_the_log_start_durably_and_answers_as_kafka() {
 
     // -1: everything up to the high watermark; the log goes on from there.
     assert_eq!(delete_records(&mut s, 2, "dr", 0, -1), (0, 200));
-    assert_eq!(segment_files(&pdir).len(), 1, "only the active segment is left");
+    assert_eq!(
+        segment_files(&pdir).len(),
+        1,
+        "only the active segment is left"
+    );
     produce(&b, "dr", 5);
     assert_eq!(watermarks(&b, "dr"), (200, 205));
     drop(s);
@@ -202,14 +237,25 @@ fn delete_records_is_a_policy_violation_on_a_compact_only_topic() {
     produce(&b, "compacted", 10);
     produce(&b, "both", 10);
     let mut s = connect(&b);
-    assert_eq!(delete_records(&mut s, 2, "compacted", 0, 5).0, POLICY_VIOLATION);
+    assert_eq!(
+        delete_records(&mut s, 2, "compacted", 0, 5).0,
+        POLICY_VIOLATION
+    );
     assert_eq!(watermarks(&b, "compacted"), (0, 10));
     assert_eq!(delete_records(&mut s, 2, "both", 0, 5), (0, 5));
 
     // A keyless record is refused on a compacted topic with INVALID_RECORD, as Kafka does.
     assert_eq!(produce_raw_keyless(&b, "compacted"), 87, "INVALID_RECORD");
-    assert_eq!(watermarks(&b, "compacted"), (0, 10), "the keyless record was not appended");
-    assert_eq!(produce_raw_keyless(&b, "dr-plain"), 0, "a delete topic takes it");
+    assert_eq!(
+        watermarks(&b, "compacted"),
+        (0, 10),
+        "the keyless record was not appended"
+    );
+    assert_eq!(
+        produce_raw_keyless(&b, "dr-plain"),
+        0,
+        "a delete topic takes it"
+    );
 }
 
 /// A Produce v9 of one keyless record over the wire; its partition's error code.
@@ -229,10 +275,18 @@ fn produce_raw_keyless(b: &Broker, topic: &str) -> i16 {
     r.responses[0].partition_responses[0].error_code
 }
 
-fn describe(s: &mut TcpStream, version: i16, topics: Option<Vec<(&str, Vec<i32>)>>) -> DescribeLogDirsResponse {
+fn describe(
+    s: &mut TcpStream,
+    version: i16,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> DescribeLogDirsResponse {
     let req = DescribeLogDirsRequest::default().with_topics(topics.map(|ts| {
         ts.into_iter()
-            .map(|(t, ps)| DescribableLogDirTopic::default().with_topic(name(t)).with_partitions(ps))
+            .map(|(t, ps)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(name(t))
+                    .with_partitions(ps)
+            })
             .collect()
     }));
     roundtrip(s, &request(ApiKey::DescribeLogDirs, version, &req), version)
@@ -275,7 +329,10 @@ fn describe_log_dirs_reports_every_partitions_size() {
         let r = describe(&mut s, version, None);
         assert_eq!(r.results[0].error_code, 0);
         let log_dir = r.results[0].log_dir.to_string();
-        assert_eq!(Path::new(&log_dir), std::fs::canonicalize(&data).expect("canonical"));
+        assert_eq!(
+            Path::new(&log_dir),
+            std::fs::canonicalize(&data).expect("canonical")
+        );
         if version >= 4 {
             assert!(r.results[0].total_bytes > 0 && r.results[0].usable_bytes > 0);
         }
@@ -283,18 +340,32 @@ fn describe_log_dirs_reports_every_partitions_size() {
         let sized: Vec<_> = all.iter().filter(|(t, _, _)| t == "sized").collect();
         assert_eq!(sized.len(), 4, "every partition, from every core: {all:?}");
         let total: i64 = sized.iter().map(|(_, _, n)| n).sum();
-        assert!(total > 40 * 200, "{total} bytes for 40 records of 200+ bytes");
-        assert!(all.iter().any(|(t, p, n)| t == "small" && *p == 0 && *n > 0));
+        assert!(
+            total > 40 * 200,
+            "{total} bytes for 40 records of 200+ bytes"
+        );
+        assert!(all
+            .iter()
+            .any(|(t, p, n)| t == "small" && *p == 0 && *n > 0));
     }
     // A filter: only what was asked for that exists.
-    let r = describe(&mut s, 4, Some(vec![("small", vec![0, 7]), ("nope", vec![0])]));
+    let r = describe(
+        &mut s,
+        4,
+        Some(vec![("small", vec![0, 7]), ("nope", vec![0])]),
+    );
     let only = sizes(&r);
     assert_eq!(only.len(), 1, "{only:?}");
     assert_eq!((only[0].0.as_str(), only[0].1), ("small", 0));
     // Sizes follow the data.
     let before = only[0].2;
     other_topic
-        .send(BaseRecord::to("small").partition(0).key("k").payload(&"y".repeat(5000)))
+        .send(
+            BaseRecord::to("small")
+                .partition(0)
+                .key("k")
+                .payload(&"y".repeat(5000)),
+        )
         .expect("send");
     other_topic.flush(Duration::from_secs(30)).expect("flush");
     let r = describe(&mut s, 2, Some(vec![("small", vec![0])]));
@@ -311,7 +382,8 @@ fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<St
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let start = std::time::Instant::now();
@@ -319,7 +391,11 @@ fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<St
         if out.last().is_some_and(|(o, _, _)| *o + 1 >= end) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "stalled after {:?}", out.last());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stalled after {:?}",
+            out.last()
+        );
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
             let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).to_string());
@@ -337,7 +413,11 @@ fn a_compacted_topic_is_cleaned_by_the_broker_and_read_by_librdkafka_across_gaps
     create(
         &b,
         "table",
-        &[("cleanup.policy", "compact"), ("segment.bytes", "4096"), ("min.cleanable.dirty.ratio", "0.01")],
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "4096"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
     );
     produce(&b, "table", 300); // keys k0..k6
     let (_, end) = watermarks(&b, "table");
@@ -347,7 +427,11 @@ fn a_compacted_topic_is_cleaned_by_the_broker_and_read_by_librdkafka_across_gaps
     // The shard starts its cleaner every 30 s.
     let start = std::time::Instant::now();
     while size(&mut s) > before / 2 {
-        assert!(start.elapsed() < Duration::from_secs(100), "not cleaned: {}", b.log_tail(20));
+        assert!(
+            start.elapsed() < Duration::from_secs(100),
+            "not cleaned: {}",
+            b.log_tail(20)
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let check = |recs: &[(i64, String, Option<String>)]| {
@@ -360,7 +444,9 @@ fn a_compacted_topic_is_cleaned_by_the_broker_and_read_by_librdkafka_across_gaps
             let (o, v) = &latest[&format!("k{k}")];
             let i = 293 + ((k + 7 - 293 % 7) % 7);
             assert_eq!(*o, i as i64, "k{k}");
-            assert!(v.as_deref().is_some_and(|v| v.starts_with(&format!("value-{i:04}"))));
+            assert!(v
+                .as_deref()
+                .is_some_and(|v| v.starts_with(&format!("value-{i:04}"))));
         }
         assert!(recs.len() < 150, "{} records left of 300", recs.len());
         assert!(recs.windows(2).all(|w| w[1].0 > w[0].0));

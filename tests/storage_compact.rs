@@ -20,6 +20,8 @@ use strata::storage::compact::{KeyMap, KEY_MAP_ENTRY_BYTES};
 use strata::storage::{Clock, LogConfig, ManualClock, PartitionLog};
 
 type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// A record read back: offset, key, value (`None`: a tombstone).
+type Read = (i64, Vec<u8>, Option<Vec<u8>>);
 
 fn compact_config() -> LogConfig {
     let mut c = LogConfig::default();
@@ -34,7 +36,7 @@ async fn open_p(dir: &Path, config: LogConfig, clock: Rc<dyn Clock>) -> Rc<Parti
 }
 
 /// Every record readable, in order: (offset, key, value).
-async fn read_log(p: &Partition) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+async fn read_log(p: &Partition) -> Vec<Read> {
     let mut out = Vec::new();
     let mut scan = p.scan(p.log_start());
     while let Some(b) = scan.next().await.expect("scan") {
@@ -70,12 +72,20 @@ async fn check(p: &Partition, model: &Model, tombstones_may_be_gone: bool) -> us
             (want, got) => panic!("key {k:?}: want {want:?}, log has {got:?}"),
         }
     }
-    assert!(latest.keys().all(|k| model.contains_key(k)), "no unknown key");
+    assert!(
+        latest.keys().all(|k| model.contains_key(k)),
+        "no unknown key"
+    );
     recs.len()
 }
 
-async fn produce(p: &Rc<Partition>, model: &mut Model, ts: i64, batch: &[(Vec<u8>, Option<Vec<u8>>)]) {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = batch
+async fn produce(
+    p: &Rc<Partition>,
+    model: &mut Model,
+    ts: i64,
+    batch: &[(Vec<u8>, Option<Vec<u8>>)],
+) {
+    let recs: Vec<strata::storage::batch::NullableRecord> = batch
         .iter()
         .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
         .collect();
@@ -105,7 +115,13 @@ async fn fill(p: &Rc<Partition>, model: &mut Model, n: usize, keys: usize, ts: i
 /// Keys written once, at the start: their only record sits in the oldest segments.
 async fn singles(p: &Rc<Partition>, model: &mut Model, n: usize) {
     for i in 0..n {
-        produce(p, model, 0, &[(format!("single-{i}").into_bytes(), Some(value(i)))]).await;
+        produce(
+            p,
+            model,
+            0,
+            &[(format!("single-{i}").into_bytes(), Some(value(i)))],
+        )
+        .await;
     }
 }
 
@@ -131,13 +147,23 @@ fn cleaning_keeps_the_latest_value_of_every_key_and_removes_the_rest() {
             .await
             .expect("clean")
             .expect("a fully dirty log is due");
-        assert!(report.segments_rewritten > 0 && report.records_removed > 300, "{report:?}");
+        assert!(
+            report.segments_rewritten > 0 && report.records_removed > 300,
+            "{report:?}"
+        );
         let n_after = check(&p, &model, false).await;
-        assert!(n_after < n_before / 4, "{n_after} of {n_before} records left");
+        assert!(
+            n_after < n_before / 4,
+            "{n_after} of {n_before} records left"
+        );
         assert!(p.stats().size_bytes < before / 2);
         assert_eq!(p.stats().log_end, end, "offsets never change");
         // Nothing new is dirty: a second call has nothing to do.
-        assert!(p.clean(&mut big_map(), false, None).await.expect("clean").is_none());
+        assert!(p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .is_none());
         p.close().await.expect("close");
         drop(p);
         let p = open_p(dir.path(), compact_config(), clock).await;
@@ -160,14 +186,25 @@ fn a_delete_topic_is_never_compacted_and_keyless_records_are_refused_on_compact_
         let p = open_p(&dir.path().join("plain"), plain, clock.clone()).await;
         let mut model = Model::new();
         fill(&p, &mut model, 100, 3, 0).await;
-        assert!(p.clean(&mut big_map(), true, None).await.expect("clean").is_none());
+        assert!(p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .is_none());
         // Keyless: accepted on a delete topic, refused (INVALID_RECORD) on a compacted one.
         let keyless = Bytes::from(build_batch_nullable(0, 0, &[(None, Some(b"v"))]));
-        p.produce(keyless.clone()).await.expect("plain topics take keyless records");
+        p.produce(keyless.clone())
+            .await
+            .expect("plain topics take keyless records");
         let c = open_p(&dir.path().join("compact"), compact_config(), clock).await;
         let err = c.produce(keyless).await.expect_err("refused");
         assert!(
-            matches!(err, strata::partition::PartitionError::Storage(strata::storage::StorageError::InvalidRecord(_))),
+            matches!(
+                err,
+                strata::partition::PartitionError::Storage(
+                    strata::storage::StorageError::InvalidRecord(_)
+                )
+            ),
             "{err:?}"
         );
         assert_eq!(c.stats().log_end, 0);
@@ -185,20 +222,37 @@ fn tombstones_stay_delete_retention_ms_then_go() {
         let mut model = Model::new();
         fill(&p, &mut model, 100, 10, 10_000).await;
         for k in 5..10 {
-            produce(&p, &mut model, 10_000, &[(format!("key-{k}").into_bytes(), None)]).await;
+            produce(
+                &p,
+                &mut model,
+                10_000,
+                &[(format!("key-{k}").into_bytes(), None)],
+            )
+            .await;
         }
         fill(&p, &mut model, 200, 3, 10_000).await; // pushes the tombstones out of the active segment
         p.clean(&mut big_map(), true, None).await.expect("clean");
-        let tombstones = |recs: &[(i64, Vec<u8>, Option<Vec<u8>>)]| recs.iter().filter(|r| r.2.is_none()).count();
-        assert_eq!(tombstones(&read_log(&p).await), 5, "kept within delete.retention.ms");
+        let tombstones = |recs: &[Read]| recs.iter().filter(|r| r.2.is_none()).count();
+        assert_eq!(
+            tombstones(&read_log(&p).await),
+            5,
+            "kept within delete.retention.ms"
+        );
         check(&p, &model, false).await;
         clock.advance(6_000);
         fill(&p, &mut model, 100, 3, 16_000).await; // something dirty again
         p.clean(&mut big_map(), true, None).await.expect("clean");
-        assert_eq!(tombstones(&read_log(&p).await), 0, "gone after delete.retention.ms");
+        assert_eq!(
+            tombstones(&read_log(&p).await),
+            0,
+            "gone after delete.retention.ms"
+        );
         check(&p, &model, true).await;
         let recs = read_log(&p).await;
-        assert!(recs.iter().all(|r| r.1 != b"key-7"), "a deleted key stays deleted");
+        assert!(
+            recs.iter().all(|r| r.1 != b"key-7"),
+            "a deleted key stays deleted"
+        );
     });
 }
 
@@ -208,16 +262,26 @@ fn min_compaction_lag_keeps_young_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(100_000);
         let mut config = compact_config();
-        config.set("min.compaction.lag.ms", "50000").expect("config");
+        config
+            .set("min.compaction.lag.ms", "50000")
+            .expect("config");
         let p = open_p(dir.path(), config, Rc::new(clock.clone())).await;
         let mut model = Model::new();
         fill(&p, &mut model, 300, 5, 99_000).await;
         let n = read_log(&p).await.len();
         let r = p.clean(&mut big_map(), true, None).await.expect("clean");
         assert!(r.as_ref().is_none_or(|r| r.records_removed == 0), "{r:?}");
-        assert_eq!(read_log(&p).await.len(), n, "nothing younger than the lag was touched");
+        assert_eq!(
+            read_log(&p).await.len(),
+            n,
+            "nothing younger than the lag was touched"
+        );
         clock.advance(60_000);
-        let r = p.clean(&mut big_map(), true, None).await.expect("clean").expect("due");
+        let r = p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .expect("due");
         assert!(r.records_removed > 0);
         check(&p, &model, false).await;
     });
@@ -340,7 +404,11 @@ proptest! {
 }
 
 /// A batch encoded by a third-party encoder (the kafka-protocol crate) in `codec`.
-fn encoded_batch(codec: kafka_protocol::records::Compression, first: i64, recs: &[(Vec<u8>, Option<Vec<u8>>)]) -> Bytes {
+fn encoded_batch(
+    codec: kafka_protocol::records::Compression,
+    first: i64,
+    recs: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Bytes {
     use kafka_protocol::records::*;
     let records: Vec<Record> = recs
         .iter()
@@ -367,15 +435,27 @@ fn encoded_batch(codec: kafka_protocol::records::Compression, first: i64, recs: 
         })
         .collect();
     let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: codec })
-        .expect("encode");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        },
+    )
+    .expect("encode");
     buf.freeze()
 }
 
 #[test]
 fn compressed_batches_are_cleaned_and_keep_their_codec() {
     use kafka_protocol::records::Compression;
-    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         run(async move {
             let dir = tempfile::tempdir().expect("tempdir");
             let p = open_p(dir.path(), compact_config(), Rc::new(ManualClock::new(0))).await;
@@ -384,18 +464,25 @@ fn compressed_batches_are_cleaned_and_keep_their_codec() {
                 let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..8)
                     .map(|i| {
                         let key = format!("key-{}", (round * 8 + i) % 12).into_bytes();
-                        let val = (i != 3).then(|| format!("{round}-{i}-{}", "z".repeat(100)).into_bytes());
+                        let val = (i != 3)
+                            .then(|| format!("{round}-{i}-{}", "z".repeat(100)).into_bytes());
                         (key, val)
                     })
                     .collect();
                 let first = p.stats().log_end;
-                p.produce(encoded_batch(codec, first, &batch)).await.expect("produce");
+                p.produce(encoded_batch(codec, first, &batch))
+                    .await
+                    .expect("produce");
                 for (k, v) in batch {
                     model.insert(k, v);
                 }
             }
             let before = read_log(&p).await.len();
-            let r = p.clean(&mut big_map(), true, None).await.expect("clean").expect("due");
+            let r = p
+                .clean(&mut big_map(), true, None)
+                .await
+                .expect("clean")
+                .expect("due");
             assert!(r.records_removed > 0, "{codec:?}: {r:?}");
             let after = check(&p, &model, false).await;
             assert!(after < before, "{codec:?}: {after} of {before}");
@@ -405,7 +492,8 @@ fn compressed_batches_are_cleaned_and_keep_their_codec() {
                 let h = strata::storage::batch::BatchHeader::parse(&b).expect("header");
                 assert_eq!(h.compression(), codec as i16, "{codec:?}");
                 let mut buf = b.clone();
-                let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+                let set =
+                    kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
                 assert!(set.records.iter().all(|r| r.headers.len() == 1));
             }
         });

@@ -25,8 +25,8 @@ use crate::storage::compact::records::every_record_has_a_key;
 use crate::storage::compact::swap::SwapStep;
 use crate::storage::compact::KeyMap;
 use crate::storage::{
-    meta, AppendInfo, CleanLimits, CleanReport, LogConfig, LogScan, PartitionLog,
-    RetentionLimits, StorageError,
+    meta, AppendInfo, CleanLimits, CleanReport, LogConfig, LogScan, PartitionLog, RetentionLimits,
+    StorageError,
 };
 use producer_state::{ProducerState, SequenceError, Snapshot, Verdict, SNAPSHOT_FILE};
 

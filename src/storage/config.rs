@@ -203,7 +203,9 @@ impl LogConfig {
 
     /// Whether `cleanup.policy` asks for compaction (`compact` or `compact,delete`).
     pub fn compacts(&self) -> bool {
-        self.cleanup_policy.split(',').any(|p| p.trim() == "compact")
+        self.cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "compact")
     }
 }
 

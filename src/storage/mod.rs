@@ -32,5 +32,8 @@ pub mod tail_cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, CleanLimits, CleanReport, LogScan, PartitionLog, ReadBatches, RecoveryReport, RetentionLimits};
+pub use log::{
+    AppendInfo, CleanLimits, CleanReport, LogScan, PartitionLog, ReadBatches, RecoveryReport,
+    RetentionLimits,
+};
 pub use tail_cache::CacheBudget;

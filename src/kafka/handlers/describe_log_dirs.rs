@@ -20,10 +20,12 @@ pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Option<DescribeLo
             .into_iter()
             .flat_map(|t| {
                 let topic = t.topic.0.to_string();
-                t.partitions.into_iter().map(move |partition| TopicPartition {
-                    topic: topic.clone(),
-                    partition,
-                })
+                t.partitions
+                    .into_iter()
+                    .map(move |partition| TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    })
             })
             .collect()
     });
@@ -59,7 +61,8 @@ pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Option<DescribeLo
         }
         Err(e) => {
             tracing::warn!(error = %e, "DescribeLogDirs: a core did not answer");
-            result = result.with_error_code(kafka_protocol::error::ResponseError::KafkaStorageError.code());
+            result = result
+                .with_error_code(kafka_protocol::error::ResponseError::KafkaStorageError.code());
         }
     }
     Some(DescribeLogDirsResponse::default().with_results(vec![result]))

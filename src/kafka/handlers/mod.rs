@@ -314,7 +314,10 @@ pub async fn dispatch(
             run(api, version, body, out, |r| delete_records::handle(ctx, r)).await
         }
         ApiKey::DescribeLogDirs => {
-            run(api, version, body, out, |r| describe_log_dirs::handle(ctx, r)).await
+            run(api, version, body, out, |r| {
+                describe_log_dirs::handle(ctx, r)
+            })
+            .await
         }
         other => Err(DispatchError::Malformed {
             api: other,

@@ -98,7 +98,10 @@ mod tests {
         assert!(m.insert(b"a", 3));
         assert!(m.insert(b"b", 2));
         assert!(!m.insert(b"c", 9), "full");
-        assert_eq!((m.get(b"a"), m.get(b"b"), m.get(b"c")), (Some(5), Some(2), None));
+        assert_eq!(
+            (m.get(b"a"), m.get(b"b"), m.get(b"c")),
+            (Some(5), Some(2), None)
+        );
         assert_ne!(key_digest(b"a"), key_digest(b"b"));
     }
 }

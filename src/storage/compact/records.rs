@@ -68,7 +68,11 @@ pub fn records_section(batch: &Bytes, h: &BatchHeader) -> Result<Bytes> {
         2 => Snappy::decompress(&mut raw, keep),
         3 => Lz4::decompress(&mut raw, keep),
         4 => Zstd::decompress(&mut raw, keep),
-        c => return Err(StorageError::InvalidRecord(format!("unknown compression codec {c}"))),
+        c => {
+            return Err(StorageError::InvalidRecord(format!(
+                "unknown compression codec {c}"
+            )))
+        }
     };
     out.map_err(|e| StorageError::Corrupt(format!("cannot decompress a batch: {e}")))
 }
@@ -148,7 +152,11 @@ pub fn rebuild(
     records: &[RecordRef],
     keep: &[usize],
 ) -> Result<Vec<u8>> {
-    let mut raw = Vec::with_capacity(keep.iter().map(|&i| records[i].end - records[i].start).sum());
+    let mut raw = Vec::with_capacity(
+        keep.iter()
+            .map(|&i| records[i].end - records[i].start)
+            .sum(),
+    );
     for &i in keep {
         raw.extend_from_slice(&section[records[i].start..records[i].end]);
     }
@@ -228,15 +236,25 @@ mod tests {
         let b = Bytes::from(build_batch_nullable(
             100,
             7,
-            &[(Some(b"a"), Some(b"1")), (None, Some(b"2")), (Some(b"c"), None)],
+            &[
+                (Some(b"a"), Some(b"1")),
+                (None, Some(b"2")),
+                (Some(b"c"), None),
+            ],
         ));
         let (h, section, recs) = batch_records(&b).expect("records");
         assert_eq!(recs.len(), 3);
-        assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![100, 101, 102]);
+        assert_eq!(
+            recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![100, 101, 102]
+        );
         assert!(recs[1].key.is_none() && recs[2].tombstone && !recs[0].tombstone);
         let out = Bytes::from(rebuild(&b, &h, &section, &recs, &[0]).expect("rebuild"));
         let h2 = check_frame(&out).expect("valid batch");
-        assert_eq!((h2.base_offset, h2.last_offset_delta, h2.record_count), (100, 2, 1));
+        assert_eq!(
+            (h2.base_offset, h2.last_offset_delta, h2.record_count),
+            (100, 2, 1)
+        );
         let mut d = out.clone();
         let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut d).expect("decodes");
         assert_eq!(set.records.len(), 1);

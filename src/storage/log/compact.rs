@@ -195,7 +195,9 @@ impl PartitionLog {
         let mut scan = self.scan(seg.base, seg.next);
         while let Some(b) = scan.next().await? {
             let Some(h) = BatchHeader::parse(&b) else {
-                return Err(StorageError::Corrupt("unparsable batch in a sealed segment".into()));
+                return Err(StorageError::Corrupt(
+                    "unparsable batch in a sealed segment".into(),
+                ));
             };
             let last_of_segment = h.next_offset() >= seg.next;
             if h.is_control() {

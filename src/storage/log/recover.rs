@@ -104,9 +104,8 @@ impl PartitionLog {
                 // A sealed segment read whole may end early: the cleaner removed its last
                 // records. One that had to be cut was torn: everything after it goes.
                 let clean_scan = scan.cut_bytes == 0 && scan.problem.is_none();
-                let continues = next_base.filter(|n| {
-                    *n == seg.next_offset() || (clean_scan && *n > seg.next_offset())
-                });
+                let continues = next_base
+                    .filter(|n| *n == seg.next_offset() || (clean_scan && *n > seg.next_offset()));
                 if let Some(next) = continues {
                     seg.end_at(next);
                     seg.seal(dir).await?;
