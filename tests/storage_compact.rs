@@ -499,3 +499,59 @@ fn compressed_batches_are_cleaned_and_keep_their_codec() {
         });
     }
 }
+
+/// The cleaner's throughput (not run by default): `cargo test --release --test storage_compact
+/// cleaner_throughput -- --ignored --nocapture`; `STRATA_CLEAN_MB` sets the log size.
+#[test]
+#[ignore]
+fn cleaner_throughput() {
+    run(async {
+        let mb: usize = std::env::var("STRATA_CLEAN_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256);
+        let dir = tempfile::tempdir_in(".").expect("tempdir");
+        let mut config = compact_config();
+        config
+            .set("segment.bytes", &(64 << 20).to_string())
+            .expect("segment.bytes");
+        config.set("flush.messages", "1000000").expect("flush");
+        let p = open_p(dir.path(), config, Rc::new(ManualClock::new(0))).await;
+        let value = vec![b'x'; 1000];
+        let batches = mb * 1024 / 100; // 100 records of ~1 KiB per batch
+        for b in 0..batches {
+            let keys: Vec<Vec<u8>> = (0..100)
+                .map(|i| format!("key-{}", (b * 100 + i) % 100_000).into_bytes())
+                .collect();
+            let recs: Vec<strata::storage::batch::NullableRecord> = keys
+                .iter()
+                .map(|k| (Some(k.as_slice()), Some(value.as_slice())))
+                .collect();
+            let info = p
+                .append(Bytes::from(build_batch_nullable(0, 0, &recs)))
+                .await
+                .expect("append");
+            p.commit(&info).await.expect("commit");
+        }
+        p.close().await.expect("close");
+        drop(p);
+        let p = open_p(dir.path(), compact_config(), Rc::new(ManualClock::new(0))).await;
+        let size = p.stats().size_bytes;
+        let mut map = KeyMap::with_budget(strata::limits::CLEANER_KEY_MAP_BYTES_PER_CORE);
+        let t = std::time::Instant::now();
+        let mut report = None;
+        while let Some(r) = p.clean(&mut map, true, None).await.expect("clean") {
+            report = Some(r);
+            if p.cleaner_state().dirty_ratio == 0.0 {
+                break;
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "cleaned a {:.0} MiB log in {secs:.2} s: {:.0} MB/s of log; now {:.0} MiB; last pass {report:?}",
+            size as f64 / (1 << 20) as f64,
+            size as f64 / 1e6 / secs,
+            p.stats().size_bytes as f64 / (1 << 20) as f64
+        );
+    });
+}
