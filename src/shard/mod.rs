@@ -205,8 +205,13 @@ impl Shard {
                 let shard = self.clone();
                 glommio::spawn_local(async move {
                     for (tp, p) in shard.registry.all() {
-                        if let Err(e) = p.clean(&mut map, false, None).await {
-                            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cleaning failed");
+                        match p.clean(&mut map, false, None).await {
+                            Ok(_) => {}
+                            // Deleted or closed meanwhile.
+                            Err(PartitionError::Storage(StorageError::Closed)) => {}
+                            Err(e) => {
+                                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cleaning failed")
+                            }
                         }
                     }
                     map.clear();
