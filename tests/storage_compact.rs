@@ -167,6 +167,16 @@ fn cleaning_keeps_the_latest_value_of_every_key_and_removes_the_rest() {
         p.close().await.expect("close");
         drop(p);
         let p = open_p(dir.path(), compact_config(), clock).await;
+        assert_eq!(
+            p.cleaner_state().dirty_ratio,
+            0.0,
+            "the dirty point survives a restart"
+        );
+        assert!(p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .is_none());
         assert_eq!(check(&p, &model, false).await, n_after, "after a reopen");
         assert_eq!(p.stats().log_end, end);
         // The log goes on where it was.

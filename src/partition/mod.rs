@@ -50,6 +50,9 @@ pub enum PartitionError {
     DeleteBeyondHighWatermark { offset: i64, high_watermark: i64 },
 }
 
+/// The cleaner's dirty point of a partition (an `i64`, written atomically with a CRC).
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
+
 /// DeleteRecords' offset meaning "up to the high watermark".
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
@@ -102,8 +105,8 @@ pub struct Partition {
     snapshot_base: Cell<i64>,
     /// A write-out runs behind the acknowledgements (relaxed flush policies).
     writing_behind: Cell<bool>,
-    /// The cleaner's dirty point: offsets below it were compacted by an earlier pass (in
-    /// memory: after a restart the first pass cleans the whole log again).
+    /// The cleaner's dirty point: offsets below it were compacted by an earlier pass (kept
+    /// in [`CLEANER_CHECKPOINT_FILE`], Kafka's `cleaner-offset-checkpoint`).
     first_dirty: Cell<i64>,
     /// When the last clean ended (ms) and what it did.
     last_clean: RefCell<Option<(i64, CleanReport)>>,
@@ -141,6 +144,13 @@ impl Partition {
             }
         }
         let base = log.active_base();
+        let first_dirty = meta::read_checked(&log.dir().join(CLEANER_CHECKPOINT_FILE))
+            .ok()
+            .flatten()
+            .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+            .map(i64::from_le_bytes)
+            .unwrap_or(start)
+            .clamp(start, end);
         Ok(Rc::new(Partition {
             log,
             data: Notify::default(),
@@ -149,7 +159,7 @@ impl Partition {
             snapshot_writes: Semaphore::new(1),
             snapshot_base: Cell::new(base),
             writing_behind: Cell::new(false),
-            first_dirty: Cell::new(start),
+            first_dirty: Cell::new(first_dirty),
             last_clean: RefCell::new(None),
         }))
     }
@@ -406,7 +416,15 @@ impl Partition {
             delete_retention_ms: config.delete_retention_ms,
         };
         let report = self.log.clean(&limits, map, failpoint).await?;
-        self.first_dirty.set(report.cleaned_upto);
+        if report.cleaned_upto != self.first_dirty.get() {
+            self.first_dirty.set(report.cleaned_upto);
+            // Lost in a crash, the next pass only cleans more than it needs to.
+            let path = self.log.dir().join(CLEANER_CHECKPOINT_FILE);
+            let bytes = report.cleaned_upto.to_le_bytes().to_vec();
+            if let Err(e) = meta::write_atomic_off_core(path, bytes).await {
+                tracing::warn!(dir = %self.log.dir().display(), error = %e, "cannot store the cleaner's checkpoint");
+            }
+        }
         tracing::info!(
             dir = %self.log.dir().display(),
             cleaned_upto = report.cleaned_upto,
