@@ -565,3 +565,42 @@ fn cleaner_throughput() {
         );
     });
 }
+
+#[test]
+fn compact_delete_applies_both_delete_records_and_cleaning() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let mut config = compact_config();
+        config
+            .set("cleanup.policy", "compact,delete")
+            .expect("policy");
+        let p = open_p(dir.path(), config.clone(), clock.clone()).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 300, 7, 0).await;
+        // A log start inside a segment: that segment is cleaned from there.
+        let bases = p.stats();
+        let target = 63;
+        assert!(bases.segments > 3);
+        assert_eq!(
+            p.delete_records(target).await.expect("delete records"),
+            target
+        );
+        let r = p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .expect("due");
+        assert!(r.records_removed > 0, "{r:?}");
+        let recs = read_log(&p).await;
+        assert!(
+            recs.iter().all(|(o, _, _)| *o >= target - 5),
+            "nothing from below the log start"
+        );
+        check(&p, &model, false).await;
+        drop(p);
+        let p = open_p(dir.path(), config, clock).await;
+        assert_eq!(p.log_start(), target);
+        check(&p, &model, false).await;
+    });
+}

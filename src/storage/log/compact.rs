@@ -191,8 +191,10 @@ impl PartitionLog {
         .map(|p| std::fs::OpenOptions::new().append(true).open(p))
         .transpose()?;
         let mut out: Vec<u8> = Vec::new();
-        let (mut changed, mut removed, mut size) = (false, 0u64, 0u64);
-        let mut scan = self.scan(seg.base, seg.next);
+        // Batches wholly below the log start (DeleteRecords) are not kept either.
+        let from = seg.base.max(self.log_start());
+        let (mut changed, mut removed, mut size) = (from > seg.base, 0u64, 0u64);
+        let mut scan = self.scan(from, seg.next);
         while let Some(b) = scan.next().await? {
             let Some(h) = BatchHeader::parse(&b) else {
                 return Err(StorageError::Corrupt(
