@@ -523,7 +523,7 @@ fn cleaner_throughput() {
         let dir = tempfile::tempdir_in(".").expect("tempdir");
         let mut config = compact_config();
         config
-            .set("segment.bytes", &(64 << 20).to_string())
+            .set("segment.bytes", &(8 << 20).to_string())
             .expect("segment.bytes");
         config.set("flush.messages", "1000000").expect("flush");
         let p = open_p(dir.path(), config, Rc::new(ManualClock::new(0))).await;
@@ -531,7 +531,7 @@ fn cleaner_throughput() {
         let batches = mb * 1024 / 100; // 100 records of ~1 KiB per batch
         for b in 0..batches {
             let keys: Vec<Vec<u8>> = (0..100)
-                .map(|i| format!("key-{}", (b * 100 + i) % 100_000).into_bytes())
+                .map(|i| format!("key-{}", (b * 100 + i) % 5_000).into_bytes())
                 .collect();
             let recs: Vec<strata::storage::batch::NullableRecord> = keys
                 .iter()
@@ -545,7 +545,11 @@ fn cleaner_throughput() {
         }
         p.close().await.expect("close");
         drop(p);
-        let p = open_p(dir.path(), compact_config(), Rc::new(ManualClock::new(0))).await;
+        let mut config = compact_config();
+        config
+            .set("segment.bytes", &(8 << 20).to_string())
+            .expect("segment.bytes");
+        let p = open_p(dir.path(), config, Rc::new(ManualClock::new(0))).await;
         let size = p.stats().size_bytes;
         let mut map = KeyMap::with_budget(strata::limits::CLEANER_KEY_MAP_BYTES_PER_CORE);
         let t = std::time::Instant::now();
