@@ -91,3 +91,15 @@ pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
 /// Longest topic name (Kafka's limit: 249 characters).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Memory of the log cleaner's key map per core (Kafka's `log.cleaner.dedupe.buffer.size`,
+/// 128 MiB shared by its cleaner threads): one partition is cleaned at a time on a core, so
+/// this bounds the map of each pass; a log with more distinct keys in its dirty part is
+/// cleaned in several passes.
+pub const CLEANER_KEY_MAP_BYTES_PER_CORE: usize = 32 << 20;
+
+/// Bytes of a cleaned segment the cleaner buffers before writing them out.
+pub const CLEANER_WRITE_BYTES: usize = 4 << 20;
+
+/// Default `delete.retention.ms`: how long tombstones stay in a compacted log (1 day).
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;

@@ -1,4 +1,4 @@
-//! `strata topic create|list|describe|delete|alter`.
+//! `strata topic create|list|describe|delete|alter|delete-records`.
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -8,6 +8,7 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::{client_config, parse_key_value, CALL_TIMEOUT};
 
@@ -28,6 +29,15 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
+    /// Delete a partition's records below an offset (DeleteRecords): the log start moves up.
+    DeleteRecords {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        partition: i32,
+        /// Records below this offset go; -1 means every record (up to the high watermark).
+        #[arg(long, allow_negative_numbers = true)]
+        offset: i64,
+    },
     /// Set topic configs (`name=value`, repeatable); other overrides are kept.
     Alter {
         name: String,
@@ -65,6 +75,39 @@ pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
                 r.map_err(|(t, e)| anyhow::anyhow!("cannot delete {t}: {e}"))?;
             }
             println!("deleted topic {name}");
+        }
+        TopicCommand::DeleteRecords {
+            name,
+            partition,
+            offset,
+        } => {
+            let mut list = TopicPartitionList::new();
+            let to = if offset == -1 {
+                Offset::End
+            } else {
+                Offset::Offset(offset)
+            };
+            list.add_partition_offset(&name, partition, to)
+                .context("partition list")?;
+            let result = block_on(admin(brokers)?.delete_records(&list, &opts()))?;
+            for e in result.elements() {
+                if let Err(err) = e.error() {
+                    bail!(
+                        "cannot delete records of {}-{}: {err}",
+                        e.topic(),
+                        e.partition()
+                    );
+                }
+                let low = match e.offset() {
+                    Offset::Offset(o) => o.to_string(),
+                    other => format!("{other:?}"),
+                };
+                println!(
+                    "deleted records of {}-{}: log start is now {low}",
+                    e.topic(),
+                    e.partition()
+                );
+            }
         }
         TopicCommand::List => {
             let c: BaseConsumer = client_config(brokers).create()?;

@@ -42,6 +42,12 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::Partition(PartitionError::SnapshotEncode(_)) => {
             ResponseError::UnknownServerError.code()
         }
+        ShardError::Partition(PartitionError::DeleteNotAllowed(_)) => {
+            ResponseError::PolicyViolation.code()
+        }
+        ShardError::Partition(PartitionError::DeleteBeyondHighWatermark { .. }) => {
+            ResponseError::OffsetOutOfRange.code()
+        }
     }
 }
 

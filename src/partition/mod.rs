@@ -21,8 +21,12 @@ use thiserror::Error;
 use crate::limits::{MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
 use crate::notify::Notify;
 use crate::storage::batch::{BatchHeader, ValidBatches};
+use crate::storage::compact::records::every_record_has_a_key;
+use crate::storage::compact::swap::SwapStep;
+use crate::storage::compact::KeyMap;
 use crate::storage::{
-    meta, AppendInfo, LogConfig, LogScan, PartitionLog, RetentionLimits, StorageError,
+    meta, AppendInfo, CleanLimits, CleanReport, LogConfig, LogScan, PartitionLog, RetentionLimits,
+    StorageError,
 };
 use producer_state::{ProducerState, SequenceError, Snapshot, Verdict, SNAPSHOT_FILE};
 
@@ -36,7 +40,21 @@ pub enum PartitionError {
     ManyIdempotentBatches,
     #[error("cannot encode the producer snapshot: {0}")]
     SnapshotEncode(String),
+    /// DeleteRecords on a topic whose cleanup policy does not include `delete` (Kafka:
+    /// POLICY_VIOLATION).
+    #[error("records cannot be deleted: cleanup.policy is '{0}'")]
+    DeleteNotAllowed(String),
+    /// DeleteRecords to an offset the partition does not hold yet, or a negative one other
+    /// than -1 (Kafka: OFFSET_OUT_OF_RANGE).
+    #[error("cannot delete records up to offset {offset}: the high watermark is {high_watermark}")]
+    DeleteBeyondHighWatermark { offset: i64, high_watermark: i64 },
 }
+
+/// The cleaner's dirty point of a partition (an `i64`, written atomically with a CRC).
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
+
+/// DeleteRecords' offset meaning "up to the high watermark".
+pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
 /// What a fetch found in one partition.
 #[derive(Debug, Default)]
@@ -89,6 +107,21 @@ pub struct Partition {
     snapshot_base: Cell<i64>,
     /// A write-out runs behind the acknowledgements (relaxed flush policies).
     writing_behind: Cell<bool>,
+    /// The cleaner's dirty point: offsets below it were compacted by an earlier pass (kept
+    /// in [`CLEANER_CHECKPOINT_FILE`], Kafka's `cleaner-offset-checkpoint`).
+    first_dirty: Cell<i64>,
+    /// When the last clean ended (ms) and what it did.
+    last_clean: RefCell<Option<(i64, CleanReport)>>,
+}
+
+/// What tools see of a partition's compaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerState {
+    /// `dirty / (clean + dirty)` bytes of the cleanable log (sealed segments below the high
+    /// watermark); 0 when there is nothing cleanable.
+    pub dirty_ratio: f64,
+    pub first_dirty: i64,
+    pub last_clean: Option<(i64, CleanReport)>,
 }
 
 impl Partition {
@@ -113,6 +146,13 @@ impl Partition {
             }
         }
         let base = log.active_base();
+        let first_dirty = meta::read_checked(&log.dir().join(CLEANER_CHECKPOINT_FILE))
+            .ok()
+            .flatten()
+            .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+            .map(i64::from_le_bytes)
+            .unwrap_or(start)
+            .clamp(start, end);
         Ok(Rc::new(Partition {
             log,
             data: Notify::default(),
@@ -121,6 +161,8 @@ impl Partition {
             snapshot_writes: Semaphore::new(1),
             snapshot_base: Cell::new(base),
             writing_behind: Cell::new(false),
+            first_dirty: Cell::new(first_dirty),
+            last_clean: RefCell::new(None),
         }))
     }
 
@@ -140,6 +182,15 @@ impl Partition {
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
         let batches = ValidBatches::check(records, self.log.max_message_bytes())?;
         self.check_timestamps(&batches)?;
+        if self.log.compacts() {
+            let (bytes, headers) = (batches.clone().into_parts().0, batches.headers());
+            if !every_record_has_a_key(&bytes, headers)? {
+                return Err(StorageError::InvalidRecord(
+                    "a compacted topic refuses records without a key".into(),
+                )
+                .into());
+            }
+        }
         let h = batches.headers()[0];
         if h.producer_id < 0 {
             let info = self.log.append_valid(batches).await?;
@@ -317,6 +368,104 @@ impl Partition {
             bytes: config.retention_bytes,
         };
         Ok(self.log.enforce_retention(limits).await?)
+    }
+
+    /// DeleteRecords: makes every record below `offset` unreadable by moving the log start up
+    /// to it ([`DELETE_TO_HIGH_WATERMARK`] means the high watermark), as Kafka does: only on a
+    /// topic whose cleanup policy includes `delete`, never beyond the high watermark, never
+    /// backwards (an offset below the log start changes nothing). Returns the log start
+    /// afterwards (Kafka's low watermark), durable once this returns.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let config = self.log.config();
+        if !config.retention_deletes() {
+            return Err(PartitionError::DeleteNotAllowed(config.cleanup_policy));
+        }
+        let hw = self.high_watermark();
+        let target = if offset == DELETE_TO_HIGH_WATERMARK {
+            hw
+        } else {
+            offset
+        };
+        if target < 0 || target > hw {
+            return Err(PartitionError::DeleteBeyondHighWatermark {
+                offset,
+                high_watermark: hw,
+            });
+        }
+        let start = self.log.advance_log_start(target).await?;
+        tracing::info!(dir = %self.log.dir().display(), log_start = start, "deleted records");
+        Ok(start)
+    }
+
+    /// The part of the log the cleaner may touch ends at the active segment and at the high
+    /// watermark.
+    fn cleanable_upto(&self) -> i64 {
+        self.high_watermark().min(self.log.active_base())
+    }
+
+    /// The cleaner's view of this partition, for tools.
+    pub fn cleaner_state(&self) -> CleanerState {
+        let (clean, dirty) = self
+            .log
+            .cleanable_bytes(self.cleanable_upto(), self.first_dirty.get());
+        CleanerState {
+            dirty_ratio: if clean + dirty == 0 {
+                0.0
+            } else {
+                dirty as f64 / (clean + dirty) as f64
+            },
+            first_dirty: self.first_dirty.get(),
+            last_clean: self.last_clean.borrow().clone(),
+        }
+    }
+
+    /// Compacts the log if its cleanup policy says so and enough of it is dirty
+    /// (`min.cleanable.dirty.ratio`; `force` skips that test): one pass of the cleaner with
+    /// `map` (its budget bounds the pass), within `min.compaction.lag.ms`, tombstones kept
+    /// `delete.retention.ms`. `None` when nothing was due. `failpoint` is for crash tests.
+    pub async fn clean(
+        &self,
+        map: &mut KeyMap,
+        force: bool,
+        failpoint: Option<SwapStep>,
+    ) -> Result<Option<CleanReport>, PartitionError> {
+        let config = self.log.config();
+        if !config.compacts() {
+            return Ok(None);
+        }
+        let state = self.cleaner_state();
+        let due = state.dirty_ratio > 0.0
+            && (force || state.dirty_ratio >= config.min_cleanable_dirty_ratio);
+        if !due {
+            return Ok(None);
+        }
+        let limits = CleanLimits {
+            upto: self.cleanable_upto(),
+            first_dirty: self.first_dirty.get().max(self.log.log_start()),
+            min_compaction_lag_ms: config.min_compaction_lag_ms,
+            delete_retention_ms: config.delete_retention_ms,
+        };
+        let report = self.log.clean(&limits, map, failpoint).await?;
+        if report.cleaned_upto != self.first_dirty.get() {
+            self.first_dirty.set(report.cleaned_upto);
+            // Lost in a crash, the next pass only cleans more than it needs to.
+            let path = self.log.dir().join(CLEANER_CHECKPOINT_FILE);
+            let bytes = report.cleaned_upto.to_le_bytes().to_vec();
+            if let Err(e) = meta::write_atomic_off_core(path, bytes).await {
+                tracing::warn!(dir = %self.log.dir().display(), error = %e, "cannot store the cleaner's checkpoint");
+            }
+        }
+        tracing::info!(
+            dir = %self.log.dir().display(),
+            cleaned_upto = report.cleaned_upto,
+            segments = report.segments_rewritten,
+            removed = report.records_removed,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            "cleaned"
+        );
+        *self.last_clean.borrow_mut() = Some((self.log.now_ms(), report.clone()));
+        Ok(Some(report))
     }
 
     /// Takes a changed topic config.

@@ -1,6 +1,6 @@
 //! The calls a shard runs for another core (or for itself), one type each, with its own reply
 //! type: produce (two-stage: appended, then durable), fetch, waiting for data, ListOffsets
-//! lookups, group operations, and the catalog's writes and broadcast (see [`super::catalog`]).
+//! lookups, DeleteRecords, partition sizes (DescribeLogDirs), group operations, and the catalog's writes and broadcast (see [`super::catalog`]).
 //!
 //! Each call only finds the partition and asks it; what the answer means is the partition's
 //! and the caller's business.
@@ -134,5 +134,96 @@ impl crate::group::consumer::Topics for CatalogTopics {
 
     fn names(&self) -> Vec<String> {
         self.0.topics().map(|t| t.name.clone()).collect()
+    }
+}
+
+/// DeleteRecords: move the log start of `tp` up to `offset` (-1: the high watermark).
+pub struct DeleteRecords {
+    pub tp: TopicPartition,
+    pub offset: i64,
+}
+
+impl Call<Shard> for DeleteRecords {
+    /// The log start afterwards (Kafka's low watermark).
+    type Reply = Result<i64, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(p.delete_records(self.offset).await?)
+        })
+    }
+}
+
+/// The sizes in bytes of the partitions this core owns (DescribeLogDirs): those of `only`, or
+/// every partition of the catalog when `None`. Partitions this core does not own, or the
+/// catalog does not have, are left out.
+pub struct PartitionSizes {
+    pub only: Option<Vec<TopicPartition>>,
+}
+
+/// One partition's size on disk, as its owner measured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSize {
+    pub tp: TopicPartition,
+    pub size_bytes: u64,
+}
+
+impl Call<Shard> for PartitionSizes {
+    type Reply = Vec<PartitionSize>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let wanted: Vec<TopicPartition> = match self.only {
+                Some(list) => list,
+                None => shard
+                    .catalog()
+                    .topics()
+                    .flat_map(|t| {
+                        (0..t.partitions).map(move |partition| TopicPartition {
+                            topic: t.name.clone(),
+                            partition,
+                        })
+                    })
+                    .collect(),
+            };
+            let mut out = Vec::new();
+            for tp in wanted {
+                if super::owner_of(&tp, shard.shards) != shard.id {
+                    continue;
+                }
+                // Opens a partition not opened since the start: its size is on disk either way.
+                match shard.partition(&tp).await {
+                    Ok(p) => out.push(PartitionSize {
+                        size_bytes: p.stats().size_bytes,
+                        tp,
+                    }),
+                    Err(ShardError::UnknownPartition) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot open partition to measure it")
+                    }
+                }
+            }
+            out
+        })
+    }
+}
+
+impl Shard {
+    /// The sizes of the partitions in `only` (every partition when `None`), gathered from
+    /// every core at once: each measures the partitions it owns.
+    pub async fn partition_sizes(
+        self: &Rc<Self>,
+        only: Option<Vec<TopicPartition>>,
+    ) -> Result<Vec<PartitionSize>, ShardError> {
+        let pending: Vec<_> = (0..self.shards)
+            .map(|core| {
+                let call = PartitionSizes { only: only.clone() };
+                self.mesh.call(self, core, call)
+            })
+            .collect();
+        let mut all = Vec::new();
+        for p in pending {
+            all.extend(p.reply().await?);
+        }
+        Ok(all)
     }
 }

@@ -27,8 +27,10 @@ use crate::cluster::store::CatalogStore;
 use crate::cluster::Catalog;
 use crate::group::coordinator::GroupSettings;
 use crate::group::service::GroupService;
+use crate::limits::CLEANER_KEY_MAP_BYTES_PER_CORE;
 pub use crate::partition::{Fetched, OffsetQuery};
 use crate::partition::{Partition, PartitionError};
+use crate::storage::compact::KeyMap;
 use crate::storage::StorageError;
 use catalog::ProducerIdPool;
 use mesh::{Mesh, MeshError, Pending};
@@ -102,6 +104,9 @@ pub struct Shard {
     store: Option<CatalogStore>,
     producer_ids: ProducerIdPool,
     groups: GroupService,
+    /// The cleaner's key map, bounded per core ([`CLEANER_KEY_MAP_BYTES_PER_CORE`]); taken by
+    /// the one cleaning task of the core while it runs.
+    cleaner_map: std::cell::Cell<Option<KeyMap>>,
 }
 
 impl Shard {
@@ -126,6 +131,9 @@ impl Shard {
             store,
             producer_ids: ProducerIdPool::default(),
             groups: GroupService::new(settings.groups),
+            cleaner_map: std::cell::Cell::new(Some(KeyMap::with_budget(
+                CLEANER_KEY_MAP_BYTES_PER_CORE,
+            ))),
         });
         if let Some(receivers) = receivers {
             shard.mesh.serve(shard.clone(), receivers);
@@ -188,8 +196,30 @@ impl Shard {
     }
 
     /// Runs group timers, ticks every partition (due flushes), trims the caches and enforces
-    /// retention; called periodically on each core.
-    pub async fn housekeeping(&self, retention: bool) {
+    /// retention; with retention, also starts the core's cleaner in the background (unless it
+    /// still runs), which asks each partition whether it is due for compaction. Called
+    /// periodically on each core.
+    pub async fn housekeeping(self: &Rc<Self>, retention: bool) {
+        if retention {
+            if let Some(mut map) = self.cleaner_map.take() {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    for (tp, p) in shard.registry.all() {
+                        match p.clean(&mut map, false, None).await {
+                            Ok(_) => {}
+                            // Deleted or closed meanwhile.
+                            Err(PartitionError::Storage(StorageError::Closed)) => {}
+                            Err(e) => {
+                                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cleaning failed")
+                            }
+                        }
+                    }
+                    map.clear();
+                    shard.cleaner_map.set(Some(map));
+                })
+                .detach();
+            }
+        }
         self.registry.trim_caches();
         self.groups.tick().await;
         for (tp, p) in self.registry.all() {

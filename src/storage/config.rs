@@ -48,8 +48,15 @@ pub struct LogConfig {
     /// default: one hour).
     pub timestamp_after_max_ms: i64,
     /// `cleanup.policy`: `delete`, `compact` or both. A `compact`-only topic is never deleted
-    /// by retention; compaction itself is not done yet.
+    /// by retention; `compact` topics are cleaned (the latest record per key stays).
     pub cleanup_policy: String,
+    /// `delete.retention.ms`: how long a tombstone stays in a compacted log.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of the cleanable log not cleaned yet above which
+    /// the cleaner takes the partition.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records newer than this are never compacted.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -69,6 +76,9 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: limits::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             cleanup_policy: "delete".into(),
+            delete_retention_ms: limits::DEFAULT_DELETE_RETENTION_MS,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -76,6 +86,7 @@ impl Default for LogConfig {
 /// Names of the topic configs Strata understands, in the order it reports them.
 pub const CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
@@ -83,6 +94,8 @@ pub const CONFIG_NAMES: &[&str] = &[
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -143,6 +156,21 @@ impl LogConfig {
                     }
                 }
             }
+            "delete.retention.ms" => {
+                self.delete_retention_ms = non_negative(name, parse_num(name, value)?)?
+            }
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = non_negative(name, parse_num(name, value)?)?
+            }
+            "min.cleanable.dirty.ratio" => {
+                let v: f64 = parse_num(name, value)?;
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "min.cleanable.dirty.ratio must be in [0, 1], not {value}"
+                    )));
+                }
+                self.min_cleanable_dirty_ratio = v;
+            }
             "cleanup.policy" => match value {
                 "delete" | "compact" | "compact,delete" | "delete,compact" => {
                     self.cleanup_policy = value.into()
@@ -180,6 +208,9 @@ impl LogConfig {
                 TimestampType::LogAppendTime => "LogAppendTime".into(),
             },
             "cleanup.policy" => self.cleanup_policy.clone(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
             _ => return None,
         })
     }
@@ -188,6 +219,13 @@ impl LogConfig {
     /// and `compact,delete` do; `compact` alone never loses a key's latest record to them.
     pub fn retention_deletes(&self) -> bool {
         self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
+    }
+
+    /// Whether `cleanup.policy` asks for compaction (`compact` or `compact,delete`).
+    pub fn compacts(&self) -> bool {
+        self.cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "compact")
     }
 }
 

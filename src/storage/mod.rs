@@ -9,13 +9,15 @@
 //! - [`stage`]: aligned DMA staging of the active segment's tail.
 //! - [`segment`]: one `.log` + `.index` + `.timeindex`, including recovery scans.
 //! - [`index`]: rkyv offset and time indexes, searched in place.
-//! - [`log`]: the partition log (offsets, group commit, rolls, retention, reads, recovery).
+//! - [`log`]: the partition log (offsets, group commit, rolls, retention, reads, recovery, cleaning).
+//! - [`compact`]: the cleaner's mechanisms: records inside batches, the bounded key map, the swap.
 //! - [`tail_cache`]: recent batches in memory for tailing consumers.
 //! - [`read_ahead`]: the next stretch of a segment file, read while a fetch's answer travels.
 //! - [`meta`]: `partition.meta` and atomically replaced metadata files.
 
 pub mod batch;
 pub mod clock;
+pub mod compact;
 pub mod config;
 pub mod device_probe;
 pub mod error;
@@ -30,5 +32,8 @@ pub mod tail_cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, LogScan, PartitionLog, ReadBatches, RecoveryReport, RetentionLimits};
+pub use log::{
+    AppendInfo, CleanLimits, CleanReport, LogScan, PartitionLog, ReadBatches, RecoveryReport,
+    RetentionLimits,
+};
 pub use tail_cache::CacheBudget;

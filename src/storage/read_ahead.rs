@@ -41,6 +41,8 @@ struct Slot {
     windows: Vec<Window>,
     /// The read in flight: segment base offset, file position, length.
     reading: Option<(i64, u64, usize)>,
+    /// Bumped by [`ReadAhead::forget`]: a read that started before it is not kept.
+    generation: u64,
 }
 
 impl Slot {
@@ -91,6 +93,14 @@ impl ReadAhead {
         true
     }
 
+    /// Drops every window of `segment` (its file was replaced by a cleaned one, so positions
+    /// no longer mean the same bytes); a read in flight is not kept when it ends.
+    pub fn forget(&self, segment: i64) {
+        let mut slot = self.slot.borrow_mut();
+        slot.windows.retain(|w| w.segment != segment);
+        slot.generation += 1;
+    }
+
     /// Starts reading `len` bytes at `pos` of `segment` in the background, unless a window
     /// or the read in flight already holds them (one read ahead at a time).
     pub fn start(&self, segment: i64, file: Rc<DmaFile>, pos: u64, len: usize) {
@@ -110,6 +120,7 @@ impl ReadAhead {
             }
             slot.reading = Some((segment, pos, len));
         }
+        let generation = self.slot.borrow().generation;
         let (slot, done) = (self.slot.clone(), self.done.clone());
         glommio::spawn_local(async move {
             let read = Segment::read(file, pos, len).await;
@@ -117,7 +128,8 @@ impl ReadAhead {
                 let mut s = slot.borrow_mut();
                 s.reading = None;
                 match read {
-                    Ok(data) => s.keep(Window { segment, pos, data }),
+                    Ok(data) if s.generation == generation => s.keep(Window { segment, pos, data }),
+                    Ok(_) => {}
                     // The fetch that needs these bytes reads them itself and reports the error.
                     Err(e) => tracing::debug!(error = %e, "read-ahead failed"),
                 }

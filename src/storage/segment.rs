@@ -207,6 +207,19 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(Segment, ScanReport)> {
         let (log_path, _, _) = Self::paths(dir, base_offset);
+        Self::recover_file(log_path, base_offset, index_interval_bytes, now_ms, false).await
+    }
+
+    /// [`Self::recover`] of the file at `log_path`. With `allow_gaps` (a sealed segment the
+    /// cleaner compacted), a batch may start beyond the end of the one before it: compaction
+    /// removes records, never renumbers them.
+    pub async fn recover_file(
+        log_path: PathBuf,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        now_ms: i64,
+        allow_gaps: bool,
+    ) -> Result<(Segment, ScanReport)> {
         let file = open_rw(&log_path, false).await?;
         let file_size = file.file_size().await?;
         let mut seg = Segment::empty(base_offset, log_path, file, index_interval_bytes, now_ms);
@@ -229,7 +242,10 @@ impl Segment {
             let mut at = 0usize;
             loop {
                 match check_frame(&carry[at..]) {
-                    Ok(h) if h.base_offset == seg.next_offset => {
+                    Ok(h)
+                        if h.base_offset == seg.next_offset
+                            || (allow_gaps && h.base_offset > seg.next_offset) =>
+                    {
                         let n = h.total_size();
                         seg.track(&h, carry_pos + at as u64);
                         seg.size += n as u64;
@@ -467,6 +483,18 @@ impl Segment {
     }
     pub fn index_entries(&self) -> (Vec<OffsetEntry>, Vec<TimeEntry>) {
         (self.offset_index.entries(), self.time_index.entries())
+    }
+
+    /// Makes a sealed segment end at `next_offset`, the next segment's base: the cleaner may
+    /// have removed its last records (their offsets stay taken, as a gap).
+    pub fn end_at(&mut self, next_offset: i64) {
+        debug_assert!(self.stage.is_none() || next_offset >= self.next_offset);
+        self.next_offset = self.next_offset.max(next_offset);
+    }
+
+    /// Points the segment at its file's new name (the file was renamed, same inode).
+    pub fn renamed(&mut self, log_path: PathBuf) {
+        self.log_path = log_path;
     }
 
     /// Deletes the segment's files.

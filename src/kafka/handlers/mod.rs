@@ -19,10 +19,12 @@ pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_call;
@@ -84,6 +86,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -325,6 +329,15 @@ pub async fn dispatch(
         ApiKey::DescribeCluster => {
             run(api, version, body, out, |r| {
                 describe_cluster::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::DeleteRecords => {
+            run(api, version, body, out, |r| delete_records::handle(ctx, r)).await
+        }
+        ApiKey::DescribeLogDirs => {
+            run(api, version, body, out, |r| {
+                describe_log_dirs::handle(ctx, r)
             })
             .await
         }

@@ -14,9 +14,11 @@
 //!
 //! One file per job: [`recover`] (open), [`append`] (offsets, rolls), [`flush`] (writes and
 //! syncs), [`read`] (reads and timestamp search), [`retention`] (removing old segments) and
-//! [`scan`] (the one iterator over every batch of a range).
+//! [`scan`] (the one iterator over every batch of a range), [`compact`] (cleaning sealed
+//! segments for compacted topics).
 
 mod append;
+mod compact;
 mod flush;
 mod read;
 mod recover;
@@ -42,6 +44,7 @@ use super::tail_cache::{CacheBudget, TailCache};
 use crate::limits::TAIL_CACHE_BYTES;
 use crate::notify::Notify;
 
+pub use compact::{CleanLimits, CleanReport};
 pub use retention::RetentionLimits;
 pub use scan::LogScan;
 
@@ -193,6 +196,10 @@ impl PartitionLog {
                 (c.timestamp_before_max_ms, c.timestamp_after_max_ms)
             }
         }
+    }
+    /// Whether the topic's cleanup policy compacts (read without copying the config).
+    pub fn compacts(&self) -> bool {
+        self.config.borrow().compacts()
     }
     /// The largest batch the topic accepts (`max.message.bytes`).
     pub fn max_message_bytes(&self) -> usize {

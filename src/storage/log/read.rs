@@ -16,8 +16,11 @@ impl PartitionLog {
     /// Reads whole batches starting with the one that holds `offset`, at most `max_bytes`
     /// (but always at least one batch), never at or beyond `upto` (the high watermark or the
     /// last stable offset). An offset below the log start or above the log end is out of range.
+    ///
+    /// A sealed segment the cleaner compacted may end before the next one starts: an offset in
+    /// such a gap reads from the next segment on, as Kafka does.
     pub async fn read(&self, offset: i64, max_bytes: usize, upto: i64) -> Result<ReadBatches> {
-        let (segment, file, pos, readable) = {
+        {
             let st = self.state.borrow();
             let end = st.log_end();
             if offset < st.log_start || offset > end {
@@ -27,14 +30,47 @@ impl PartitionLog {
                     log_end: end,
                 });
             }
+        }
+        let mut at = offset;
+        loop {
+            if let Some(read) = self.read_segment(at, max_bytes, upto).await? {
+                return Ok(read);
+            }
+            // Nothing at or after `at` in its segment: the next segment, if any below `upto`.
+            let next = {
+                let st = self.state.borrow();
+                st.segments
+                    .range(at + 1..)
+                    .next()
+                    .map(|(base, _)| *base)
+                    .filter(|base| *base < upto.min(st.log_end()))
+            };
+            match next {
+                Some(base) => at = base,
+                None => return Ok(ReadBatches::default()),
+            }
+        }
+    }
+
+    /// [`Self::read`] within the segment holding `offset`; `None` when that segment has
+    /// nothing at or after it.
+    async fn read_segment(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upto: i64,
+    ) -> Result<Option<ReadBatches>> {
+        let (segment, file, pos, readable) = {
+            let st = self.state.borrow();
+            let end = st.log_end();
             if offset >= upto.min(end) {
-                return Ok(ReadBatches::default());
+                return Ok(Some(ReadBatches::default()));
             }
             if let Some(chunks) = st.tail.read(offset, upto, max_bytes) {
-                return Ok(ReadBatches { chunks });
+                return Ok(Some(ReadBatches { chunks }));
             }
             let Some((_, seg)) = st.segments.range(..=offset).next_back() else {
-                return Ok(ReadBatches::default());
+                return Ok(Some(ReadBatches::default()));
             };
             (
                 seg.base_offset,
@@ -44,7 +80,7 @@ impl PartitionLog {
             )
         };
         if pos >= readable {
-            return Ok(ReadBatches::default());
+            return Ok(None);
         }
         let mut want = max_bytes
             .clamp(MIN_READ_BYTES, MAX_READ_BYTES)
@@ -97,9 +133,9 @@ impl PartitionLog {
                         self.read_ahead.start(segment, file, next, len);
                     }
                 }
-                return Ok(ReadBatches {
+                return Ok(Some(ReadBatches {
                     chunks: vec![buf.slice(from..to)],
-                });
+                }));
             }
             // The batch holding `offset` did not fit in the read: read again, big enough for it.
             let need = BatchHeader::parse(&buf[parsed_to.min(buf.len())..])
@@ -112,7 +148,9 @@ impl PartitionLog {
                 {
                     want = need
                 }
-                _ => return Ok(ReadBatches::default()),
+                // The read reached the written end of the segment with nothing for `offset`.
+                None if pos + parsed_to as u64 >= readable => return Ok(None),
+                _ => return Ok(Some(ReadBatches::default())),
             }
         }
     }

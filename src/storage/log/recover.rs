@@ -47,6 +47,8 @@ impl PartitionLog {
         std::fs::create_dir_all(dir)?;
         crate::storage::device_probe::ensure_probed(dir).await?;
         let now = clock.now_ms();
+        // A cleaner's swap cut short by a crash is finished or rolled back first.
+        crate::storage::compact::swap::finish_swaps(dir)?;
         let meta = PartitionMeta::load(dir)?;
         let mut bases = list_segment_bases(dir)?;
         let mut report = RecoveryReport::default();
@@ -82,8 +84,15 @@ impl PartitionLog {
                     i += 1;
                     continue;
                 }
-                let (mut seg, scan) =
-                    Segment::recover(dir, base, config.index_interval_bytes, now).await?;
+                // Sealed segments may have gaps the cleaner left; the last one never has.
+                let (mut seg, scan) = Segment::recover_file(
+                    dir.join(format!("{}.log", crate::storage::segment::file_stem(base))),
+                    base,
+                    config.index_interval_bytes,
+                    now,
+                    next_base.is_some(),
+                )
+                .await?;
                 report.scanned_segments += 1;
                 report.cut_bytes += scan.cut_bytes;
                 if scan.cut_nonzero || scan.problem.is_some() {
@@ -92,8 +101,13 @@ impl PartitionLog {
                         reason = scan.problem.as_deref().unwrap_or("trailing bytes"), "recovery cut the log"
                     );
                 }
-                let continues = next_base.is_some_and(|n| n == seg.next_offset());
-                if continues {
+                // A sealed segment read whole may end early: the cleaner removed its last
+                // records. One that had to be cut was torn: everything after it goes.
+                let clean_scan = scan.cut_bytes == 0 && scan.problem.is_none();
+                let continues = next_base
+                    .filter(|n| *n == seg.next_offset() || (clean_scan && *n > seg.next_offset()));
+                if let Some(next) = continues {
+                    seg.end_at(next);
                     seg.seal(dir).await?;
                     segments.insert(base, seg);
                     i += 1;

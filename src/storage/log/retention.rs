@@ -1,9 +1,11 @@
-//! Removing old segments: whole sealed segments past a time or size limit go, oldest first,
-//! and the log start moves up to the first segment left. Recorded in `partition.meta` before
-//! any file is deleted, so a crash in between finishes the deletion on the next open.
+//! Removing old data: whole sealed segments past a time or size limit go, oldest first, and
+//! the log start moves up to the first segment left; or the log start is moved to a given
+//! offset (DeleteRecords) and the segments wholly below it go. Either way the new log start is
+//! recorded in `partition.meta` before any file is deleted, so a crash in between finishes the
+//! deletion on the next open.
 
 use super::PartitionLog;
-use crate::storage::error::Result;
+use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::Segment;
 
 /// How much of a log time and size retention keep; a negative bound is unlimited.
@@ -69,5 +71,52 @@ impl PartitionLog {
             seg.remove_files(&self.dir)?;
         }
         Ok(doomed.len())
+    }
+}
+
+impl PartitionLog {
+    /// Moves the log start up to `offset` (DeleteRecords): records below it are no longer
+    /// readable, and sealed segments that lie wholly below it are deleted, as retention
+    /// deletes them. The new log start is recorded in `partition.meta` before any file goes,
+    /// so a crash in between finishes the deletion on the next open (see `recover`). An
+    /// offset at or below the current log start changes nothing; one beyond the log end is
+    /// out of range (which offsets a caller may pass, e.g. none above the high watermark, is
+    /// the caller's rule). Returns the log start after the call.
+    pub async fn advance_log_start(&self, offset: i64) -> Result<i64> {
+        let _permit = self.io_permit().await?;
+        let doomed: Vec<Segment> = {
+            let mut st = self.state.borrow_mut();
+            let end = st.log_end();
+            if offset > end {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    log_end: end,
+                });
+            }
+            if offset <= st.log_start {
+                return Ok(st.log_start);
+            }
+            st.log_start = offset;
+            st.tail.retain_from(offset);
+            // A sealed segment is wholly below `offset` when the next one starts at or below it.
+            let bases: Vec<i64> = st.segments.keys().copied().collect();
+            let doomed_bases: Vec<i64> = bases
+                .windows(2)
+                .take_while(|w| w[1] <= offset)
+                .map(|w| w[0])
+                .collect();
+            doomed_bases
+                .iter()
+                .filter_map(|b| st.segments.remove(b))
+                .collect()
+        };
+        // Meta first: a crash after it finishes the deletion on the next open.
+        self.store_meta().await?;
+        for seg in &doomed {
+            tracing::info!(dir = %self.dir.display(), segment = seg.base_offset, log_start = offset, "deleted records: removed segment");
+            seg.remove_files(&self.dir)?;
+        }
+        Ok(offset)
     }
 }

@@ -1,0 +1,135 @@
+//! Swapping a cleaned segment in, crash-safely (Kafka's `.cleaned` / `.swap` protocol).
+//!
+//! For a segment with base offset `B` (`B` = its 20-digit file stem):
+//! 1. the cleaned copy is written to `B.log.cleaned` and fsynced;
+//! 2. it is renamed to `B.log.swap` and the folder fsynced: **the commit point**;
+//! 3. the old `B.log`, `B.index` and `B.timeindex` are deleted;
+//! 4. `B.log.swap` is renamed to `B.log` and the folder fsynced;
+//! 5. the indexes are rebuilt from the new file (derived data: a missing one is rebuilt on
+//!    open).
+//!
+//! Recovery on open ([`finish_swaps`], before segments are listed): a `.cleaned` file is an
+//! unfinished copy and is deleted (the old segment is intact: roll back); a `.swap` file is a
+//! complete, synced copy, so whatever is left of the old segment is deleted and the swap is
+//! renamed into place (roll forward). A crash at any point leaves the old segment or the new
+//! one, never a mix and never neither. Each segment is swapped on its own: a crash between two
+//! segments of one clean leaves some cleaned and some not, which loses nothing (a record is
+//! only dropped when a newer record of its key is kept in a later offset).
+
+use std::path::{Path, PathBuf};
+
+use crate::storage::error::Result;
+use crate::storage::segment::file_stem;
+
+pub const CLEANED_SUFFIX: &str = ".log.cleaned";
+pub const SWAP_SUFFIX: &str = ".log.swap";
+
+/// The steps of a swap, after each of which a failpoint may stop it (tests of the crash
+/// cases: the log is then dropped and reopened, as after a crash at that point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SwapStep {
+    /// `.cleaned` written and synced; nothing renamed.
+    CleanedWritten,
+    /// Renamed to `.swap` and the folder synced (committed).
+    RenamedToSwap,
+    /// Old segment files deleted.
+    OldDeleted,
+    /// `.swap` renamed to `.log`, folder synced; indexes not yet written.
+    RenamedToLog,
+}
+
+pub const ALL_STEPS: [SwapStep; 4] = [
+    SwapStep::CleanedWritten,
+    SwapStep::RenamedToSwap,
+    SwapStep::OldDeleted,
+    SwapStep::RenamedToLog,
+];
+
+pub fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}{CLEANED_SUFFIX}", file_stem(base)))
+}
+pub fn swap_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}{SWAP_SUFFIX}", file_stem(base)))
+}
+pub fn log_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}.log", file_stem(base)))
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn remove_if_there(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `bytes` as the cleaned copy of segment `base` and syncs it (step 1). Blocking: run
+/// it on the blocking pool.
+pub fn write_cleaned(dir: &Path, base: i64, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let path = cleaned_path(dir, base);
+    let mut f = std::fs::File::create(&path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(path)
+}
+
+/// Step 2: the commit point.
+pub fn commit(dir: &Path, base: i64) -> Result<()> {
+    std::fs::rename(cleaned_path(dir, base), swap_path(dir, base))?;
+    sync_dir(dir)
+}
+
+/// Step 3: the old segment's files go.
+pub fn delete_old(dir: &Path, base: i64) -> Result<()> {
+    let stem = file_stem(base);
+    for ext in ["log", "index", "timeindex"] {
+        remove_if_there(&dir.join(format!("{stem}.{ext}")))?;
+    }
+    Ok(())
+}
+
+/// Step 4: the cleaned file takes the segment's name.
+pub fn install(dir: &Path, base: i64) -> Result<()> {
+    std::fs::rename(swap_path(dir, base), log_path(dir, base))?;
+    sync_dir(dir)
+}
+
+/// Finishes or rolls back every swap a crash interrupted in `dir` (see the module doc).
+/// Returns how many were finished.
+pub fn finish_swaps(dir: &Path) -> Result<usize> {
+    let mut finished = 0;
+    let mut changed = false;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(CLEANED_SUFFIX) {
+            tracing::warn!(dir = %dir.display(), segment = stem, "rolling back an unfinished clean");
+            remove_if_there(&dir.join(&name))?;
+            changed = true;
+        } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
+            let Ok(base) = stem.parse::<i64>() else {
+                continue;
+            };
+            tracing::warn!(dir = %dir.display(), segment = base, "finishing an interrupted swap of a cleaned segment");
+            delete_old(dir, base)?;
+            std::fs::rename(swap_path(dir, base), log_path(dir, base))?;
+            finished += 1;
+            changed = true;
+        }
+    }
+    if changed {
+        sync_dir(dir)?;
+    }
+    Ok(finished)
+}

@@ -1,0 +1,335 @@
+//! Cleaning (Kafka's log compaction) of a log's sealed segments: one pass builds a bounded
+//! key map over the dirty part of the cleanable range, then rewrites every cleanable segment
+//! below the map's end without the records the map shows a newer record for, without
+//! keyless records, and without tombstones past their retention; each rewritten segment is
+//! swapped in on its own (see `storage::compact::swap`). Offsets never change: each batch keeps
+//! its base offset and `lastOffsetDelta`; a batch left with no record goes (so a segment may
+//! end before the next one starts: reads go on in the next segment, recovery accepts the gap
+//! in a sealed segment read whole). A log larger than
+//! the map takes several passes (each call is one pass; the caller keeps the dirty point).
+//!
+//! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
+//! swap of each segment takes it. Which logs are cleaned, when, and with which limits is the
+//! partition's decision.
+
+use super::PartitionLog;
+use crate::limits::CLEANER_WRITE_BYTES;
+use crate::storage::batch::BatchHeader;
+use crate::storage::compact::records::{batch_records, rebuild};
+use crate::storage::compact::swap::{self, SwapStep};
+use crate::storage::compact::KeyMap;
+use crate::storage::error::{Result, StorageError};
+use crate::storage::segment::Segment;
+
+/// What one cleaning pass may touch, as the partition decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanLimits {
+    /// Nothing at or beyond this offset is cleaned (the high watermark).
+    pub upto: i64,
+    /// Where the dirty part starts: offsets below it were cleaned before (the key map is
+    /// built from here).
+    pub first_dirty: i64,
+    /// `min.compaction.lag.ms`: a segment with a record newer than this is not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: tombstones in a segment whose newest record is older go.
+    pub delete_retention_ms: i64,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// The first offset not covered by this pass's key map: the next pass's dirty point.
+    pub cleaned_upto: i64,
+    pub segments_rewritten: usize,
+    pub bytes_read: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub records_removed: u64,
+}
+
+/// A sealed segment the pass may clean.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    base: i64,
+    next: i64,
+    max_timestamp: i64,
+    size: u64,
+}
+
+impl PartitionLog {
+    /// Sizes of the cleanable part of the log (sealed segments below `upto`) below and from
+    /// `first_dirty`: `(clean_bytes, dirty_bytes)`. The dirty ratio is `dirty / (clean + dirty)`.
+    pub fn cleanable_bytes(&self, upto: i64, first_dirty: i64) -> (u64, u64) {
+        let st = self.state.borrow();
+        let (mut clean, mut dirty) = (0, 0);
+        for s in st.segments.values().filter(|s| !s.is_active()) {
+            if s.next_offset() > upto {
+                break;
+            }
+            if s.next_offset() <= first_dirty {
+                clean += s.size();
+            } else {
+                dirty += s.size();
+            }
+        }
+        (clean, dirty)
+    }
+
+    fn candidates(&self, limits: &CleanLimits) -> Vec<Candidate> {
+        let now = self.clock.now_ms();
+        let st = self.state.borrow();
+        let mut out = Vec::new();
+        for s in st.segments.values().filter(|s| !s.is_active()) {
+            let young = limits.min_compaction_lag_ms > 0
+                && s.max_timestamp() > now.saturating_sub(limits.min_compaction_lag_ms);
+            if s.next_offset() > limits.upto || young {
+                break;
+            }
+            out.push(Candidate {
+                base: s.base_offset,
+                next: s.next_offset(),
+                max_timestamp: s.max_timestamp(),
+                size: s.size(),
+            });
+        }
+        out
+    }
+
+    /// One cleaning pass with `map` (cleared first; its budget bounds the pass). `failpoint`
+    /// stops the first swap after that step with an error, as a crash there would (tests).
+    pub async fn clean(
+        &self,
+        limits: &CleanLimits,
+        map: &mut KeyMap,
+        failpoint: Option<SwapStep>,
+    ) -> Result<CleanReport> {
+        map.clear();
+        let segments = self.candidates(limits);
+        let Some(last) = segments.last() else {
+            return Ok(CleanReport {
+                cleaned_upto: limits.first_dirty,
+                ..Default::default()
+            });
+        };
+        let end = last.next;
+        let start = limits.first_dirty.max(self.log_start());
+        let mut report = CleanReport {
+            cleaned_upto: start.max(limits.first_dirty),
+            ..Default::default()
+        };
+        if start >= end {
+            return Ok(report);
+        }
+        // 1. The key map over the dirty part, until it is full.
+        let mut map_end = end;
+        let mut scan = self.scan(start, end);
+        'build: while let Some(b) = scan.next().await? {
+            report.bytes_read += b.len() as u64;
+            let (h, section, records) = batch_records(&b)?;
+            if h.is_control() {
+                continue;
+            }
+            for r in &records {
+                if let Some((from, to)) = r.key {
+                    if !map.insert(&section[from..to], r.offset) {
+                        map_end = h.base_offset;
+                        break 'build;
+                    }
+                }
+            }
+            glommio::yield_if_needed().await;
+        }
+        drop(scan);
+        if map_end <= start {
+            return Err(StorageError::InvalidConfig(
+                "the cleaner's key map cannot hold the keys of one batch".into(),
+            ));
+        }
+        report.cleaned_upto = map_end;
+        // 2. Every cleanable segment below the map's end, oldest first.
+        let now = self.clock.now_ms();
+        let mut failpoint = failpoint;
+        for seg in segments.iter().filter(|s| s.base < map_end) {
+            if seg.base < self.log_start() && seg.next <= self.log_start() {
+                continue;
+            }
+            let tombstones_expire = seg.max_timestamp >= 0
+                && seg.max_timestamp < now.saturating_sub(limits.delete_retention_ms);
+            let (changed, removed, after) = self
+                .write_cleaned(seg, map, map_end, tombstones_expire)
+                .await?;
+            report.bytes_read += seg.size;
+            if !changed {
+                let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
+                continue;
+            }
+            self.swap_in(seg, failpoint.take()).await?;
+            report.segments_rewritten += 1;
+            report.records_removed += removed;
+            report.bytes_before += seg.size;
+            report.bytes_after += after;
+        }
+        Ok(report)
+    }
+
+    /// Writes the cleaned copy of `seg` to its `.cleaned` file (synced). Returns whether
+    /// anything changed, the records removed and the new size.
+    async fn write_cleaned(
+        &self,
+        seg: &Candidate,
+        map: &KeyMap,
+        map_end: i64,
+        tombstones_expire: bool,
+    ) -> Result<(bool, u64, u64)> {
+        let dir = self.dir.clone();
+        let base = seg.base;
+        let mut file = Some(
+            glommio::executor()
+                .spawn_blocking(move || swap::write_cleaned(&dir, base, &[]))
+                .await?,
+        )
+        .map(|p| std::fs::OpenOptions::new().append(true).open(p))
+        .transpose()?;
+        let mut out: Vec<u8> = Vec::new();
+        // Batches wholly below the log start (DeleteRecords) are not kept either.
+        let from = seg.base.max(self.log_start());
+        let (mut changed, mut removed, mut size) = (from > seg.base, 0u64, 0u64);
+        let mut scan = self.scan(from, seg.next);
+        while let Some(b) = scan.next().await? {
+            let Some(h) = BatchHeader::parse(&b) else {
+                return Err(StorageError::Corrupt(
+                    "unparsable batch in a sealed segment".into(),
+                ));
+            };
+            let last_of_segment = h.next_offset() >= seg.next;
+            if h.is_control() {
+                out.extend_from_slice(&b);
+            } else {
+                let (h, section, records) = batch_records(&b)?;
+                let keep: Vec<usize> = records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| {
+                        if r.offset >= map_end {
+                            return true;
+                        }
+                        let Some((from, to)) = r.key else {
+                            return false; // Kafka drops keyless records from compacted logs
+                        };
+                        let newest = map.get(&section[from..to]).is_none_or(|o| o <= r.offset);
+                        newest && !(r.tombstone && tombstones_expire)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                removed += (records.len() - keep.len()) as u64;
+                if keep.len() == records.len() {
+                    out.extend_from_slice(&b);
+                } else {
+                    changed = true;
+                    if !keep.is_empty() {
+                        out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep)?);
+                    }
+                }
+            }
+            if out.len() >= CLEANER_WRITE_BYTES || last_of_segment {
+                size += out.len() as u64;
+                let chunk = std::mem::take(&mut out);
+                let mut f = file.take().ok_or(StorageError::Closed)?;
+                file = Some(
+                    glommio::executor()
+                        .spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                            use std::io::Write;
+                            f.write_all(&chunk)?;
+                            Ok(f)
+                        })
+                        .await?,
+                );
+            }
+            glommio::yield_if_needed().await;
+        }
+        if !out.is_empty() {
+            size += out.len() as u64;
+        }
+        let mut f = file.take().ok_or(StorageError::Closed)?;
+        glommio::executor()
+            .spawn_blocking(move || -> std::io::Result<()> {
+                use std::io::Write;
+                f.write_all(&out)?;
+                f.sync_all()
+            })
+            .await?;
+        Ok((changed, removed, size))
+    }
+
+    /// Swaps the cleaned copy of `seg` in (steps 2–5 of the protocol), its indexes rebuilt.
+    async fn swap_in(&self, seg: &Candidate, failpoint: Option<SwapStep>) -> Result<()> {
+        let fail = |step: SwapStep| -> Result<()> {
+            if failpoint == Some(step) {
+                return Err(StorageError::Io(std::io::Error::other(format!(
+                    "failpoint: stopped after {step:?}"
+                ))));
+            }
+            Ok(())
+        };
+        let interval = self.config.borrow().index_interval_bytes;
+        let now = self.clock.now_ms();
+        // Scanned before the swap, off the permit: batches validated, indexes built.
+        let (mut new_seg, scan) = Segment::recover_file(
+            swap::cleaned_path(&self.dir, seg.base),
+            seg.base,
+            interval,
+            now,
+            true,
+        )
+        .await?;
+        if new_seg.next_offset() > seg.next || scan.problem.is_some() {
+            let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
+            return Err(StorageError::Corrupt(format!(
+                "cleaned segment {} ends at {}, beyond {} ({:?})",
+                seg.base,
+                new_seg.next_offset(),
+                seg.next,
+                scan.problem
+            )));
+        }
+        new_seg.end_at(seg.next);
+        fail(SwapStep::CleanedWritten)?;
+        let _permit = self.io_permit().await?;
+        let still_there = self
+            .state
+            .borrow()
+            .segments
+            .get(&seg.base)
+            .is_some_and(|s| !s.is_active() && s.next_offset() == seg.next);
+        if !still_there {
+            // Retention or DeleteRecords removed it meanwhile.
+            let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        let base = seg.base;
+        glommio::executor()
+            .spawn_blocking(move || swap::commit(&dir, base))
+            .await?;
+        fail(SwapStep::RenamedToSwap)?;
+        swap::delete_old(&self.dir, seg.base)?;
+        fail(SwapStep::OldDeleted)?;
+        let dir = self.dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || swap::install(&dir, base))
+            .await?;
+        fail(SwapStep::RenamedToLog)?;
+        new_seg.renamed(swap::log_path(&self.dir, seg.base));
+        new_seg.seal(&self.dir).await?;
+        {
+            let mut st = self.state.borrow_mut();
+            st.segments.insert(seg.base, new_seg);
+            // Cached batches of the old file must not be served (or cleaned) again: drop the
+            // cache up to the segment's end (all of it on disk, in sealed segments).
+            st.tail.retain_from(seg.next);
+        }
+        self.read_ahead.forget(seg.base);
+        tracing::debug!(dir = %self.dir.display(), segment = seg.base, "swapped in a cleaned segment");
+        Ok(())
+    }
+}

@@ -1,0 +1,610 @@
+//! The cleaner (log compaction) through the partition, against a model: for every key the
+//! log keeps its latest value, offsets only increase and never change, nothing in the active
+//! segment is touched, tombstones stay `delete.retention.ms` (injected clock), keyless records
+//! are refused at produce time; crash-safe swaps (a failpoint after each step, then a reopen
+//! as after a crash); logs larger than the key map are cleaned in passes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use common::*;
+use proptest::prelude::*;
+use strata::partition::Partition;
+use strata::storage::batch::build_batch_nullable;
+use strata::storage::compact::swap::ALL_STEPS;
+use strata::storage::compact::{KeyMap, KEY_MAP_ENTRY_BYTES};
+use strata::storage::{Clock, LogConfig, ManualClock, PartitionLog};
+
+type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// A record read back: offset, key, value (`None`: a tombstone).
+type Read = (i64, Vec<u8>, Option<Vec<u8>>);
+
+fn compact_config() -> LogConfig {
+    let mut c = LogConfig::default();
+    c.set("cleanup.policy", "compact").expect("policy");
+    c.set("segment.bytes", "4096").expect("segment.bytes");
+    c
+}
+
+async fn open_p(dir: &Path, config: LogConfig, clock: Rc<dyn Clock>) -> Rc<Partition> {
+    let (log, _) = PartitionLog::open(dir, config, clock).await.expect("open");
+    Partition::open(log).await.expect("partition")
+}
+
+/// Every record readable, in order: (offset, key, value).
+async fn read_log(p: &Partition) -> Vec<Read> {
+    let mut out = Vec::new();
+    let mut scan = p.scan(p.log_start());
+    while let Some(b) = scan.next().await.expect("scan") {
+        let mut buf = b.clone();
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+        for r in set.records {
+            out.push((
+                r.offset,
+                r.key.map(|k| k.to_vec()).unwrap_or_default(),
+                r.value.map(|v| v.to_vec()),
+            ));
+        }
+    }
+    out
+}
+
+/// Checks the log against the model: each key's latest record is the model's (a tombstone
+/// may be gone once expired), no key the model lacks, offsets strictly increasing.
+async fn check(p: &Partition, model: &Model, tombstones_may_be_gone: bool) -> usize {
+    let recs = read_log(p).await;
+    let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    let mut last = -1;
+    for (o, k, v) in &recs {
+        assert!(*o > last, "offsets increase: {o} after {last}");
+        last = *o;
+        latest.insert(k.clone(), v.clone());
+    }
+    for (k, v) in model {
+        match (v, latest.get(k)) {
+            (Some(v), Some(Some(got))) => assert_eq!(got, v, "key {k:?}"),
+            (None, Some(None)) => {}
+            (None, None) if tombstones_may_be_gone => {}
+            (want, got) => panic!("key {k:?}: want {want:?}, log has {got:?}"),
+        }
+    }
+    assert!(
+        latest.keys().all(|k| model.contains_key(k)),
+        "no unknown key"
+    );
+    recs.len()
+}
+
+async fn produce(
+    p: &Rc<Partition>,
+    model: &mut Model,
+    ts: i64,
+    batch: &[(Vec<u8>, Option<Vec<u8>>)],
+) {
+    let recs: Vec<strata::storage::batch::NullableRecord> = batch
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+        .collect();
+    p.produce(Bytes::from(build_batch_nullable(0, ts, &recs)))
+        .await
+        .expect("produce");
+    for (k, v) in batch {
+        model.insert(k.clone(), v.clone());
+    }
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value-{i}-{}", "v".repeat(40)).into_bytes()
+}
+
+/// `n` updates of `keys` keys, 5 records a batch.
+async fn fill(p: &Rc<Partition>, model: &mut Model, n: usize, keys: usize, ts: i64) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5) {
+        let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = chunk
+            .iter()
+            .map(|&i| (format!("key-{}", i % keys).into_bytes(), Some(value(i))))
+            .collect();
+        produce(p, model, ts, &batch).await;
+    }
+}
+
+/// Keys written once, at the start: their only record sits in the oldest segments.
+async fn singles(p: &Rc<Partition>, model: &mut Model, n: usize) {
+    for i in 0..n {
+        produce(
+            p,
+            model,
+            0,
+            &[(format!("single-{i}").into_bytes(), Some(value(i)))],
+        )
+        .await;
+    }
+}
+
+fn big_map() -> KeyMap {
+    KeyMap::with_budget(1 << 20)
+}
+
+#[test]
+fn cleaning_keeps_the_latest_value_of_every_key_and_removes_the_rest() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(1_000_000));
+        let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+        let mut model = Model::new();
+        singles(&p, &mut model, 10).await;
+        fill(&p, &mut model, 400, 10, 1_000_000).await;
+        let (end, before) = (p.stats().log_end, p.stats().size_bytes);
+        let active = p.stats().segments;
+        assert!(active > 5);
+        let n_before = check(&p, &model, false).await;
+        let report = p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .expect("a fully dirty log is due");
+        assert!(
+            report.segments_rewritten > 0 && report.records_removed > 300,
+            "{report:?}"
+        );
+        let n_after = check(&p, &model, false).await;
+        assert!(
+            n_after < n_before / 4,
+            "{n_after} of {n_before} records left"
+        );
+        assert!(p.stats().size_bytes < before / 2);
+        assert_eq!(p.stats().log_end, end, "offsets never change");
+        // Nothing new is dirty: a second call has nothing to do.
+        assert!(p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .is_none());
+        p.close().await.expect("close");
+        drop(p);
+        let p = open_p(dir.path(), compact_config(), clock).await;
+        assert_eq!(
+            p.cleaner_state().dirty_ratio,
+            0.0,
+            "the dirty point survives a restart"
+        );
+        assert!(p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .is_none());
+        assert_eq!(check(&p, &model, false).await, n_after, "after a reopen");
+        assert_eq!(p.stats().log_end, end);
+        // The log goes on where it was.
+        fill(&p, &mut model, 20, 3, 1_000_000).await;
+        assert_eq!(p.stats().log_end, end + 20);
+        check(&p, &model, false).await;
+    });
+}
+
+#[test]
+fn a_delete_topic_is_never_compacted_and_keyless_records_are_refused_on_compact_topics() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let mut plain = compact_config();
+        plain.set("cleanup.policy", "delete").expect("policy");
+        let p = open_p(&dir.path().join("plain"), plain, clock.clone()).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 100, 3, 0).await;
+        assert!(p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .is_none());
+        // Keyless: accepted on a delete topic, refused (INVALID_RECORD) on a compacted one.
+        let keyless = Bytes::from(build_batch_nullable(0, 0, &[(None, Some(b"v"))]));
+        p.produce(keyless.clone())
+            .await
+            .expect("plain topics take keyless records");
+        let c = open_p(&dir.path().join("compact"), compact_config(), clock).await;
+        let err = c.produce(keyless).await.expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                strata::partition::PartitionError::Storage(
+                    strata::storage::StorageError::InvalidRecord(_)
+                )
+            ),
+            "{err:?}"
+        );
+        assert_eq!(c.stats().log_end, 0);
+    });
+}
+
+#[test]
+fn tombstones_stay_delete_retention_ms_then_go() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(10_000);
+        let mut config = compact_config();
+        config.set("delete.retention.ms", "5000").expect("config");
+        let p = open_p(dir.path(), config, Rc::new(clock.clone())).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 100, 10, 10_000).await;
+        for k in 5..10 {
+            produce(
+                &p,
+                &mut model,
+                10_000,
+                &[(format!("key-{k}").into_bytes(), None)],
+            )
+            .await;
+        }
+        fill(&p, &mut model, 200, 3, 10_000).await; // pushes the tombstones out of the active segment
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        let tombstones = |recs: &[Read]| recs.iter().filter(|r| r.2.is_none()).count();
+        assert_eq!(
+            tombstones(&read_log(&p).await),
+            5,
+            "kept within delete.retention.ms"
+        );
+        check(&p, &model, false).await;
+        clock.advance(6_000);
+        fill(&p, &mut model, 100, 3, 16_000).await; // something dirty again
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(
+            tombstones(&read_log(&p).await),
+            0,
+            "gone after delete.retention.ms"
+        );
+        check(&p, &model, true).await;
+        let recs = read_log(&p).await;
+        assert!(
+            recs.iter().all(|r| r.1 != b"key-7"),
+            "a deleted key stays deleted"
+        );
+    });
+}
+
+#[test]
+fn min_compaction_lag_keeps_young_segments() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(100_000);
+        let mut config = compact_config();
+        config
+            .set("min.compaction.lag.ms", "50000")
+            .expect("config");
+        let p = open_p(dir.path(), config, Rc::new(clock.clone())).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 300, 5, 99_000).await;
+        let n = read_log(&p).await.len();
+        let r = p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert!(r.as_ref().is_none_or(|r| r.records_removed == 0), "{r:?}");
+        assert_eq!(
+            read_log(&p).await.len(),
+            n,
+            "nothing younger than the lag was touched"
+        );
+        clock.advance(60_000);
+        let r = p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .expect("due");
+        assert!(r.records_removed > 0);
+        check(&p, &model, false).await;
+    });
+}
+
+#[test]
+fn a_log_larger_than_the_key_map_is_cleaned_in_passes() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open_p(dir.path(), compact_config(), Rc::new(ManualClock::new(0))).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 600, 60, 0).await;
+        let mut map = KeyMap::with_budget(20 * KEY_MAP_ENTRY_BYTES);
+        let mut passes = 0;
+        let mut dirty_points = Vec::new();
+        while let Some(r) = p.clean(&mut map, true, None).await.expect("clean") {
+            passes += 1;
+            dirty_points.push(r.cleaned_upto);
+            check(&p, &model, false).await;
+            assert!(passes < 100, "passes make progress: {dirty_points:?}");
+            if p.cleaner_state().dirty_ratio == 0.0 {
+                break;
+            }
+        }
+        assert!(passes >= 3, "{passes} passes: {dirty_points:?}");
+        assert!(dirty_points.windows(2).all(|w| w[1] > w[0]));
+        // Every key's older records are gone once every pass is done.
+        let n = read_log(&p).await.len();
+        assert!(n < 300, "{n} records left of 600");
+    });
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_swap_loses_nothing() {
+    for step in ALL_STEPS {
+        run(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+            let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+            let mut model = Model::new();
+            singles(&p, &mut model, 10).await;
+            fill(&p, &mut model, 300, 7, 0).await;
+            let end = p.stats().log_end;
+            let err = p.clean(&mut big_map(), true, Some(step)).await;
+            assert!(err.is_err(), "the failpoint after {step:?} stops the clean");
+            drop(p); // a crash: no close, no snapshot
+            let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+            check(&p, &model, false).await;
+            assert_eq!(p.stats().log_end, end, "after a crash at {step:?}");
+            assert_eq!(p.stats().log_start, 0, "after a crash at {step:?}");
+            let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+                .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+            // Cleaning again finishes the job.
+            p.clean(&mut big_map(), true, None).await.expect("clean");
+            check(&p, &model, false).await;
+            drop(p);
+            let p = open_p(dir.path(), compact_config(), clock).await;
+            check(&p, &model, false).await;
+            assert_eq!(p.stats().log_end, end);
+        });
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, u16),
+    Delete(u8),
+    Clean,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0u8..12, any::<u16>()).prop_map(|(k, v)| Op::Put(k, v)),
+        1 => (0u8..12).prop_map(Op::Delete),
+        1 => Just(Op::Clean),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn the_cleaned_log_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..160)) {
+        run(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+            let mut config = compact_config();
+            config.set("segment.bytes", "4096").expect("segment.bytes");
+            let mut p = open_p(dir.path(), config.clone(), clock.clone()).await;
+            let mut model = Model::new();
+            // Small map: several passes.
+            let mut map = KeyMap::with_budget(5 * KEY_MAP_ENTRY_BYTES);
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        let val = format!("{v}-{}", "p".repeat(v as usize % 300)).into_bytes();
+                        produce(&p, &mut model, 0, &[(vec![b'k', k], Some(val))]).await;
+                    }
+                    Op::Delete(k) => produce(&p, &mut model, 0, &[(vec![b'k', k], None)]).await,
+                    Op::Clean => {
+                        let before = p.stats().log_end;
+                        p.clean(&mut map, true, None).await.expect("clean");
+                        assert_eq!(p.stats().log_end, before);
+                    }
+                    Op::Reopen => {
+                        p.close().await.expect("close");
+                        drop(p);
+                        p = open_p(dir.path(), config.clone(), clock.clone()).await;
+                    }
+                }
+                check(&p, &model, false).await;
+            }
+        });
+    }
+}
+
+/// A batch encoded by a third-party encoder (the kafka-protocol crate) in `codec`.
+fn encoded_batch(
+    codec: kafka_protocol::records::Compression,
+    first: i64,
+    recs: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> Bytes {
+    use kafka_protocol::records::*;
+    let records: Vec<Record> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: first + i as i64,
+            sequence: -1,
+            timestamp: 0,
+            key: Some(Bytes::from(k.clone())),
+            value: v.clone().map(Bytes::from),
+            headers: [(
+                kafka_protocol::protocol::StrBytes::from_static_str("h"),
+                Some(Bytes::from_static(b"header")),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        },
+    )
+    .expect("encode");
+    buf.freeze()
+}
+
+#[test]
+fn compressed_batches_are_cleaned_and_keep_their_codec() {
+    use kafka_protocol::records::Compression;
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        run(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = open_p(dir.path(), compact_config(), Rc::new(ManualClock::new(0))).await;
+            let mut model = Model::new();
+            for round in 0..40usize {
+                let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..8)
+                    .map(|i| {
+                        let key = format!("key-{}", (round * 8 + i) % 12).into_bytes();
+                        let val = (i != 3)
+                            .then(|| format!("{round}-{i}-{}", "z".repeat(100)).into_bytes());
+                        (key, val)
+                    })
+                    .collect();
+                let first = p.stats().log_end;
+                p.produce(encoded_batch(codec, first, &batch))
+                    .await
+                    .expect("produce");
+                for (k, v) in batch {
+                    model.insert(k, v);
+                }
+            }
+            let before = read_log(&p).await.len();
+            let r = p
+                .clean(&mut big_map(), true, None)
+                .await
+                .expect("clean")
+                .expect("due");
+            assert!(r.records_removed > 0, "{codec:?}: {r:?}");
+            let after = check(&p, &model, false).await;
+            assert!(after < before, "{codec:?}: {after} of {before}");
+            // Every batch keeps its codec, and records keep their headers.
+            let mut scan = p.scan(0);
+            while let Some(b) = scan.next().await.expect("scan") {
+                let h = strata::storage::batch::BatchHeader::parse(&b).expect("header");
+                assert_eq!(h.compression(), codec as i16, "{codec:?}");
+                let mut buf = b.clone();
+                let set =
+                    kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+                assert!(set.records.iter().all(|r| r.headers.len() == 1));
+            }
+        });
+    }
+}
+
+/// The cleaner's throughput (not run by default): `cargo test --release --test storage_compact
+/// cleaner_throughput -- --ignored --nocapture`; `STRATA_CLEAN_MB` sets the log size.
+#[test]
+#[ignore]
+fn cleaner_throughput() {
+    run(async {
+        let mb: usize = std::env::var("STRATA_CLEAN_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256);
+        let dir = tempfile::tempdir_in(".").expect("tempdir");
+        let mut config = compact_config();
+        config
+            .set("segment.bytes", &(8 << 20).to_string())
+            .expect("segment.bytes");
+        config.set("flush.messages", "1000000").expect("flush");
+        let p = open_p(dir.path(), config, Rc::new(ManualClock::new(0))).await;
+        let value = vec![b'x'; 1000];
+        let batches = mb * 1024 / 100; // 100 records of ~1 KiB per batch
+        for b in 0..batches {
+            let keys: Vec<Vec<u8>> = (0..100)
+                .map(|i| format!("key-{}", (b * 100 + i) % 5_000).into_bytes())
+                .collect();
+            let recs: Vec<strata::storage::batch::NullableRecord> = keys
+                .iter()
+                .map(|k| (Some(k.as_slice()), Some(value.as_slice())))
+                .collect();
+            let info = p
+                .append(Bytes::from(build_batch_nullable(0, 0, &recs)))
+                .await
+                .expect("append");
+            p.commit(&info).await.expect("commit");
+        }
+        p.close().await.expect("close");
+        drop(p);
+        let mut config = compact_config();
+        config
+            .set("segment.bytes", &(8 << 20).to_string())
+            .expect("segment.bytes");
+        let p = open_p(dir.path(), config, Rc::new(ManualClock::new(0))).await;
+        let size = p.stats().size_bytes;
+        let mut map = KeyMap::with_budget(strata::limits::CLEANER_KEY_MAP_BYTES_PER_CORE);
+        let t = std::time::Instant::now();
+        let mut report = None;
+        while let Some(r) = p.clean(&mut map, true, None).await.expect("clean") {
+            report = Some(r);
+            if p.cleaner_state().dirty_ratio == 0.0 {
+                break;
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "cleaned a {:.0} MiB log in {secs:.2} s: {:.0} MB/s of log; now {:.0} MiB; last pass {report:?}",
+            size as f64 / (1 << 20) as f64,
+            size as f64 / 1e6 / secs,
+            p.stats().size_bytes as f64 / (1 << 20) as f64
+        );
+    });
+}
+
+#[test]
+fn compact_delete_applies_both_delete_records_and_cleaning() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let mut config = compact_config();
+        config
+            .set("cleanup.policy", "compact,delete")
+            .expect("policy");
+        let p = open_p(dir.path(), config.clone(), clock.clone()).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 300, 7, 0).await;
+        // A log start inside a segment: that segment is cleaned from there.
+        let bases = p.stats();
+        let target = 63;
+        assert!(bases.segments > 3);
+        assert_eq!(
+            p.delete_records(target).await.expect("delete records"),
+            target
+        );
+        let r = p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .expect("due");
+        assert!(r.records_removed > 0, "{r:?}");
+        let recs = read_log(&p).await;
+        assert!(
+            recs.iter().all(|(o, _, _)| *o >= target - 5),
+            "nothing from below the log start"
+        );
+        check(&p, &model, false).await;
+        drop(p);
+        let p = open_p(dir.path(), config, clock).await;
+        assert_eq!(p.log_start(), target);
+        check(&p, &model, false).await;
+    });
+}
