@@ -26,6 +26,7 @@ const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 pub const TYPE_LIST: i8 = 7;
 
 /// The type Kafka gives a topic config (its `LogConfig` definition).
@@ -34,9 +35,16 @@ pub fn config_type(name: &str) -> i8 {
         "cleanup.policy" => TYPE_LIST,
         "message.timestamp.type" => TYPE_STRING,
         "index.interval.bytes" | "max.message.bytes" | "segment.bytes" => TYPE_INT,
-        "flush.messages" | "flush.ms" | "retention.bytes" | "retention.ms" | "segment.ms" => {
-            TYPE_LONG
-        }
+        "flush.messages"
+        | "flush.ms"
+        | "retention.bytes"
+        | "retention.ms"
+        | "segment.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms" => TYPE_LONG,
+        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         _ => TYPE_UNKNOWN,
     }
 }
@@ -44,7 +52,12 @@ pub fn config_type(name: &str) -> i8 {
 /// What a topic config does (DescribeConfigs v3+ with `include_documentation`).
 pub fn documentation(name: &str) -> Option<&'static str> {
     Some(match name {
-        "cleanup.policy" => "What happens to old segments: delete (by retention.ms and retention.bytes) or compact (recorded; only delete is enforced).",
+        "cleanup.policy" => "What happens to old segments: delete (by retention.ms and retention.bytes), compact (the latest record of each key is kept), or both.",
+        "delete.retention.ms" => "How long a tombstone is kept after the clean that first saw it.",
+        "min.cleanable.dirty.ratio" => "The share of a log not yet cleaned past which the cleaner cleans it.",
+        "min.compaction.lag.ms" => "How old a record must be before the cleaner may remove it.",
+        "message.timestamp.before.max.ms" => "How far before the broker's clock a CreateTime batch's timestamps may be.",
+        "message.timestamp.after.max.ms" => "How far after the broker's clock a CreateTime batch's timestamps may be.",
         "flush.messages" => "How many messages may be acknowledged before they are synced to disk; 1 syncs every batch before its acknowledgement.",
         "flush.ms" => "How long acknowledged messages may wait before they are synced to disk.",
         "index.interval.bytes" => "How many bytes of batches lie between two entries of the offset index.",
@@ -121,6 +134,20 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
         ("index.interval.bytes", "log.index.interval.bytes"),
         ("max.message.bytes", "message.max.bytes"),
         ("message.timestamp.type", "log.message.timestamp.type"),
+        (
+            "message.timestamp.before.max.ms",
+            "log.message.timestamp.before.max.ms",
+        ),
+        (
+            "message.timestamp.after.max.ms",
+            "log.message.timestamp.after.max.ms",
+        ),
+        ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+        (
+            "min.cleanable.dirty.ratio",
+            "log.cleaner.min.cleanable.ratio",
+        ),
+        ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
         ("retention.bytes", "log.retention.bytes"),
         ("retention.ms", "log.retention.ms"),
         ("segment.bytes", "log.segment.bytes"),
