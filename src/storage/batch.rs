@@ -334,6 +334,28 @@ pub fn build_batch(
     build_batch_nullable(base_offset, timestamp_ms, &records)
 }
 
+/// One record of a v2 batch as Kafka encodes it, length prefix included: no attributes, a
+/// timestamp delta of 0, no headers; a `None` key or value is null.
+pub fn encode_record(offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    let mut rec = vec![0u8]; // attributes
+    put_varlong(&mut rec, 0); // timestamp delta
+    put_varlong(&mut rec, offset_delta);
+    for field in [key, value] {
+        match field {
+            Some(f) => {
+                put_varlong(&mut rec, f.len() as i64);
+                rec.extend_from_slice(f);
+            }
+            None => put_varlong(&mut rec, -1),
+        }
+    }
+    put_varlong(&mut rec, 0); // header count
+    let mut out = Vec::with_capacity(rec.len() + 5);
+    put_varlong(&mut out, rec.len() as i64);
+    out.extend_from_slice(&rec);
+    out
+}
+
 /// A record's key and value, either possibly null.
 pub type NullableRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
@@ -346,27 +368,7 @@ pub fn build_batch_nullable(
 ) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
-        let mut rec = Vec::new();
-        rec.push(0u8); // attributes
-        put_varlong(&mut rec, 0); // timestamp delta
-        put_varlong(&mut rec, i as i64); // offset delta
-        match key {
-            Some(k) => {
-                put_varlong(&mut rec, k.len() as i64);
-                rec.extend_from_slice(k);
-            }
-            None => put_varlong(&mut rec, -1),
-        }
-        match value {
-            Some(v) => {
-                put_varlong(&mut rec, v.len() as i64);
-                rec.extend_from_slice(v);
-            }
-            None => put_varlong(&mut rec, -1),
-        }
-        put_varlong(&mut rec, 0); // header count
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
+        body.extend_from_slice(&encode_record(i as i64, *key, *value));
     }
     let n = records.len() as i32;
     let mut b = vec![0u8; HEADER_BYTES];

@@ -45,15 +45,6 @@ fn varlong(buf: &[u8], at: &mut usize) -> Result<i64> {
     Err(corrupt("varint longer than 10 bytes"))
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
 /// The records section of `batch` (after the 61-byte header), decompressed with its codec.
 pub fn records_section(batch: &Bytes, h: &BatchHeader) -> Result<Bytes> {
     let end = h.total_size().min(batch.len());
@@ -201,30 +192,7 @@ pub fn rebuild(
 }
 
 /// Encodes one record as Kafka does (for tests of the cleaner that need hand-made records).
-pub fn encode_record(offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
-    let mut rec = vec![0u8];
-    put_varlong(&mut rec, 0);
-    put_varlong(&mut rec, offset_delta);
-    match key {
-        Some(k) => {
-            put_varlong(&mut rec, k.len() as i64);
-            rec.extend_from_slice(k);
-        }
-        None => put_varlong(&mut rec, -1),
-    }
-    match value {
-        Some(v) => {
-            put_varlong(&mut rec, v.len() as i64);
-            rec.extend_from_slice(v);
-        }
-        None => put_varlong(&mut rec, -1),
-    }
-    put_varlong(&mut rec, 0);
-    let mut out = Vec::new();
-    put_varlong(&mut out, rec.len() as i64);
-    out.extend_from_slice(&rec);
-    out
-}
+pub use crate::storage::batch::encode_record;
 
 #[cfg(test)]
 mod tests {
