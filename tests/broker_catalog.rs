@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::TcpStream;
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::broker::Broker;
@@ -20,13 +19,6 @@ use kafka_protocol::protocol::StrBytes;
 /// Connections to open per check: the kernel spreads them over the cores (SO_REUSEPORT).
 const CONNECTIONS: usize = 6;
 const PARTITIONS: i32 = 8;
-
-fn connect(b: &Broker) -> TcpStream {
-    let s = TcpStream::connect(b.bootstrap()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s
-}
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
@@ -77,18 +69,18 @@ fn topics_are_on_every_core_when_create_answers_and_gone_when_delete_answers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let b = Broker::start(&data, &["--cores", "2", "--auto-create-topics", "false"]);
-    let mut admin = connect(&b);
+    let mut admin = b.connect();
     for round in 0..10 {
         let topic = format!("t{round}");
         assert_eq!(create(&mut admin, &topic), 0);
         // At once, from connections on both cores: every partition takes a produce.
         for _ in 0..CONNECTIONS {
-            let mut s = connect(&b);
+            let mut s = b.connect();
             assert_eq!(produce_codes(&mut s, &topic), vec![0; PARTITIONS as usize]);
         }
         assert_eq!(delete(&mut admin, &topic), 0);
         for _ in 0..CONNECTIONS {
-            let mut s = connect(&b);
+            let mut s = b.connect();
             assert_eq!(
                 produce_codes(&mut s, &topic),
                 vec![3; PARTITIONS as usize],
@@ -121,7 +113,7 @@ fn producer_ids_are_unique_and_never_handed_out_again_after_kill_9() {
     let mut b = Broker::start(&dir.path().join("data"), &["--cores", "2"]);
     let mut seen = HashSet::new();
     for _ in 0..CONNECTIONS {
-        let mut s = connect(&b);
+        let mut s = b.connect();
         for _ in 0..20 {
             assert!(
                 seen.insert(init_producer_id(&mut s)),
@@ -133,7 +125,7 @@ fn producer_ids_are_unique_and_never_handed_out_again_after_kill_9() {
     b.kill9();
     b.start_again();
     for _ in 0..CONNECTIONS {
-        let mut s = connect(&b);
+        let mut s = b.connect();
         let id = init_producer_id(&mut s);
         assert!(
             id > before,

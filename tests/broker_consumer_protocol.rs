@@ -37,13 +37,6 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn connect(b: &Broker) -> TcpStream {
-    let c = TcpStream::connect(b.bootstrap()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    c
-}
-
 fn join(member: &str) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(s("g")))
@@ -133,7 +126,7 @@ fn describe(c: &mut TcpStream, group: &str) -> consumer_group_describe_response:
 fn consumer_protocol_on_the_wire_and_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut b = Broker::start(&dir.path().join("data"), &[]);
-    let mut c = connect(&b);
+    let mut c = b.connect();
 
     let versions: ApiVersionsResponse = roundtrip(
         &mut c,
@@ -286,7 +279,7 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     // A restart restores the group: a goes on revoking at epoch 1, then moves to epoch 2;
     // b gets the rest; the commit is still there.
     b.restart();
-    let mut c = connect(&b);
+    let mut c = b.connect();
     let r = hb(&mut c, &beat("a", 1, topic, &a_keeps));
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
     assert_eq!(r.member_epoch, 2);
@@ -335,7 +328,7 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     assert_eq!(j.error_code, 0, "an empty consumer group is taken over");
     assert_eq!(describe(&mut c, "h").error_code, GROUP_ID_NOT_FOUND);
     b.restart();
-    let mut c = connect(&b);
+    let mut c = b.connect();
     assert_eq!(describe(&mut c, "g").error_code, GROUP_ID_NOT_FOUND);
     assert_eq!(fetch(&mut c, None, -1), (0, -1), "its offsets went with it");
 }
@@ -352,7 +345,7 @@ fn a_silent_member_expires_after_the_configured_session_timeout() {
             "1500",
         ],
     );
-    let mut c = connect(&b);
+    let mut c = b.connect();
     let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
         .with_name(TopicName(s("orders")))
         .with_num_partitions(6)

@@ -30,13 +30,6 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const POLICY_VIOLATION: i16 = 44;
 
-fn connect(b: &Broker) -> TcpStream {
-    let s = TcpStream::connect(b.bootstrap()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    s
-}
-
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
@@ -145,7 +138,7 @@ fn delete_records_moves_the_log_start_durably_and_answers_as_kafka() {
     assert!(before.len() > 5, "several segments: {before:?}");
     assert_eq!(watermarks(&b, "dr"), (0, 200));
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     // A target in the middle of a segment: the log start moves exactly there.
     let target = before[3] + 2;
     assert_eq!(delete_records(&mut s, 2, "dr", 0, target), (0, target));
@@ -209,7 +202,7 @@ fn delete_records_moves_the_log_start_durably_and_answers_as_kafka() {
     b.kill9();
     b.start_again();
     assert_eq!(watermarks(&b, "dr"), (150, 200), "after kill -9");
-    let mut s = connect(&b);
+    let mut s = b.connect();
     assert_eq!(fetch_error(&mut s, "dr", 149), OFFSET_OUT_OF_RANGE);
 
     // -1: everything up to the high watermark; the log goes on from there.
@@ -236,7 +229,7 @@ fn delete_records_is_a_policy_violation_on_a_compact_only_topic() {
     create(&b, "dr-plain", &[]);
     produce(&b, "compacted", 10);
     produce(&b, "both", 10);
-    let mut s = connect(&b);
+    let mut s = b.connect();
     assert_eq!(
         delete_records(&mut s, 2, "compacted", 0, 5).0,
         POLICY_VIOLATION
@@ -270,7 +263,7 @@ fn produce_raw_keyless(b: &Broker, topic: &str) -> i16 {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(bytes::Bytes::from(batch)))])]);
-    let mut s = connect(b);
+    let mut s = b.connect();
     let r: ProduceResponse = roundtrip(&mut s, &request(ApiKey::Produce, 9, &req), 9);
     r.responses[0].partition_responses[0].error_code
 }
@@ -324,7 +317,7 @@ fn describe_log_dirs_reports_every_partitions_size() {
         .expect("send");
     other_topic.flush(Duration::from_secs(30)).expect("flush");
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     for version in 1..=4 {
         let r = describe(&mut s, version, None);
         assert_eq!(r.results[0].error_code, 0);
@@ -421,7 +414,7 @@ fn a_compacted_topic_is_cleaned_by_the_broker_and_read_by_librdkafka_across_gaps
     );
     produce(&b, "table", 300); // keys k0..k6
     let (_, end) = watermarks(&b, "table");
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let size = |s: &mut TcpStream| sizes(&describe(s, 4, Some(vec![("table", vec![0])])))[0].2;
     let before = size(&mut s);
     // The shard starts its cleaner every 30 s.

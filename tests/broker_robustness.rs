@@ -18,13 +18,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-fn connect(b: &Broker) -> TcpStream {
-    let s = TcpStream::connect(b.bootstrap()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s
-}
-
 /// True if the broker closed the connection (EOF or reset) instead of answering.
 fn closed_by_broker(mut s: TcpStream) -> bool {
     let mut buf = [0u8; 64];
@@ -55,14 +48,14 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut b = Broker::start(&dir.path().join("data"), &[]);
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     s.write_all(&[
         0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
     ])
     .expect("garbage");
     assert!(closed_by_broker(s), "garbage closes the connection");
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     s.write_all(&0x7fff_ffffi32.to_be_bytes())
         .expect("2 GiB length");
     assert!(
@@ -70,23 +63,23 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
         "a 2 GiB frame is refused before allocation"
     );
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     s.write_all(&(-1i32).to_be_bytes())
         .expect("negative length");
     assert!(closed_by_broker(s));
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     s.write_all(&100i32.to_be_bytes()).expect("len");
     s.write_all(&[0u8; 10]).expect("part");
     drop(s); // truncated frame, then the client vanishes
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let mut f = request(ApiKey::Metadata, 1, &MetadataRequest::default());
     f[4..6].copy_from_slice(&999i16.to_be_bytes());
     s.write_all(&f).expect("unknown api");
     assert!(closed_by_broker(s), "unknown api key closes the connection");
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let mut f = request(ApiKey::Metadata, 1, &MetadataRequest::default());
     f[6..8].copy_from_slice(&99i16.to_be_bytes());
     s.write_all(&f).expect("unsupported version");
@@ -95,7 +88,7 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
         "unsupported version closes the connection"
     );
 
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let mut f = request(ApiKey::Metadata, 1, &MetadataRequest::default());
     let n = f.len();
     f[n - 3] = 0xff; // topics array length garbage inside a well-framed request
@@ -114,7 +107,7 @@ fn hostile_frames_close_the_connection_and_the_broker_survives() {
 fn api_versions_answers_an_unknown_version_in_v0_format() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(&dir.path().join("data"), &[]);
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let mut f = request(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
     f[6..8].copy_from_slice(&42i16.to_be_bytes());
     s.write_all(&f).expect("write");
@@ -140,7 +133,7 @@ fn api_versions_answers_an_unknown_version_in_v0_format() {
     );
 
     // And a normal v3 request gets a v3 answer.
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let resp: ApiVersionsResponse = roundtrip(
         &mut s,
         &request(
@@ -159,7 +152,7 @@ fn api_versions_answers_an_unknown_version_in_v0_format() {
 fn the_newest_metadata_describe_cluster_and_api_versions_versions_are_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(&dir.path().join("data"), &[]);
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let v: ApiVersionsResponse = roundtrip(
         &mut s,
         &request(
@@ -217,7 +210,7 @@ fn the_newest_metadata_describe_cluster_and_api_versions_versions_are_answered()
 fn bad_produce_and_fetch_get_kafka_error_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(&dir.path().join("data"), &["--auto-create-topics", "false"]);
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let create = CreateTopicsRequest::default().with_topics(vec![
         kafka_protocol::messages::create_topics_request::CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("t")))
@@ -340,7 +333,7 @@ fn group_requests_out_of_turn_get_the_group_error_codes() {
         &dir.path().join("data"),
         &["--group-initial-rebalance-delay-ms", "0"],
     );
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let group = |g: &str| GroupId(StrBytes::from_string(g.into()));
     let join = |member: &str, session_ms: i32, g: &str| {
         JoinGroupRequest::default()
@@ -489,7 +482,7 @@ fn a_group_whose_metadata_exceeds_a_megabyte_is_still_stored() {
         &dir.path().join("data"),
         &["--group-initial-rebalance-delay-ms", "0"],
     );
-    let mut s = connect(&b);
+    let mut s = b.connect();
     let big = Bytes::from(vec![0u8; 1536 * 1024]);
     let join = |member: &str| {
         JoinGroupRequest::default()

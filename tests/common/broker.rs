@@ -36,6 +36,14 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// A raw connection for wire-level tests, whose reads give up after 20 s.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.bootstrap()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        s
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
