@@ -615,5 +615,13 @@ fn max_timestamp_lookup_finds_the_first_record_with_the_largest_timestamp() {
                 .expect("after reopen"),
             want
         );
+        // Records deleted below 20 (DeleteRecords): the first 9_000 is gone, the second counts.
+        log.advance_log_start(20).await.expect("delete records");
+        assert_eq!(
+            log.offset_of_max_timestamp(log.flushed_offset())
+                .await
+                .expect("after delete"),
+            Some((25, 9_000))
+        );
     });
 }

@@ -538,12 +538,12 @@ impl Partition {
         Ok(self.log.close().await?)
     }
 
-    /// Closes the log for good without a snapshot (the partition is being deleted) and wakes
-    /// every waiter, who then finds it gone.
-    pub async fn close_for_removal(&self) -> Result<(), PartitionError> {
-        self.log.close().await?;
+    /// Gives the log up for good, writing nothing (the partition is being deleted: a flush
+    /// would only delay the deletion, or fail it on a full disk), and wakes every waiter, who
+    /// then finds it gone.
+    pub fn close_for_removal(&self) {
+        self.log.abandon();
         self.data.notify();
-        Ok(())
     }
 
     /// Waits until data beyond `offset` is readable or `wait` passes.

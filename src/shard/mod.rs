@@ -192,7 +192,19 @@ impl Shard {
             }
         };
         let config = config.ok_or(ShardError::UnknownPartition)?;
-        self.registry.open(tp, config).await
+        let p = self.registry.open(tp, config).await?;
+        // The topic may have been deleted while the partition was recovering: its removal then
+        // waited for the opener, so let it go now rather than serve a deleted log.
+        let still = self
+            .catalog
+            .borrow()
+            .topic(&tp.topic)
+            .is_some_and(|t| tp.partition < t.partitions);
+        if !still {
+            self.registry.remove(tp).await?;
+            return Err(ShardError::UnknownPartition);
+        }
+        Ok(p)
     }
 
     /// Runs group timers, ticks every partition (due flushes), trims the caches and enforces

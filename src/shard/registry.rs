@@ -56,12 +56,7 @@ impl Registry {
         if let Some(p) = self.get(tp) {
             return Ok(p);
         }
-        let gate = self
-            .opening
-            .borrow_mut()
-            .entry(tp.clone())
-            .or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1)))
-            .clone();
+        let gate = self.gate(tp);
         let _permit = gate
             .acquire_permit(1)
             .await
@@ -80,6 +75,15 @@ impl Registry {
         Ok(p)
     }
 
+    /// The one-at-a-time gate of opening and removing `tp`.
+    fn gate(&self, tp: &TopicPartition) -> Rc<glommio::sync::Semaphore> {
+        self.opening
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1)))
+            .clone()
+    }
+
     /// Every open partition.
     pub fn all(&self) -> Vec<(TopicPartition, Rc<Partition>)> {
         self.partitions
@@ -91,15 +95,24 @@ impl Registry {
 
     /// Closes `tp` if it is open and deletes its folder (its topic was deleted).
     pub async fn remove(&self, tp: &TopicPartition) -> Result<(), ShardError> {
+        // In turn with an opener of the same partition: one that is recovering it now must
+        // not insert it after its files are gone.
+        let gate = self.gate(tp);
+        let _permit = gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ShardError::UnknownPartition)?;
         let p = self.partitions.borrow_mut().remove(tp);
         if let Some(p) = p {
-            p.close_for_removal().await?;
+            p.close_for_removal();
         }
-        match std::fs::remove_dir_all(partition_dir(&self.data_dir, tp)) {
+        let removed = match std::fs::remove_dir_all(partition_dir(&self.data_dir, tp)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StorageError::from(e).into()),
-        }
+        };
+        self.opening.borrow_mut().remove(tp);
+        removed
     }
 
     /// Gives back tail-cache memory while the core is over its budget, the oldest batches of

@@ -121,7 +121,6 @@ impl PartitionLog {
         })
     }
 
-    /// Whether the flush policy asks for a sync now (`flush.messages` / `flush.ms`), or the
     /// Rolls the active segment if it still needs it once the permit is held.
     async fn roll_if_needed(&self, incoming: u64, incoming_records: i64) -> Result<()> {
         let _permit = self.io_permit().await?;

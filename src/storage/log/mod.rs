@@ -299,6 +299,13 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Gives the log up without writing anything (its partition is being deleted): every
+    /// later append, flush and close is refused, and waiters for the I/O permit are let go.
+    pub fn abandon(&self) {
+        self.failed.set(true);
+        self.io.close();
+    }
+
     /// Flushes everything and records a clean recovery point.
     pub async fn close(&self) -> Result<()> {
         if self.failed.get() {
@@ -316,9 +323,6 @@ impl PartitionLog {
     }
 }
 
-/// Whether the active segment must roll before taking `bytes` more bytes holding `records`
-/// records: it is full (`segment.bytes`), old (`segment.ms`), or its relative offsets would
-/// overflow the `u32` of the index. An empty segment never rolls (a batch larger than
 /// Holds the I/O permit; on release, wakes callers of `flush` waiting for an I/O to end.
 struct IoGuard<'a> {
     pub(super) _permit: glommio::sync::Permit<'a>,

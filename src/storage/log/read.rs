@@ -200,27 +200,29 @@ impl PartitionLog {
     /// offset, a compressed one answers with its last offset (decompressing client data here
     /// could be a decompression bomb), a LogAppendTime one with its first.
     pub async fn offset_of_max_timestamp(&self, upto: i64) -> Result<Option<(i64, i64)>> {
-        // (timestamp, offset) of the best batch, and a segment whose best is not yet below
-        // `upto` (the tail, at most), to be searched batch by batch up to it.
+        // (timestamp, offset) of the best batch, and the ranges of segments whose best batch is
+        // not readable (beyond `upto` in the tail, or below the log start in the first
+        // segment after DeleteRecords), to be searched batch by batch.
         let (mut best, partial) = {
             let st = self.state.borrow();
             let mut best: Option<(i64, i64)> = None;
-            let mut partial = None;
+            let mut partial = Vec::new();
             for s in st.segments.values() {
                 let ts = s.max_timestamp();
-                if ts < 0 || s.base_offset >= upto {
+                if ts < 0 || s.base_offset >= upto || s.next_offset() <= st.log_start {
                     continue;
                 }
-                if s.offset_of_max_timestamp() >= upto {
-                    partial = Some(s.base_offset.max(st.log_start));
+                let at = s.offset_of_max_timestamp();
+                if at >= upto || at < st.log_start {
+                    partial.push((s.base_offset.max(st.log_start), s.next_offset().min(upto)));
                 } else if best.is_none_or(|(b, _)| ts > b) {
-                    best = Some((ts, s.offset_of_max_timestamp().max(st.log_start)));
+                    best = Some((ts, at));
                 }
             }
             (best, partial)
         };
-        if let Some(from) = partial {
-            let mut scan = self.scan(from, upto);
+        for (from, to) in partial {
+            let mut scan = self.scan(from, to);
             while let Some(b) = scan.next().await? {
                 if let Some(h) = BatchHeader::parse(&b) {
                     if h.last_offset() < upto
