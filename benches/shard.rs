@@ -68,13 +68,10 @@ fn round_trip(c: &mut Criterion, idle_spin_us: u64) {
                             for _ in 0..n {
                                 let _ = std::hint::black_box(
                                     shard
-                                        .run(
-                                            &remote,
-                                            ListOffset {
-                                                tp: remote.clone(),
-                                                query: OffsetQuery::Latest,
-                                            },
-                                        )
+                                        .run(ListOffset {
+                                            tp: remote.clone(),
+                                            query: OffsetQuery::Latest,
+                                        })
                                         .await,
                                 );
                             }

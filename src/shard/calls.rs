@@ -15,6 +15,23 @@ use super::{Fetched, OffsetQuery, Shard, ShardError, TopicPartition};
 use crate::group::{GroupOp, GroupReply};
 use crate::storage::AppendInfo;
 
+/// A call about one partition: it runs on the core that owns it.
+pub trait Routed {
+    fn tp(&self) -> &TopicPartition;
+}
+
+macro_rules! routed {
+    ($($call:ty),*) => {
+        $(impl Routed for $call {
+            fn tp(&self) -> &TopicPartition {
+                &self.tp
+            }
+        })*
+    };
+}
+
+routed!(Fetch, WaitForData, ListOffset, Group, DeleteRecords);
+
 /// Append `records` to `tp`, report the first stage, then make them as durable as the flush
 /// policy asks.
 pub struct Produce {

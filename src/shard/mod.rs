@@ -160,13 +160,13 @@ impl Shard {
         self.catalog.borrow().clone()
     }
 
-    /// Runs a one-stage call on the core that owns `tp`.
-    pub async fn run<C: mesh::Call<Shard>>(
+    /// Runs a one-stage call on the core that owns its partition.
+    pub async fn run<C: mesh::Call<Shard> + calls::Routed>(
         self: &Rc<Self>,
-        tp: &TopicPartition,
         call: C,
     ) -> Result<C::Reply, MeshError> {
-        self.mesh.run(self, owner_of(tp, self.shards), call).await
+        let owner = owner_of(call.tp(), self.shards);
+        self.mesh.run(self, owner, call).await
     }
 
     /// Starts a produce on the core that owns `tp`. The returned call first reports when the

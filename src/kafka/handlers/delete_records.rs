@@ -36,11 +36,7 @@ pub async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Option<DeleteRecord
                 tp: tp.clone(),
                 offset: p.offset,
             };
-            let reply = ctx
-                .shard
-                .run(&tp, call)
-                .await
-                .unwrap_or_else(|e| Err(e.into()));
+            let reply = ctx.shard.run(call).await.unwrap_or_else(|e| Err(e.into()));
             partitions.push(match reply {
                 Ok(low_watermark) => base.with_low_watermark(low_watermark),
                 Err(e) => {

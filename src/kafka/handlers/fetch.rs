@@ -35,10 +35,7 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
                     offset: w.offset,
                     max_bytes: w.max_bytes,
                 };
-                glommio::spawn_local(async move {
-                    let tp = call.tp.clone();
-                    shard.run(&tp, call).await
-                })
+                glommio::spawn_local(async move { shard.run(call).await })
             })
         })
         .collect();
@@ -172,8 +169,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
                 wait,
             };
             glommio::spawn_local(async move {
-                let tp = call.tp.clone();
-                let _ = shard.run(&tp, call).await;
+                let _ = shard.run(call).await;
                 let _ = tx.try_send(());
             })
             .detach();

@@ -23,7 +23,7 @@ pub async fn call(ctx: &Ctx, op: GroupOp) -> Result<GroupReply, i16> {
 /// Runs `op` on a given `__consumer_offsets` partition.
 pub async fn call_on(ctx: &Ctx, tp: TopicPartition, op: GroupOp) -> Result<GroupReply, i16> {
     ensure_offsets_topic(ctx).await?;
-    match ctx.shard.run(&tp.clone(), Group { tp, op }).await {
+    match ctx.shard.run(Group { tp, op }).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(errors::shard_code(&e)),
         Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),

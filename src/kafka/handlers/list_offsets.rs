@@ -56,7 +56,7 @@ pub async fn handle(
             };
             let reply = ctx
                 .shard
-                .run(&tp.clone(), ListOffset { tp, query })
+                .run(ListOffset { tp, query })
                 .await
                 .unwrap_or_else(|e| Err(e.into()));
             partitions.push(match reply {
