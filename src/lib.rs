@@ -31,6 +31,7 @@ pub mod kafka;
 pub mod limits;
 pub mod notify;
 pub mod partition;
+pub mod replication;
 pub mod shard;
 pub mod storage;
 pub mod stream;

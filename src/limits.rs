@@ -103,3 +103,20 @@ pub const CLEANER_WRITE_BYTES: usize = 4 << 20;
 
 /// Default `delete.retention.ms`: how long tombstones stay in a compacted log (1 day).
 pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Recent batches a replica keeps in memory per partition (shared with the request that
+/// brought them, not copied), so a leader sends them to followers and answers Raft without a
+/// disk read; a follower further behind is served by reads of the segments.
+pub const REPLICA_ENTRY_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Ticks of a Raft group between heartbeats and before an election (raft-rs's
+/// `heartbeat_tick` and `election_tick`); the broker ticks every `RAFT_TICK_MS`.
+pub const RAFT_HEARTBEAT_TICKS: usize = 2;
+pub const RAFT_ELECTION_TICKS: usize = 10;
+pub const RAFT_TICK_MS: u64 = 100;
+
+/// Largest batch of entries a leader sends in one append message to a follower.
+pub const RAFT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
+
+/// Append messages a leader keeps in flight to one follower.
+pub const RAFT_MAX_INFLIGHT_APPENDS: usize = 256;

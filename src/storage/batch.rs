@@ -312,6 +312,12 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Writes the leader epoch the batch was appended under (outside the CRC, so no CRC update).
+/// Replication stamps the Raft term here, which clients use to detect log truncation.
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Stamps LogAppendTime: sets the timestamp-type bit and `maxTimestamp` to `now_ms`, then
 /// recomputes the CRC, which covers both fields. Kafka leaves `baseTimestamp` as produced.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
