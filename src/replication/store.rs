@@ -384,6 +384,9 @@ impl EntryStore {
             }
             device.truncate_batches(offset).await?;
             device.truncate_index(index_pos).await?;
+            // The cut is made durable before anything is written over it: a crash must not
+            // bring back an index record beside a batch that replaced its own.
+            device.sync().await?;
         }
         device.append_batches(&batches).await?;
         device.append_index(&records).await?;
