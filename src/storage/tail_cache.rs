@@ -156,6 +156,17 @@ impl TailCache {
         freed
     }
 
+    /// Drops every batch at or above `offset` (a truncated tail).
+    pub fn truncate_from(&mut self, offset: i64) {
+        while self.batches.back().is_some_and(|e| e.batch.next > offset) {
+            if let Some(e) = self.batches.pop_back() {
+                let n = e.batch.len();
+                self.bytes -= n;
+                self.budget.give_back(n);
+            }
+        }
+    }
+
     /// Drops everything below `offset` (retention).
     pub fn retain_from(&mut self, offset: i64) {
         while self.batches.front().is_some_and(|e| e.batch.next <= offset) {

@@ -15,7 +15,7 @@
 //! One file per job: [`recover`] (open), [`append`] (offsets, rolls), [`flush`] (writes and
 //! syncs), [`read`] (reads and timestamp search), [`retention`] (removing old segments) and
 //! [`scan`] (the one iterator over every batch of a range), [`compact`] (cleaning sealed
-//! segments for compacted topics).
+//! segments for compacted topics), [`truncate`] (cutting the tail a replica must give up).
 
 mod append;
 mod compact;
@@ -24,6 +24,7 @@ mod read;
 mod recover;
 mod retention;
 mod scan;
+mod truncate;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
