@@ -27,11 +27,13 @@
 pub mod codec;
 pub mod device;
 pub mod entries;
+pub mod log_device;
 mod logger;
 pub mod replica;
 pub mod store;
 
 pub use device::{DeviceError, ReplicaDevice};
+pub use log_device::LogDevice;
 pub use entries::{EntryKind, EntryMeta};
 pub use replica::{Outcome, Proposed, Replica, ReplicaError, ReplicaSettings, Role};
 pub use store::EntryStore;

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::{AppendInfo, PartitionLog};
 use crate::storage::batch::{set_base_offset, set_log_append_time, BatchHeader, ValidBatches};
 use crate::storage::config::{LogConfig, TimestampType};
-use crate::storage::error::Result;
+use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::Segment;
 use crate::storage::tail_cache::CachedBatch;
 
@@ -118,6 +118,67 @@ impl PartitionLog {
                 -1
             },
             record_count: records,
+        })
+    }
+
+    /// Appends one batch exactly as given, already stamped with its offset by someone else
+    /// (a replica storing the leader's batch): nothing is rewritten, so every replica holds
+    /// the same bytes, and the buffer is kept, not copied, in the tail cache. The batch must
+    /// be one whole v2 batch starting at the log end.
+    pub async fn append_stored(&self, batch: Bytes) -> Result<AppendInfo> {
+        self.check_writable()?;
+        let h = crate::storage::batch::check_frame(&batch)
+            .ok()
+            .filter(|h| h.total_size() == batch.len())
+            .ok_or_else(|| StorageError::Corrupt("a stored batch is not one whole batch".into()))?;
+        loop {
+            let now = self.clock.now_ms();
+            let must_roll = {
+                let st = self.state.borrow();
+                st.rolling
+                    || needs_roll(
+                        st.active(),
+                        &self.config.borrow(),
+                        now,
+                        1,
+                        h.record_count as i64,
+                    )
+            };
+            if !must_roll {
+                break;
+            }
+            self.roll_if_needed(1, h.record_count as i64).await?;
+        }
+        let now = self.clock.now_ms();
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        let first = st.log_end();
+        if h.base_offset != first {
+            return Err(StorageError::Corrupt(format!(
+                "a stored batch at offset {} where the log ends at {first}",
+                h.base_offset
+            )));
+        }
+        if st.active().size() == 0 {
+            st.active_mut().created_ms = now;
+        }
+        st.active_mut().append(&batch, &h)?;
+        let len = batch.len();
+        st.tail.push(CachedBatch {
+            base: first,
+            next: h.next_offset(),
+            parent: batch,
+            start: 0,
+            end: len,
+        });
+        st.unflushed_messages += h.record_count as u64;
+        st.oldest_unflushed_ms.get_or_insert(now);
+        st.tail.evict(st.written_offset);
+        Ok(AppendInfo {
+            base_offset: first,
+            last_offset: h.last_offset(),
+            log_append_time: -1,
+            record_count: h.record_count as i64,
         })
     }
 
