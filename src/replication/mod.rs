@@ -27,6 +27,7 @@
 pub mod codec;
 pub mod device;
 pub mod entries;
+pub mod host;
 pub mod log_device;
 mod logger;
 pub mod replica;
