@@ -40,6 +40,12 @@ pub enum CatalogError {
     Encode(String),
     #[error("the catalog's owner is unreachable")]
     Unreachable,
+    #[error("replication factor {0} is not between 1 and the {1} brokers")]
+    InvalidReplicationFactor(i16, usize),
+    /// A change asked of a broker that does not lead the controller group (Kafka:
+    /// NOT_CONTROLLER); the client retries at the controller Metadata names.
+    #[error("this broker is not the controller (the controller is {0:?})")]
+    NotController(Option<u64>),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -54,6 +60,7 @@ pub struct TopicMeta {
     pub configs: Vec<(String, String)>,
 }
 
+/// `cluster.meta` as a broker without replication wrote it.
 #[derive(Archive, Serialize, Deserialize, Debug, Default)]
 struct CatalogFile {
     topics: Vec<TopicMeta>,
@@ -62,12 +69,30 @@ struct CatalogFile {
     next_producer_id: i64,
 }
 
+/// `cluster.meta` since replication: the topics' replica assignments beside the rest. A
+/// file of the older form loads as a catalog whose topics are not replicated.
+#[derive(Archive, Serialize, Deserialize, Debug, Default)]
+struct CatalogFileV2 {
+    version: u32,
+    topics: Vec<TopicMeta>,
+    next_producer_id: i64,
+    /// Per topic, per partition, the replicas' node ids (the first is the preferred leader).
+    assignments: Vec<(String, Vec<Vec<u64>>)>,
+}
+
+const CATALOG_FILE_VERSION: u32 = 2;
+
 /// All topics, and the broker-wide defaults their configs override.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     defaults: LogConfig,
     topics: BTreeMap<String, TopicMeta>,
     next_producer_id: i64,
+    /// Replica assignments of replicated topics (a topic without one lives on this broker
+    /// alone, as every topic of a one-node broker does).
+    assignments: BTreeMap<String, Vec<Vec<u64>>>,
+    /// The cluster's brokers, sorted (not persisted: given by the broker's settings).
+    brokers: Vec<u64>,
 }
 
 /// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -96,32 +121,110 @@ impl Catalog {
     pub fn load(data_dir: &Path, defaults: LogConfig) -> Result<Catalog, CatalogError> {
         std::fs::create_dir_all(data_dir).map_err(StorageError::from)?;
         let path = data_dir.join(CLUSTER_META_FILE);
-        let mut topics = BTreeMap::new();
-        let mut next_producer_id = 0;
-        if let Some(bytes) = meta::read_checked(&path)? {
-            let file = rkyv::from_bytes::<CatalogFile, rancor::Error>(&bytes).map_err(|e| {
-                StorageError::BadFile {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                }
-            })?;
-            for t in file.topics {
-                topics.insert(t.name.clone(), t);
-            }
-            next_producer_id = file.next_producer_id;
-        }
-        Ok(Catalog {
+        let mut catalog = Catalog {
             defaults,
-            topics,
-            next_producer_id,
-        })
+            topics: BTreeMap::new(),
+            next_producer_id: 0,
+            assignments: BTreeMap::new(),
+            brokers: Vec::new(),
+        };
+        if let Some(bytes) = meta::read_checked(&path)? {
+            catalog.fill(&bytes).map_err(|reason| StorageError::BadFile {
+                path: path.display().to_string(),
+                reason,
+            })?;
+        }
+        Ok(catalog)
+    }
+
+    /// A catalog from the bytes [`Catalog::encode`] made (the controller's log carries them).
+    pub fn decode(bytes: &[u8], defaults: LogConfig, brokers: Vec<u64>) -> Result<Catalog, String> {
+        let mut catalog = Catalog {
+            defaults,
+            topics: BTreeMap::new(),
+            next_producer_id: 0,
+            assignments: BTreeMap::new(),
+            brokers,
+        };
+        catalog.fill(bytes)?;
+        Ok(catalog)
+    }
+
+    fn fill(&mut self, bytes: &[u8]) -> Result<(), String> {
+        // Archived data must be aligned: copy into an aligned buffer first.
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(bytes);
+        let (topics, next, assignments) =
+            match rkyv::from_bytes::<CatalogFileV2, rancor::Error>(&aligned) {
+                Ok(f) if f.version == CATALOG_FILE_VERSION => {
+                    (f.topics, f.next_producer_id, f.assignments)
+                }
+                _ => {
+                    let f = rkyv::from_bytes::<CatalogFile, rancor::Error>(&aligned)
+                        .map_err(|e| e.to_string())?;
+                    (f.topics, f.next_producer_id, Vec::new())
+                }
+            };
+        for t in topics {
+            self.topics.insert(t.name.clone(), t);
+        }
+        self.next_producer_id = next;
+        self.assignments = assignments.into_iter().collect();
+        Ok(())
+    }
+
+    /// Sets the cluster's brokers (from the broker's settings; one-node: none).
+    pub fn set_brokers(&mut self, mut brokers: Vec<u64>) {
+        brokers.sort_unstable();
+        brokers.dedup();
+        self.brokers = brokers;
+    }
+
+    pub fn brokers(&self) -> &[u64] {
+        &self.brokers
+    }
+
+    /// The replicas of a partition of a replicated topic (the first is the preferred leader);
+    /// `None` for a topic that lives on this broker alone.
+    pub fn replicas(&self, topic: &str, partition: i32) -> Option<&[u64]> {
+        self.assignments
+            .get(topic)?
+            .get(usize::try_from(partition).ok()?)
+            .map(|v| v.as_slice())
+    }
+
+    /// Replicas for `count` new partitions from `first`, `factor` each: spread round-robin over
+    /// the brokers from a start that depends on the topic, so leaders (the first replica) of
+    /// a topic's partitions and of different topics land on different brokers.
+    fn place(&self, topic: &str, first: i32, count: i32, factor: usize) -> Vec<Vec<u64>> {
+        let n = self.brokers.len();
+        let start = crc32c::crc32c(topic.as_bytes()) as usize;
+        (first..first + count)
+            .map(|p| {
+                (0..factor)
+                    .map(|i| self.brokers[(start + p as usize + i) % n])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The replication factor a topic gets when none is asked for: Kafka's
+    /// `default.replication.factor`, here min(3, brokers).
+    pub fn default_replication_factor(&self) -> i16 {
+        self.brokers.len().clamp(1, 3) as i16
     }
 
     /// The bytes of `cluster.meta` for this catalog.
     pub fn encode(&self) -> Result<Vec<u8>, CatalogError> {
-        let file = CatalogFile {
+        let file = CatalogFileV2 {
+            version: CATALOG_FILE_VERSION,
             topics: self.topics.values().cloned().collect(),
             next_producer_id: self.next_producer_id,
+            assignments: self
+                .assignments
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         rkyv::to_bytes::<rancor::Error>(&file)
             .map(|b| b.to_vec())
@@ -159,6 +262,27 @@ impl Catalog {
         partitions: i32,
         configs: Vec<(String, String)>,
     ) -> Result<TopicMeta, CatalogError> {
+        self.create_topic_replicated(name, partitions, None, configs)
+    }
+
+    /// Creates a topic with `factor` replicas per partition (the default when `None` or -1).
+    /// A broker that is not part of a cluster creates topics that are not replicated, and
+    /// accepts only a factor of 1.
+    pub fn create_topic_replicated(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        factor: Option<i16>,
+        configs: Vec<(String, String)>,
+    ) -> Result<TopicMeta, CatalogError> {
+        let factor = match factor {
+            None | Some(-1) => self.default_replication_factor(),
+            Some(f) => f,
+        };
+        let brokers = self.brokers.len().max(1);
+        if factor < 1 || factor as usize > brokers {
+            return Err(CatalogError::InvalidReplicationFactor(factor, brokers));
+        }
         validate_topic_name(name)?;
         if self.topics.contains_key(name) {
             return Err(CatalogError::TopicExists(name.into()));
@@ -173,11 +297,16 @@ impl Catalog {
             partitions,
             configs,
         };
+        if !self.brokers.is_empty() {
+            let placed = self.place(name, 0, partitions, factor as usize);
+            self.assignments.insert(name.into(), placed);
+        }
         self.topics.insert(name.into(), t.clone());
         Ok(t)
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, CatalogError> {
+        self.assignments.remove(name);
         self.topics
             .remove(name)
             .ok_or_else(|| CatalogError::UnknownTopic(name.into()))
@@ -197,7 +326,19 @@ impl Catalog {
             return Err(CatalogError::InvalidPartitions(total));
         }
         let mut t = t.clone();
+        let old = t.partitions;
         t.partitions = total;
+        let factor = self
+            .assignments
+            .get(name)
+            .and_then(|a| a.first())
+            .map(|r| r.len());
+        if let Some(factor) = factor {
+            let more = self.place(name, old, total - old, factor);
+            if let Some(a) = self.assignments.get_mut(name) {
+                a.extend(more);
+            }
+        }
         self.topics.insert(name.into(), t.clone());
         Ok(t)
     }

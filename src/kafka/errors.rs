@@ -61,6 +61,10 @@ pub fn catalog_code(e: &CatalogError) -> i16 {
         CatalogError::Storage(s) => storage_code(s),
         CatalogError::Encode(_) => ResponseError::UnknownServerError.code(),
         CatalogError::Unreachable => ResponseError::RequestTimedOut.code(),
+        CatalogError::InvalidReplicationFactor(..) => {
+            ResponseError::InvalidReplicationFactor.code()
+        }
+        CatalogError::NotController(_) => ResponseError::NotController.code(),
     }
 }
 
