@@ -103,3 +103,29 @@ pub const CLEANER_WRITE_BYTES: usize = 4 << 20;
 
 /// Default `delete.retention.ms`: how long tombstones stay in a compacted log (1 day).
 pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Largest inter-broker frame (`crate::rpc`): one replicated batch of the largest size a topic
+/// may accept, plus room for the Raft message around it. A length prefix above it closes the
+/// connection before any allocation.
+pub const RPC_MAX_FRAME_BYTES: usize = MAX_BATCH_BYTES as usize + (1 << 20);
+
+/// Largest handshake frame: a handful of ids and one host:port string.
+pub const RPC_MAX_HANDSHAKE_BYTES: usize = 1024;
+
+/// Longest advertised Kafka listener (host:port) a handshake carries.
+pub const RPC_MAX_LISTENER_LEN: usize = 255;
+
+/// Messages queued for one peer core and not yet written. Past it (a peer down or slow) the
+/// oldest are dropped and counted: Raft resends what matters, and memory stays bounded.
+pub const RPC_MAX_QUEUED_MESSAGES: usize = 16 * 1024;
+
+/// Payload bytes queued for one peer core and not yet written (see [`RPC_MAX_QUEUED_MESSAGES`]).
+pub const RPC_MAX_QUEUED_BYTES: usize = 2 * RPC_MAX_FRAME_BYTES;
+
+/// Bytes an inter-broker connection reads per step (the read buffer grows to hold a frame
+/// larger than this).
+pub const RPC_READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Payloads smaller than this are copied into the frame's header buffer (one socket write for
+/// a batch of small Raft messages); larger ones are written from their own buffers, uncopied.
+pub const RPC_COPY_BELOW_BYTES: usize = 4096;
