@@ -107,7 +107,6 @@ async fn accept(shared: Rc<Shared>, mut stream: TcpStream, senders: &[ConnectedS
         tracing::debug!(%remote, error = %e, "handshake answer failed");
         return;
     }
-    shared.learn_listener(hello.from_node, &hello.kafka_listener);
     let leftover = reader.into_leftover();
     let target = hello.to_core as usize;
     if target == shared.config.core {
@@ -171,6 +170,7 @@ pub(super) fn check_cluster(shared: &Shared, theirs: u128) -> Result<(), String>
 /// Reads one connection's frames and delivers their messages until it closes or breaks.
 async fn serve(shared: Rc<Shared>, mut stream: TcpStream, hello: Handshake, leftover: BytesMut) {
     bump(&shared.counters.accepts, 1);
+    shared.learn_listener(hello.from_node, &hello.kafka_listener);
     let (node, core) = (hello.from_node, hello.from_core);
     let mut reader = FrameReader::new(leftover, RPC_MAX_FRAME_BYTES);
     loop {

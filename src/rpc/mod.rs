@@ -43,6 +43,7 @@ pub mod frame;
 pub mod handshake;
 mod inbound;
 mod outbound;
+pub mod start;
 mod wire;
 
 use std::cell::{Cell, RefCell};
