@@ -576,3 +576,74 @@ fn a_connection_reaches_the_core_it_names() {
         Some("broker1.test:9091")
     );
 }
+
+/// Not a benchmark (debug build, shared cores), but a number: messages per second over
+/// loopback when the sender queues bursts of 500 per loop pass.
+#[test]
+fn loopback_throughput_is_reported() {
+    for (total, size) in [(100_000u64, 100usize), (4_000, 16 * 1024)] {
+        let addrs = cluster(2);
+        let received = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let b = {
+            let (addrs, received, done) = (addrs.clone(), received.clone(), done.clone());
+            on_core(move || async move {
+                let r = received.clone();
+                let t = Transport::start(
+                    config(&addrs, 2, 0, 1),
+                    only(rpc::wiring(1)),
+                    Rc::new(move |_| {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }),
+                )
+                .expect("start");
+                until("done", || done.load(Ordering::SeqCst)).await;
+                t.counters()
+            })
+        };
+        let a = {
+            let (addrs, received, done) = (addrs.clone(), received.clone(), done.clone());
+            on_core(move || async move {
+                let t = Transport::start(
+                    config(&addrs, 1, 0, 1),
+                    only(rpc::wiring(1)),
+                    Rc::new(|_| {}),
+                )
+                .expect("start");
+                t.connect((2, 0)).expect("connect");
+                until("connected", || t.counters().connects == 1).await;
+                let payload = Bytes::from(vec![7u8; size]);
+                let start = Instant::now();
+                let mut sent = 0u64;
+                while sent < total {
+                    for _ in 0..500.min(total - sent) {
+                        t.send((2, 0), sent % 64, payload.clone()).expect("send");
+                        sent += 1;
+                    }
+                    futures_lite::future::yield_now().await;
+                    while t.queued((2, 0)) > 2_000 {
+                        glommio::timer::sleep(Duration::from_micros(50)).await;
+                    }
+                }
+                until("all received", || {
+                    received.load(Ordering::Relaxed) as u64 == total
+                })
+                .await;
+                let took = start.elapsed();
+                done.store(true, Ordering::SeqCst);
+                (t.counters(), took)
+            })
+        };
+        let (c, took) = a.join().expect("a");
+        let bc = b.join().expect("b");
+        assert_eq!((c.messages_sent, c.messages_dropped), (total, 0));
+        assert_eq!(bc.messages_received, total);
+        eprintln!(
+            "{total} messages of {size} B in {took:?}: {:.0} messages/s, {:.1} MB/s, {} frames ({:.0} messages per frame)",
+            total as f64 / took.as_secs_f64(),
+            (total * size as u64) as f64 / took.as_secs_f64() / 1e6,
+            c.frames_sent,
+            total as f64 / c.frames_sent as f64
+        );
+    }
+}

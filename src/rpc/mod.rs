@@ -301,6 +301,17 @@ impl Transport {
         Ok(outbox)
     }
 
+    /// Messages queued for core `to.1` of node `to.0` and not yet written (for callers that
+    /// want to slow down before the queue's bound drops messages).
+    pub fn queued(&self, (node, core): (NodeId, usize)) -> usize {
+        let key = (node, u16::try_from(core).unwrap_or(u16::MAX));
+        self.shared
+            .outboxes
+            .borrow()
+            .get(&key)
+            .map_or(0, |o| o.len())
+    }
+
     pub fn counters(&self) -> CounterSnapshot {
         self.shared.counters.snapshot()
     }

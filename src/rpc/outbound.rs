@@ -54,6 +54,10 @@ impl Outbox {
         self.wake.notify();
     }
 
+    pub fn len(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
     /// Takes the queued messages that fit in one frame (at least one, if any).
     fn take_frame(&self) -> Option<(Vec<Bytes>, u64)> {
         let mut q = self.queue.borrow_mut();
