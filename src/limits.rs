@@ -124,7 +124,7 @@ pub const RPC_MAX_QUEUED_BYTES: usize = 2 * RPC_MAX_FRAME_BYTES;
 
 /// Bytes an inter-broker connection reads per step (the read buffer grows to hold a frame
 /// larger than this).
-pub const RPC_READ_CHUNK_BYTES: usize = 256 * 1024;
+pub const RPC_READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Payloads smaller than this are copied into the frame's header buffer (one socket write for
 /// a batch of small Raft messages); larger ones are written from their own buffers, uncopied.

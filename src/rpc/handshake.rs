@@ -45,8 +45,11 @@ pub enum HandshakeError {
 
 impl Handshake {
     pub fn encode(&self) -> Vec<u8> {
-        let listener = self.kafka_listener.as_bytes();
-        let listener = &listener[..listener.len().min(RPC_MAX_LISTENER_LEN)];
+        let mut cut = self.kafka_listener.len().min(RPC_MAX_LISTENER_LEN);
+        while !self.kafka_listener.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let listener = &self.kafka_listener.as_bytes()[..cut];
         let mut b = Vec::with_capacity(40 + listener.len());
         b.put_u32(MAGIC);
         b.put_u16(self.version);
@@ -130,6 +133,16 @@ mod tests {
             ..sample()
         };
         assert_eq!(Handshake::decode(Bytes::from(h.encode())), Ok(h));
+    }
+
+    #[test]
+    fn a_long_listener_is_cut_at_a_character_boundary() {
+        let h = Handshake {
+            kafka_listener: "é".repeat(200),
+            ..sample()
+        };
+        let back = Handshake::decode(Bytes::from(h.encode())).expect("valid");
+        assert_eq!(back.kafka_listener, "é".repeat(RPC_MAX_LISTENER_LEN / 2));
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //!
 //! This module must not touch partitions, storage or Kafka requests.
 
+mod closing;
 mod counters;
 pub mod frame;
 pub mod handshake;
@@ -46,7 +47,7 @@ mod outbound;
 pub mod start;
 mod wire;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -59,7 +60,6 @@ pub use counters::CounterSnapshot;
 
 use crate::cluster::peers::{NodeId, Peers};
 use crate::limits::RPC_MAX_FRAME_BYTES;
-use crate::notify::Notify;
 
 /// One message received from a peer.
 #[derive(Debug, Clone)]
@@ -155,8 +155,7 @@ struct Shared {
     counters: counters::Counters,
     outboxes: RefCell<HashMap<(NodeId, u16), Rc<outbound::Outbox>>>,
     kafka_listeners: RefCell<BTreeMap<NodeId, String>>,
-    closed: Cell<bool>,
-    closing: Notify,
+    closing: closing::Closing,
 }
 
 impl Shared {
@@ -164,23 +163,12 @@ impl Shared {
         self.config.peers.me()
     }
 
-    /// Completes once the transport is dropped.
-    async fn closed(&self) {
-        loop {
-            let n = self.closing.notified();
-            if self.closed.get() {
-                return;
-            }
-            n.await;
-        }
-    }
-
     /// Runs `work` as a task of this transport: it ends when the work does or the transport
     /// is dropped.
     fn spawn(self: &Rc<Self>, work: impl std::future::Future<Output = ()> + 'static) {
         let shared = self.clone();
         glommio::spawn_local(async move {
-            futures_lite::future::or(work, shared.closed()).await;
+            futures_lite::future::or(work, shared.closing.closed()).await;
         })
         .detach();
     }
@@ -231,8 +219,7 @@ impl Transport {
             counters: Default::default(),
             outboxes: Default::default(),
             kafka_listeners: Default::default(),
-            closed: Cell::new(false),
-            closing: Notify::default(),
+            closing: Default::default(),
         });
         let listen_addr = if core == 0 {
             let addr = shared.config.peers.rpc_listen();
@@ -329,8 +316,7 @@ impl Transport {
 
 impl Drop for Transport {
     fn drop(&mut self) {
-        self.shared.closed.set(true);
-        self.shared.closing.notify();
+        self.shared.closing.close();
         self.shared.outboxes.borrow_mut().clear();
     }
 }

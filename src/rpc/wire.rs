@@ -11,6 +11,9 @@ use glommio::net::TcpStream;
 use super::frame::{self, FrameError, Kind};
 use crate::limits::RPC_READ_CHUNK_BYTES;
 
+/// Smallest read worth making into the room left in the buffer.
+const MIN_READ_BYTES: usize = 16 * 1024;
+
 /// Most buffers handed to one `sendmsg` (Linux's IOV_MAX is 1024).
 const MAX_IOVECS: usize = 64;
 
@@ -48,7 +51,15 @@ impl FrameReader {
                 return Ok(Some(f));
             }
             let have = self.buf.len();
-            let want = frame::wanted(&self.buf).max(RPC_READ_CHUNK_BYTES);
+            // Read into the room left behind the frames already split off if there is enough
+            // of it; otherwise into a new chunk (or the whole rest of a large frame).
+            let wanted = frame::wanted(&self.buf);
+            let spare = self.buf.capacity() - have;
+            let want = if spare >= wanted.max(MIN_READ_BYTES) {
+                spare
+            } else {
+                wanted.max(RPC_READ_CHUNK_BYTES)
+            };
             self.buf.resize(have + want, 0);
             let n = stream.read(&mut self.buf[have..]).await;
             self.buf.truncate(have + *n.as_ref().unwrap_or(&0));
