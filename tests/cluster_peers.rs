@@ -6,15 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use common::broker::{free_port, Broker};
 
 /// The broker's log without terminal colour codes.
 fn plain_log(b: &Broker) -> String {

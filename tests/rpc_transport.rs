@@ -13,18 +13,14 @@ use glommio::{LocalExecutorBuilder, Placement};
 use strata::cluster::peers::{NodeId, Peers};
 use strata::rpc::frame::{self, Kind};
 use strata::rpc::handshake::{Handshake, PROTOCOL_VERSION};
-use strata::rpc::{self, CoreWiring, Inbound, Transport, TransportConfig};
+use strata::rpc::{self, Inbound, Transport, TransportConfig};
 
 /// (receiving core, from node, from core, channel, payload)
 type Log = Arc<Mutex<Vec<(usize, NodeId, u16, u64, Bytes)>>>;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+mod common;
+
+use common::broker::free_port;
 
 fn cluster(n: i32) -> BTreeMap<NodeId, std::net::SocketAddr> {
     (1..=n)
@@ -90,9 +86,42 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-fn only(mut w: Vec<CoreWiring>) -> CoreWiring {
-    assert_eq!(w.len(), 1);
-    w.remove(0)
+/// Starts the transport of a node with one core.
+fn one_core(
+    addrs: &BTreeMap<NodeId, std::net::SocketAddr>,
+    me: NodeId,
+    handler: rpc::Handler,
+) -> Result<Transport, rpc::RpcError> {
+    let wiring = rpc::wiring(1).pop().expect("one core");
+    Transport::start(config(addrs, me, 0, 1), wiring, handler)
+}
+
+/// Node `me` (one core) on its own executor, handing what it receives to the handler `make`
+/// builds, until `done` is set; returns its counters.
+fn serve_until(
+    addrs: &BTreeMap<NodeId, std::net::SocketAddr>,
+    me: NodeId,
+    make: impl FnOnce() -> rpc::Handler + Send + 'static,
+    done: &Arc<AtomicBool>,
+) -> glommio::ExecutorJoinHandle<rpc::CounterSnapshot> {
+    let (addrs, done) = (addrs.clone(), done.clone());
+    on_core(move || async move {
+        let t = one_core(&addrs, me, make()).expect("start");
+        until("done", || done.load(Ordering::SeqCst)).await;
+        t.counters()
+    })
+}
+
+/// Node `me` (one core, ignoring what it receives) with its connection to `to` up.
+async fn connected(
+    addrs: &BTreeMap<NodeId, std::net::SocketAddr>,
+    me: NodeId,
+    to: (NodeId, usize),
+) -> Transport {
+    let t = one_core(addrs, me, Rc::new(|_| {})).expect("start");
+    t.connect(to).expect("connect");
+    until("connected", || t.counters().connects == 1).await;
+    t
 }
 
 fn seq_payload(seq: u32, len: usize) -> Bytes {
@@ -111,12 +140,7 @@ fn messages_arrive_in_order_per_peer_and_channel() {
     let receiver = {
         let (addrs, log, done) = (addrs.clone(), log.clone(), done.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 1, 0, 1),
-                only(rpc::wiring(1)),
-                recorder(&log, 0),
-            )
-            .expect("start");
+            let t = one_core(&addrs, 1, recorder(&log, 0)).expect("start");
             until("every message", || count(&log) == 2 * PER_SENDER as usize).await;
             let c = t.counters();
             done.store(true, Ordering::SeqCst);
@@ -128,12 +152,7 @@ fn messages_arrive_in_order_per_peer_and_channel() {
         .map(|me| {
             let (addrs, done) = (addrs.clone(), done.clone());
             on_core(move || async move {
-                let t = Transport::start(
-                    config(&addrs, me, 0, 1),
-                    only(rpc::wiring(1)),
-                    Rc::new(|_| {}),
-                )
-                .expect("start");
+                let t = one_core(&addrs, me, Rc::new(|_| {})).expect("start");
                 let started = Instant::now();
                 for seq in 0..PER_SENDER {
                     // Small and large payloads, on interleaved channels, in bursts.
@@ -208,29 +227,13 @@ fn sends_in_one_loop_pass_leave_as_one_frame() {
     let log: Log = Default::default();
     let done = Arc::new(AtomicBool::new(false));
     let b = {
-        let (addrs, log, done) = (addrs.clone(), log.clone(), done.clone());
-        on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 2, 0, 1),
-                only(rpc::wiring(1)),
-                recorder(&log, 0),
-            )
-            .expect("start");
-            until("the sender is done", || done.load(Ordering::SeqCst)).await;
-            t.counters()
-        })
+        let log = log.clone();
+        serve_until(&addrs, 2, move || recorder(&log, 0), &done)
     };
     let a = {
         let (addrs, log, done) = (addrs.clone(), log.clone(), done.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 1, 0, 1),
-                only(rpc::wiring(1)),
-                Rc::new(|_| {}),
-            )
-            .expect("start");
-            t.connect((2, 0)).expect("connect");
-            until("connected", || t.counters().connects == 1).await;
+            let t = connected(&addrs, 1, (2, 0)).await;
             let before = t.counters();
             // One pass: no await between the sends. Every tenth payload is large (written
             // from its own buffer, not copied).
@@ -274,12 +277,7 @@ fn a_restarted_peer_is_reconnected() {
     let b = {
         let (addrs, log, phase) = (addrs.clone(), log.clone(), phase.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 2, 0, 1),
-                only(rpc::wiring(1)),
-                recorder(&log, 0),
-            )
-            .expect("start");
+            let t = one_core(&addrs, 2, recorder(&log, 0)).expect("start");
             until("a first message", || count(&log) > 0).await;
             drop(t);
             phase.store(1, Ordering::SeqCst);
@@ -287,11 +285,7 @@ fn a_restarted_peer_is_reconnected() {
             // The old listener goes away asynchronously: retry the bind for a while.
             let start = Instant::now();
             let t = loop {
-                match Transport::start(
-                    config(&addrs, 2, 0, 1),
-                    only(rpc::wiring(1)),
-                    recorder(&log, 0),
-                ) {
+                match one_core(&addrs, 2, recorder(&log, 0)) {
                     Ok(t) => break t,
                     Err(e) => {
                         assert!(start.elapsed() < Duration::from_secs(10), "{e}");
@@ -309,12 +303,7 @@ fn a_restarted_peer_is_reconnected() {
     let a = {
         let (addrs, phase) = (addrs.clone(), phase.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 1, 0, 1),
-                only(rpc::wiring(1)),
-                Rc::new(|_| {}),
-            )
-            .expect("start");
+            let t = one_core(&addrs, 1, Rc::new(|_| {})).expect("start");
             let mut i = 0u64;
             while phase.load(Ordering::SeqCst) < 3 {
                 t.send((2, 0), 1, Bytes::from(i.to_be_bytes().to_vec()))
@@ -385,12 +374,7 @@ fn garbage_and_strangers_are_refused_and_the_peers_keep_working() {
     let b = {
         let (addrs, log, phase) = (addrs.clone(), log.clone(), phase.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 2, 0, 1),
-                only(rpc::wiring(1)),
-                recorder(&log, 0),
-            )
-            .expect("start");
+            let t = one_core(&addrs, 2, recorder(&log, 0)).expect("start");
             phase.store(1, Ordering::SeqCst);
             until("the test is done", || phase.load(Ordering::SeqCst) == 3).await;
             t.counters()
@@ -399,12 +383,7 @@ fn garbage_and_strangers_are_refused_and_the_peers_keep_working() {
     let a = {
         let (addrs, phase) = (addrs.clone(), phase.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 1, 0, 1),
-                only(rpc::wiring(1)),
-                Rc::new(|_| {}),
-            )
-            .expect("start");
+            let t = one_core(&addrs, 1, Rc::new(|_| {})).expect("start");
             t.connect((2, 0)).expect("connect");
             until("connected", || t.counters().connects == 1).await;
             until("the garbage was sent", || phase.load(Ordering::SeqCst) == 2).await;
@@ -523,12 +502,7 @@ fn a_connection_reaches_the_core_it_names() {
     let a = {
         let (addrs, log, done) = (addrs.clone(), log.clone(), done.clone());
         on_core(move || async move {
-            let t = Transport::start(
-                config(&addrs, 1, 0, 1),
-                only(rpc::wiring(1)),
-                recorder(&log, 100),
-            )
-            .expect("start");
+            let t = one_core(&addrs, 1, recorder(&log, 100)).expect("start");
             for i in 0..50u32 {
                 t.send((2, (i % 2) as usize), i as u64, seq_payload(i, 20))
                     .expect("send");
@@ -586,32 +560,18 @@ fn loopback_throughput_is_reported() {
         let received = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let b = {
-            let (addrs, received, done) = (addrs.clone(), received.clone(), done.clone());
-            on_core(move || async move {
-                let r = received.clone();
-                let t = Transport::start(
-                    config(&addrs, 2, 0, 1),
-                    only(rpc::wiring(1)),
-                    Rc::new(move |_| {
-                        r.fetch_add(1, Ordering::Relaxed);
-                    }),
-                )
-                .expect("start");
-                until("done", || done.load(Ordering::SeqCst)).await;
-                t.counters()
-            })
+            let r = received.clone();
+            let count = move || -> rpc::Handler {
+                Rc::new(move |_| {
+                    r.fetch_add(1, Ordering::Relaxed);
+                })
+            };
+            serve_until(&addrs, 2, count, &done)
         };
         let a = {
             let (addrs, received, done) = (addrs.clone(), received.clone(), done.clone());
             on_core(move || async move {
-                let t = Transport::start(
-                    config(&addrs, 1, 0, 1),
-                    only(rpc::wiring(1)),
-                    Rc::new(|_| {}),
-                )
-                .expect("start");
-                t.connect((2, 0)).expect("connect");
-                until("connected", || t.counters().connects == 1).await;
+                let t = connected(&addrs, 1, (2, 0)).await;
                 let payload = Bytes::from(vec![7u8; size]);
                 let start = Instant::now();
                 let mut sent = 0u64;
