@@ -607,3 +607,61 @@ fn loopback_throughput_is_reported() {
         );
     }
 }
+
+#[test]
+fn a_peer_that_is_down_costs_a_bounded_queue_and_gets_the_newest() {
+    use strata::limits::RPC_MAX_QUEUED_MESSAGES;
+    let extra = 1000;
+    let total = (RPC_MAX_QUEUED_MESSAGES + extra) as u32;
+    let addrs = cluster(2);
+    let log: Log = Default::default();
+    let queued = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let a = {
+        let (addrs, queued, done) = (addrs.clone(), queued.clone(), done.clone());
+        on_core(move || async move {
+            let t = one_core(&addrs, 1, Rc::new(|_| {})).expect("start");
+            // Node 2 is not running: everything waits in the queue, the oldest dropped.
+            for seq in 0..total {
+                t.send((2, 0), 0, seq_payload(seq, 8)).expect("send");
+            }
+            let while_down = (t.counters(), t.queued((2, 0)));
+            queued.store(true, Ordering::SeqCst);
+            until("done", || done.load(Ordering::SeqCst)).await;
+            (while_down, t.counters())
+        })
+    };
+    while !queued.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b = {
+        let log = log.clone();
+        serve_until(&addrs, 2, move || recorder(&log, 0), &done)
+    };
+    let start = Instant::now();
+    while count(&log) < RPC_MAX_QUEUED_MESSAGES {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "got {}",
+            count(&log)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done.store(true, Ordering::SeqCst);
+    let ((down, depth), after) = a.join().expect("a");
+    b.join().expect("b");
+    assert_eq!(down.messages_dropped, extra as u64);
+    assert_eq!(depth, RPC_MAX_QUEUED_MESSAGES);
+    assert_eq!(after.messages_sent, RPC_MAX_QUEUED_MESSAGES as u64);
+    let seqs: Vec<u32> = log
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|m| u32::from_be_bytes([m.4[0], m.4[1], m.4[2], m.4[3]]))
+        .collect();
+    assert_eq!(
+        seqs,
+        (extra as u32..total).collect::<Vec<_>>(),
+        "the newest, in order"
+    );
+}
