@@ -109,6 +109,12 @@ pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// connection before any allocation.
 pub const RPC_MAX_FRAME_BYTES: usize = MAX_BATCH_BYTES as usize + (1 << 20);
 
+/// Bytes of messages past which a frame takes no more: what was queued beyond it goes in the
+/// next frame, written right after. Heartbeats of every group still share a frame; a backlog of
+/// record batches is not gathered into one huge frame the receiver must hold whole before it
+/// can deliver any of it. (A single larger message still travels, alone.)
+pub const RPC_FRAME_TARGET_BYTES: usize = 1 << 20;
+
 /// Largest handshake frame: a handful of ids and one host:port string.
 pub const RPC_MAX_HANDSHAKE_BYTES: usize = 1024;
 

@@ -238,7 +238,7 @@ fn sends_in_one_loop_pass_leave_as_one_frame() {
             // One pass: no await between the sends. Every tenth payload is large (written
             // from its own buffer, not copied).
             for i in 0..N {
-                let len = if i % 10 == 0 { 100_000 } else { 16 };
+                let len = if i % 10 == 0 { 20_000 } else { 16 };
                 t.send((2, 0), i as u64, seq_payload(i as u32, len))
                     .expect("send");
             }
@@ -251,20 +251,28 @@ fn sends_in_one_loop_pass_leave_as_one_frame() {
             }
             until("delivered", || count(&log) == N + 20).await;
             let last = t.counters();
+            // A pass of 3 MB: split into frames of about RPC_FRAME_TARGET_BYTES (35 such
+            // messages pass 1 MiB).
+            for i in 0..100 {
+                t.send((2, 0), 8, seq_payload(i, 30_000)).expect("send");
+            }
+            until("delivered", || count(&log) == N + 120).await;
+            let big = t.counters();
             done.store(true, Ordering::SeqCst);
-            (before, after, last)
+            (before, after, last, big)
         })
     };
-    let (before, after, last) = a.join().expect("a");
+    let (before, after, last, big) = a.join().expect("a");
+    assert_eq!(big.frames_sent - last.frames_sent, 3, "{big:?}");
     let bc = b.join().expect("b");
     assert_eq!(after.frames_sent - before.frames_sent, 1, "{after:?}");
     assert_eq!(after.messages_sent - before.messages_sent, N as u64);
     assert!(last.frames_sent - after.frames_sent > 1, "{last:?}");
-    assert_eq!(bc.frames_received, last.frames_sent);
-    assert_eq!(bc.messages_received, (N + 20) as u64);
+    assert_eq!(bc.frames_received, big.frames_sent);
+    assert_eq!(bc.messages_received, (N + 120) as u64);
     let got = log.lock().expect("log");
     for (i, m) in got.iter().take(N).enumerate() {
-        let len = if i % 10 == 0 { 100_000 } else { 16 };
+        let len = if i % 10 == 0 { 20_000 } else { 16 };
         assert_eq!((m.3, &m.4), (i as u64, &seq_payload(i as u32, len)));
     }
 }

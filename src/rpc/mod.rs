@@ -21,8 +21,10 @@
 //!
 //! **Batching.** `send` only queues the message and wakes the peer's flusher task. The flusher
 //! runs once the sending task yields, so everything queued in that executor loop pass (every
-//! Raft group's heartbeats to that peer) goes out as one frame; while a write is in progress
-//! new messages gather for the next frame. Small payloads are copied beside their headers;
+//! Raft group's heartbeats to that peer) goes out as one frame (up to
+//! [`RPC_FRAME_TARGET_BYTES`](crate::limits::RPC_FRAME_TARGET_BYTES) of messages; more is split
+//! into frames written back to back); while a write is in progress new messages gather for the
+//! next frame. Small payloads are copied beside their headers;
 //! payloads of [`RPC_COPY_BELOW_BYTES`](crate::limits::RPC_COPY_BELOW_BYTES) or more are
 //! written from their own buffers with one `sendmsg` for the whole frame (no re-encoding of
 //! record bytes).

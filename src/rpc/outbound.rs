@@ -18,8 +18,8 @@ use super::wire::{self, FrameReader};
 use super::Shared;
 use crate::cluster::peers::NodeId;
 use crate::limits::{
-    RPC_COPY_BELOW_BYTES, RPC_MAX_FRAME_BYTES, RPC_MAX_HANDSHAKE_BYTES, RPC_MAX_QUEUED_BYTES,
-    RPC_MAX_QUEUED_MESSAGES,
+    RPC_COPY_BELOW_BYTES, RPC_FRAME_TARGET_BYTES, RPC_MAX_FRAME_BYTES, RPC_MAX_HANDSHAKE_BYTES,
+    RPC_MAX_QUEUED_BYTES, RPC_MAX_QUEUED_MESSAGES,
 };
 use crate::notify::Notify;
 
@@ -58,7 +58,8 @@ impl Outbox {
         self.queue.borrow().len()
     }
 
-    /// Takes the queued messages that fit in one frame (at least one, if any).
+    /// Takes the queued messages that fit in one frame (at least one, if any): all of them,
+    /// unless they pass [`RPC_FRAME_TARGET_BYTES`].
     fn take_frame(&self) -> Option<(Vec<Bytes>, u64)> {
         let mut q = self.queue.borrow_mut();
         if q.is_empty() {
@@ -68,7 +69,7 @@ impl Outbox {
         let mut n = 0;
         while let Some((_, p)) = q.front() {
             let grown = f.body_len() + MESSAGE_HEADER_LEN + p.len();
-            if n > 0 && grown > RPC_MAX_FRAME_BYTES {
+            if n > 0 && (grown > RPC_MAX_FRAME_BYTES || f.body_len() >= RPC_FRAME_TARGET_BYTES) {
                 break;
             }
             let Some((c, p)) = q.pop_front() else { break };
