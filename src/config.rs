@@ -20,6 +20,8 @@ pub enum ConfigError {
     Parse(PathBuf, String),
     #[error("bad value for {0}: {1}")]
     Value(&'static str, String),
+    #[error(transparent)]
+    Peers(#[from] crate::cluster::peers::PeersError),
 }
 
 /// Settings as given; every field optional so that layers can be merged.
@@ -54,6 +56,15 @@ pub struct Settings {
     /// (a cross-core round trip took 15 us with 100 us of polling, 62 us without), but burns
     /// the CPU time that clients or other services on the same cores need.
     pub idle_spin_us: Option<u64>,
+    /// This broker's id in the cluster (Kafka's `node.id`); required with `peers`. Without it
+    /// (and without `peers`) the broker is a one-node cluster with id 0, as before clusters.
+    pub node_id: Option<i32>,
+    /// Every broker of the cluster as `id=host:port` (its inter-broker address), comma
+    /// separated: `"1=127.0.0.1:19092,2=127.0.0.1:19093,3=127.0.0.1:19094"`. In the TOML file
+    /// this is the same string, not a table. Absent: a one-node cluster, no RPC listener.
+    pub peers: Option<String>,
+    /// Where this broker accepts inter-broker connections, overriding its own `peers` entry.
+    pub rpc_listen: Option<String>,
     /// Topic defaults, by Kafka config name (`retention.ms`, `segment.bytes`, ...).
     #[serde(default)]
     pub topic_defaults: std::collections::BTreeMap<String, String>,
@@ -90,6 +101,9 @@ impl Settings {
                 .or(lower.group_consumer_session_timeout_ms),
             cache_bytes_per_core: self.cache_bytes_per_core.or(lower.cache_bytes_per_core),
             idle_spin_us: self.idle_spin_us.or(lower.idle_spin_us),
+            node_id: self.node_id.or(lower.node_id),
+            peers: self.peers.or(lower.peers),
+            rpc_listen: self.rpc_listen.or(lower.rpc_listen),
             topic_defaults,
         }
     }
@@ -165,6 +179,17 @@ impl Settings {
                 ),
             ));
         }
+        if self.node_id.is_some_and(|id| id < 0) {
+            return Err(ConfigError::Value(
+                "node-id",
+                format!("{:?} is below 0", self.node_id),
+            ));
+        }
+        let peers = crate::cluster::peers::Peers::from_settings(
+            self.node_id,
+            self.peers.as_deref(),
+            self.rpc_listen.as_deref(),
+        )?;
         let cache_bytes_per_core =
             self.cache_bytes_per_core
                 .unwrap_or_else(|| default_cache_bytes_per_core(cores)) as usize;
@@ -178,7 +203,8 @@ impl Settings {
             cores,
             default_partitions,
             auto_create_topics: self.auto_create_topics.unwrap_or(true),
-            node_id: 0,
+            node_id: self.node_id.unwrap_or(0),
+            peers,
             cluster_id: "strata".into(),
             log_defaults,
             fault_drop_produce_response_every: self.fault_drop_produce_response_every.unwrap_or(0),
@@ -206,6 +232,8 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     pub auto_create_topics: bool,
     pub node_id: i32,
+    /// The cluster's members; `None`: a one-node cluster (no inter-broker transport).
+    pub peers: Option<crate::cluster::peers::Peers>,
     pub cluster_id: String,
     pub log_defaults: LogConfig,
     /// See [`Settings::fault_drop_produce_response_every`].
@@ -289,6 +317,62 @@ mod tests {
             flags.over(file).resolve().expect("set").idle_spin,
             Duration::from_micros(20)
         );
+    }
+}
+
+#[cfg(test)]
+mod cluster_settings {
+    use super::*;
+
+    const LIST: &str = "1=127.0.0.1:19092,2=127.0.0.1:19093,3=127.0.0.1:19094";
+
+    #[test]
+    fn without_peers_the_broker_is_node_0_alone() {
+        let c = Settings::default().resolve().expect("defaults");
+        assert_eq!(c.node_id, 0);
+        assert!(c.peers.is_none());
+    }
+
+    #[test]
+    fn peers_come_from_the_file_and_flags_win() {
+        let file: Settings = toml::from_str(&format!(
+            "node-id = 1\npeers = \"{LIST}\"\nrpc-listen = \"0.0.0.0:29092\"\n"
+        ))
+        .expect("toml");
+        let c = file.clone().resolve().expect("file alone");
+        assert_eq!(c.node_id, 1);
+        let p = c.peers.expect("a cluster");
+        assert_eq!(p.rpc_listen().to_string(), "0.0.0.0:29092");
+        assert_eq!(p.len(), 3);
+        let flags = Settings {
+            node_id: Some(3),
+            rpc_listen: Some("127.0.0.1:29094".into()),
+            ..Default::default()
+        };
+        let c = flags.over(file).resolve().expect("merged");
+        assert_eq!(c.node_id, 3);
+        let p = c.peers.expect("a cluster");
+        assert_eq!((p.me(), p.rpc_listen().port()), (3, 29094));
+    }
+
+    #[test]
+    fn bad_cluster_settings_are_refused() {
+        let bad = |s: Settings| s.resolve().expect_err("invalid").to_string();
+        let peers = |id: Option<i32>, list: &str| Settings {
+            node_id: id,
+            peers: Some(list.into()),
+            ..Default::default()
+        };
+        assert!(bad(peers(None, LIST)).contains("--peers needs --node-id"));
+        assert!(bad(peers(Some(9), LIST)).contains("node id 9 is not in the peers list"));
+        assert!(bad(peers(Some(1), "1=127.0.0.1:1,1=127.0.0.1:2")).contains("listed twice"));
+        assert!(bad(peers(Some(1), "1=127.0.0.1:x")).contains("cannot resolve"));
+        assert!(bad(Settings {
+            node_id: Some(-1),
+            ..Default::default()
+        })
+        .contains("node-id"));
+        assert!(toml::from_str::<Settings>("peers = { 1 = \"127.0.0.1:1\" }").is_err());
     }
 }
 

@@ -19,6 +19,8 @@
 //! of that partition, so they are stored, recovered and replicated (one day) like any data.
 //! `cluster` holds the topic catalog, an immutable value each core reads without a lock and one
 //! core owns and persists; `config` and `tune` the broker's and the host's settings.
+//! `rpc` is the transport between the brokers of a cluster (per core, batched, CRC-checked),
+//! started only when `--peers` lists them.
 //!
 //! `stream` is a client of the log, not part of the broker: a stream-processing engine whose
 //! tasks keep running aggregates per key and window in bounded memory; `strata stream` drives
@@ -32,6 +34,7 @@ pub mod limits;
 pub mod notify;
 pub mod partition;
 pub mod replication;
+pub mod rpc;
 pub mod shard;
 pub mod storage;
 pub mod stream;

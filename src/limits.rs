@@ -120,3 +120,34 @@ pub const RAFT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
 
 /// Append messages a leader keeps in flight to one follower.
 pub const RAFT_MAX_INFLIGHT_APPENDS: usize = 256;
+/// Largest inter-broker frame (`crate::rpc`): one replicated batch of the largest size a topic
+/// may accept, plus room for the Raft message around it. A length prefix above it closes the
+/// connection before any allocation.
+pub const RPC_MAX_FRAME_BYTES: usize = MAX_BATCH_BYTES as usize + (1 << 20);
+
+/// Bytes of messages past which a frame takes no more: what was queued beyond it goes in the
+/// next frame, written right after. Heartbeats of every group still share a frame; a backlog of
+/// record batches is not gathered into one huge frame the receiver must hold whole before it
+/// can deliver any of it. (A single larger message still travels, alone.)
+pub const RPC_FRAME_TARGET_BYTES: usize = 1 << 20;
+
+/// Largest handshake frame: a handful of ids and one host:port string.
+pub const RPC_MAX_HANDSHAKE_BYTES: usize = 1024;
+
+/// Longest advertised Kafka listener (host:port) a handshake carries.
+pub const RPC_MAX_LISTENER_LEN: usize = 255;
+
+/// Messages queued for one peer core and not yet written. Past it (a peer down or slow) the
+/// oldest are dropped and counted: Raft resends what matters, and memory stays bounded.
+pub const RPC_MAX_QUEUED_MESSAGES: usize = 16 * 1024;
+
+/// Payload bytes queued for one peer core and not yet written (see [`RPC_MAX_QUEUED_MESSAGES`]).
+pub const RPC_MAX_QUEUED_BYTES: usize = 2 * RPC_MAX_FRAME_BYTES;
+
+/// Bytes an inter-broker connection reads per step (the read buffer grows to hold a frame
+/// larger than this).
+pub const RPC_READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Payloads smaller than this are copied into the frame's header buffer (one socket write for
+/// a batch of small Raft messages); larger ones are written from their own buffers, uncopied.
+pub const RPC_COPY_BELOW_BYTES: usize = 4096;

@@ -140,6 +140,17 @@ struct ServeArgs {
     /// other cores faster but takes CPU from whatever shares the cores).
     #[arg(long, env = "STRATA_IDLE_SPIN_US")]
     idle_spin_us: Option<u64>,
+    /// This broker's id in the cluster (required with --peers; default 0 alone).
+    #[arg(long, env = "STRATA_NODE_ID")]
+    node_id: Option<i32>,
+    /// Every broker of the cluster and its inter-broker address:
+    /// `1=10.0.0.1:19092,2=10.0.0.2:19092,3=10.0.0.3:19092` (this broker listens on its own
+    /// entry). Without it the broker is a one-node cluster.
+    #[arg(long, env = "STRATA_PEERS")]
+    peers: Option<String>,
+    /// Address for inter-broker connections, instead of this broker's --peers entry.
+    #[arg(long, env = "STRATA_RPC_LISTEN")]
+    rpc_listen: Option<String>,
     /// Fault injection for tests: drop the response of every Nth Produce request.
     #[arg(long, hide = true)]
     fault_drop_produce_response_every: Option<u32>,
@@ -189,6 +200,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         group_consumer_session_timeout_ms: args.group_consumer_session_timeout_ms,
         cache_bytes_per_core: args.cache_bytes_per_core,
         idle_spin_us: args.idle_spin_us,
+        node_id: args.node_id,
+        peers: args.peers,
+        rpc_listen: args.rpc_listen,
         topic_defaults: args.topic_defaults.into_iter().collect(),
     };
     let file = match &args.config {

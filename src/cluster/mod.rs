@@ -10,6 +10,7 @@
 //! block is used, so handing one out costs no sync (the interface a replicated controller will
 //! serve). It never touches a partition's files.
 
+pub mod peers;
 pub mod store;
 
 use std::collections::BTreeMap;

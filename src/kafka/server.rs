@@ -54,8 +54,13 @@ pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), Server
         .into_iter()
         .map(|c| c.id)
         .collect();
+    let mut rpc_wiring = config
+        .peers
+        .as_ref()
+        .map(|_| crate::rpc::wiring(config.cores).into_iter());
     let mut handles = Vec::new();
     for core in 0..config.cores {
+        let rpc = rpc_wiring.as_mut().and_then(Iterator::next);
         let placement = match cpus.get(core) {
             Some(cpu) => Placement::Fixed(*cpu),
             None => Placement::Unbound,
@@ -70,7 +75,9 @@ pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), Server
             .name(&format!("strata-core-{core}"))
             .io_memory(IO_MEMORY_PER_CORE)
             .spin_before_park(config.idle_spin)
-            .spawn(move || async move { core_main(core, config, catalog, mesh, shutdown).await })
+            .spawn(
+                move || async move { core_main(core, config, catalog, mesh, rpc, shutdown).await },
+            )
             .map_err(|e| ServerError::Core {
                 core,
                 reason: e.to_string(),
@@ -103,6 +110,7 @@ async fn core_main(
         shard::Envelope,
         glommio::channels::channel_mesh::Full,
     >,
+    rpc: Option<crate::rpc::CoreWiring>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), ServerError> {
     let err = |reason: String| ServerError::Core { core, reason };
@@ -116,6 +124,8 @@ async fn core_main(
         .map_err(|e| err(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
+    let peers =
+        crate::rpc::start::for_broker(&config, core, rpc).map_err(|e| err(e.to_string()))?;
     if core == 0 {
         tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "strata is serving");
     }
@@ -159,7 +169,7 @@ async fn core_main(
         }
     };
     futures_lite::future::or(accept, stop).await;
-    drop(housekeeping);
+    drop((housekeeping, peers));
     shard.close_all().await;
     tracing::info!(core, "core stopped cleanly");
     Ok(())
