@@ -19,6 +19,9 @@ pub enum TopicCommand {
         name: String,
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// Replicas per partition (-1: the cluster's default, min(3, brokers)).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        replication_factor: i32,
         /// Topic config, `name=value` (repeatable), e.g. retention.ms=86400000.
         #[arg(long = "config", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
@@ -59,9 +62,10 @@ pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
         TopicCommand::Create {
             name,
             partitions,
+            replication_factor,
             configs,
         } => {
-            let mut t = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+            let mut t = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication_factor));
             for (k, v) in &configs {
                 t = t.set(k, v);
             }
@@ -130,10 +134,14 @@ pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
             println!("topic {name}: {} partition(s)", t.partitions().len());
             for p in t.partitions() {
                 let (lo, hi) = c.fetch_watermarks(&name, p.id(), CALL_TIMEOUT)?;
+                let replicas: Vec<String> = p.replicas().iter().map(|r| r.to_string()).collect();
+                let isr: Vec<String> = p.isr().iter().map(|r| r.to_string()).collect();
                 println!(
-                    "  partition {}\tleader {}\tlog start {lo}\thigh watermark {hi}",
+                    "  partition {}\tleader {}\treplicas {}\tisr {}\tlog start {lo}\thigh watermark {hi}",
                     p.id(),
-                    p.leader()
+                    p.leader(),
+                    replicas.join(","),
+                    isr.join(",")
                 );
             }
             let res = block_on(

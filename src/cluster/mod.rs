@@ -46,7 +46,7 @@ pub enum CatalogError {
     /// A change asked of a broker that does not lead the controller group (Kafka:
     /// NOT_CONTROLLER); the client retries at the controller Metadata names.
     #[error("this broker is not the controller (the controller is {0:?})")]
-    NotController(Option<u64>),
+    NotController(Option<i32>),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

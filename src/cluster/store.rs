@@ -21,6 +21,8 @@ pub struct CatalogStore {
     current: RefCell<Catalog>,
     /// One change at a time, from validation until every core has the result.
     turn: Semaphore,
+    /// One reservation of local producer ids at a time (clustered brokers).
+    local: Semaphore,
 }
 
 /// A change's turn: held until the changed catalog has reached every core, so that cores see
@@ -33,6 +35,7 @@ impl CatalogStore {
             path: data_dir.join(CLUSTER_META_FILE),
             current: RefCell::new(catalog),
             turn: Semaphore::new(1),
+            local: Semaphore::new(1),
         }
     }
 
@@ -43,6 +46,29 @@ impl CatalogStore {
             .await
             .map(Turn)
             .map_err(|_| CatalogError::Unreachable)
+    }
+
+    /// The turn to reserve producer ids from this broker's own counter.
+    pub async fn local_turn(&self) -> Result<Turn<'_>, CatalogError> {
+        self.local
+            .acquire_permit(1)
+            .await
+            .map(Turn)
+            .map_err(|_| CatalogError::Unreachable)
+    }
+
+    /// The writable catalog as it is now.
+    pub fn current(&self) -> Catalog {
+        self.current.borrow().clone()
+    }
+
+    /// Makes `catalog` the catalog, persisted first: the controller's log committed it
+    /// (clustered brokers change their catalog only this way).
+    pub async fn install_committed(&self, catalog: Catalog) -> Result<(), CatalogError> {
+        let bytes = catalog.encode()?;
+        meta::write_atomic_off_core(self.path.clone(), bytes).await?;
+        *self.current.borrow_mut() = catalog;
+        Ok(())
     }
 
     /// Applies `change` (holding `_turn`), persists the result and makes it the catalog.

@@ -48,6 +48,21 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::Partition(PartitionError::DeleteBeyondHighWatermark { .. }) => {
             ResponseError::OffsetOutOfRange.code()
         }
+        ShardError::Partition(PartitionError::NotLeader { .. }) => {
+            ResponseError::NotLeaderOrFollower.code()
+        }
+        ShardError::Partition(PartitionError::LeaderNotReady) => {
+            ResponseError::OffsetNotAvailable.code()
+        }
+        // The replica stopped after a disk failure, or the proposal was not taken: a
+        // retriable answer, the client tries again (maybe at another leader).
+        ShardError::Partition(PartitionError::Replication(_)) => {
+            ResponseError::NotLeaderOrFollower.code()
+        }
+        ShardError::Controller(_) => ResponseError::UnknownServerError.code(),
+        ShardError::Partition(PartitionError::NotSupportedReplicated(_)) => {
+            ResponseError::InvalidRequest.code()
+        }
     }
 }
 
@@ -86,6 +101,7 @@ pub const INVALID_GROUP_ID: i16 = ResponseError::InvalidGroupId.code();
 pub const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
 pub const OFFSET_METADATA_TOO_LARGE: i16 = ResponseError::OffsetMetadataTooLarge.code();
 pub const UNKNOWN_SERVER_ERROR: i16 = ResponseError::UnknownServerError.code();
+pub const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
 
 pub fn group_code(e: &GroupError) -> i16 {
     match e {

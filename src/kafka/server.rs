@@ -43,10 +43,11 @@ pub enum ServerError {
 
 /// Runs the broker until `shutdown` is set, then closes every partition cleanly.
 pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), ServerError> {
-    let catalog = Arc::new(Catalog::load(
-        &config.data_dir,
-        config.log_defaults.clone(),
-    )?);
+    let mut catalog = Catalog::load(&config.data_dir, config.log_defaults.clone())?;
+    if let Some(peers) = &config.peers {
+        catalog.set_brokers(peers.ids().map(|id| id as u64).collect());
+    }
+    let catalog = Arc::new(catalog);
     let config = Arc::new(config);
     let mesh = shard::mesh(config.cores);
     let cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -114,18 +115,37 @@ async fn core_main(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), ServerError> {
     let err = |reason: String| ServerError::Core { core, reason };
+    let replication = config.peers.as_ref().map(|peers| {
+        shard::replicas::Replication::new(peers.me(), peers.ids().collect(), config.cores)
+    });
+    // What the transport receives goes to this core's replication host.
+    let handler: Option<crate::rpc::Handler> = replication.as_ref().map(|r| {
+        let host = Rc::downgrade(&r.host);
+        let handler: crate::rpc::Handler = Rc::new(move |m: crate::rpc::Inbound| {
+            if let Some(h) = host.upgrade() {
+                h.deliver(m.channel, &m.payload);
+            }
+        });
+        handler
+    });
+    let link = replication.as_ref().map(|r| r.link.clone());
     let settings = shard::ShardSettings {
         data_dir: config.data_dir.clone(),
         groups: config.groups.clone(),
         cache_bytes: config.cache_bytes_per_core,
+        replication,
     };
     let shard = Shard::start(core, config.cores, catalog, settings, mesh)
         .await
         .map_err(|e| err(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| err(format!("bind {}: {e}", config.listen)))?;
-    let peers =
-        crate::rpc::start::for_broker(&config, core, rpc).map_err(|e| err(e.to_string()))?;
+    let peers = crate::rpc::start::for_broker(&config, core, rpc, handler)
+        .map_err(|e| err(e.to_string()))?
+        .map(Rc::new);
+    if let (Some(link), Some(t)) = (&link, &peers) {
+        link.connect(t.clone());
+    }
     if core == 0 {
         tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "strata is serving");
     }

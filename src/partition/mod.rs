@@ -9,6 +9,9 @@
 //! another thread.
 
 pub mod producer_state;
+mod replicated;
+
+pub use replicated::ReplicaHost;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -48,6 +51,18 @@ pub enum PartitionError {
     /// than -1 (Kafka: OFFSET_OUT_OF_RANGE).
     #[error("cannot delete records up to offset {offset}: the high watermark is {high_watermark}")]
     DeleteBeyondHighWatermark { offset: i64, high_watermark: i64 },
+    /// This replica does not lead the partition (Kafka: NOT_LEADER_OR_FOLLOWER).
+    #[error("not the leader of the partition (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    /// A new leader that has not committed an entry of its own term yet: its high watermark
+    /// may still be behind its predecessor's (Kafka: OFFSET_NOT_AVAILABLE, KIP-207).
+    #[error("the new leader has not committed an entry of its term yet")]
+    LeaderNotReady,
+    /// The replica stopped, or the proposal could not be made.
+    #[error("replication: {0}")]
+    Replication(String),
+    #[error("{0} is not supported on a replicated partition yet")]
+    NotSupportedReplicated(&'static str),
 }
 
 /// The cleaner's dirty point of a partition (an `i64`, written atomically with a CRC).
@@ -95,7 +110,8 @@ pub struct PartitionStats {
 }
 
 pub struct Partition {
-    log: PartitionLog,
+    /// Shared only with the partition's replica device, which stores what Raft commits.
+    log: Rc<PartitionLog>,
     /// Fired whenever new data becomes readable.
     data: Notify,
     producers: RefCell<ProducerState>,
@@ -103,6 +119,13 @@ pub struct Partition {
     sequencing: Semaphore,
     /// Serialises producer snapshot writes.
     snapshot_writes: Semaphore,
+    /// The partition's Raft group, when it is replicated: then the group decides what is
+    /// appended (the leader proposes, every replica stores what is committed) and what is
+    /// visible (the commit point), and the flush policy is the replica's (see
+    /// [`replicated`]).
+    replica: RefCell<Option<replicated::Attached>>,
+    /// The leader term whose log the producer state was rebuilt from (replicated only).
+    producers_term: Cell<u64>,
     /// Active segment base when the producer state was last snapshotted.
     snapshot_base: Cell<i64>,
     /// A write-out runs behind the acknowledgements (relaxed flush policies).
@@ -154,8 +177,10 @@ impl Partition {
             .unwrap_or(start)
             .clamp(start, end);
         Ok(Rc::new(Partition {
-            log,
+            log: Rc::new(log),
             data: Notify::default(),
+            replica: RefCell::new(None),
+            producers_term: Cell::new(0),
             producers: RefCell::new(state),
             sequencing: Semaphore::new(1),
             snapshot_writes: Semaphore::new(1),
@@ -180,17 +205,10 @@ impl Partition {
     /// effect in the order they are called, so once this returns a later produce lands after
     /// this one.
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
-        let batches = ValidBatches::check(records, self.log.max_message_bytes())?;
-        self.check_timestamps(&batches)?;
-        if self.log.compacts() {
-            let (bytes, headers) = (batches.clone().into_parts().0, batches.headers());
-            if !every_record_has_a_key(&bytes, headers)? {
-                return Err(StorageError::InvalidRecord(
-                    "a compacted topic refuses records without a key".into(),
-                )
-                .into());
-            }
+        if let Some(group) = self.group() {
+            return self.append_replicated(&group, records).await;
         }
+        let batches = self.validate(records)?;
         let h = batches.headers()[0];
         if h.producer_id < 0 {
             let info = self.log.append_valid(batches).await?;
@@ -231,6 +249,11 @@ impl Partition {
     /// the background: the acknowledgement does not wait for a write it does not promise,
     /// unless the disk has fallen [`MAX_WRITE_BEHIND_BYTES`] behind.
     pub async fn commit(self: &Rc<Self>, info: &AppendInfo) -> Result<(), PartitionError> {
+        if self.group().is_some() {
+            // A replicated append returned once committed.
+            self.data.notify();
+            return Ok(());
+        }
         let staged = self.log.staged_bytes();
         if self.syncs_every_append() || self.flush_due() {
             self.log.flush(info.last_offset + 1).await?;
@@ -253,6 +276,23 @@ impl Partition {
         }
         self.data.notify();
         Ok(())
+    }
+
+    /// The checks every produce passes before anything is appended: framing and size, the
+    /// timestamp window, keys on a compacted topic.
+    fn validate(&self, records: Bytes) -> Result<ValidBatches, PartitionError> {
+        let batches = ValidBatches::check(records, self.log.max_message_bytes())?;
+        self.check_timestamps(&batches)?;
+        if self.log.compacts() {
+            let (bytes, headers) = (batches.clone().into_parts().0, batches.headers());
+            if !every_record_has_a_key(&bytes, headers)? {
+                return Err(StorageError::InvalidRecord(
+                    "a compacted topic refuses records without a key".into(),
+                )
+                .into());
+            }
+        }
+        Ok(batches)
     }
 
     /// Kafka's timestamp window under CreateTime (`message.timestamp.before.max.ms`,
@@ -294,6 +334,9 @@ impl Partition {
     /// What consumers may read: synced data when every append is synced before its ack,
     /// otherwise the log end (durability was traded away by the topic's flush policy).
     pub fn high_watermark(&self) -> i64 {
+        if let Some(group) = self.group() {
+            return group.published().high_watermark;
+        }
         if self.syncs_every_append() {
             self.log.flushed_offset()
         } else {
@@ -308,6 +351,7 @@ impl Partition {
     /// Whole batches from the one holding `offset`, at most `max_bytes` (at least one batch),
     /// never beyond the high watermark.
     pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<Fetched, PartitionError> {
+        self.check_readable()?;
         let hw = self.high_watermark();
         let read = self.log.read(offset, max_bytes, hw).await?;
         Ok(Fetched {
@@ -328,6 +372,7 @@ impl Partition {
         &self,
         query: OffsetQuery,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
+        self.check_readable()?;
         Ok(match query {
             OffsetQuery::Latest => Some((self.high_watermark(), -1)),
             OffsetQuery::Earliest => Some((self.log.log_start(), -1)),
@@ -347,6 +392,9 @@ impl Partition {
     /// Periodic work: syncs what the flush policy says is due (`flush.ms` for a quiet
     /// partition) and wakes consumers waiting for it.
     pub async fn tick(&self) {
+        if self.group().is_some() {
+            return; // the replica syncs what it stores
+        }
         if self.log.unflushed().0 > 0 && self.flush_due() {
             if let Err(e) = self.log.flush(self.log.log_end()).await {
                 tracing::error!(dir = %self.log.dir().display(), error = %e, "periodic flush failed");
@@ -360,7 +408,9 @@ impl Partition {
     /// Returns the segments deleted.
     pub async fn enforce_retention(&self) -> Result<usize, PartitionError> {
         let config = self.log.config();
-        if !config.retention_deletes() {
+        // Under replication the front of the log is Raft's too: it is not dropped until
+        // replicas can be rebuilt from segment files.
+        if !config.retention_deletes() || self.group().is_some() {
             return Ok(0);
         }
         let limits = RetentionLimits {
@@ -376,6 +426,9 @@ impl Partition {
     /// backwards (an offset below the log start changes nothing). Returns the log start
     /// afterwards (Kafka's low watermark), durable once this returns.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        if self.group().is_some() {
+            return Err(PartitionError::NotSupportedReplicated("DeleteRecords"));
+        }
         let config = self.log.config();
         if !config.retention_deletes() {
             return Err(PartitionError::DeleteNotAllowed(config.cleanup_policy));
@@ -430,7 +483,7 @@ impl Partition {
         failpoint: Option<SwapStep>,
     ) -> Result<Option<CleanReport>, PartitionError> {
         let config = self.log.config();
-        if !config.compacts() {
+        if !config.compacts() || self.group().is_some() {
             return Ok(None);
         }
         let state = self.cleaner_state();
@@ -527,6 +580,7 @@ impl Partition {
 
     /// Flushes, snapshots producer state and closes the log (clean shutdown).
     pub async fn close(&self) -> Result<(), PartitionError> {
+        self.detach_replica();
         let _turn = self
             .sequencing
             .acquire_permit(1)
@@ -542,6 +596,7 @@ impl Partition {
     /// would only delay the deletion, or fail it on a full disk), and wakes every waiter, who
     /// then finds it gone.
     pub fn close_for_removal(&self) {
+        self.detach_replica();
         self.log.abandon();
         self.data.notify();
     }

@@ -90,16 +90,34 @@ impl GroupHandle {
     /// Proposes one batch and waits for `ack`. `Err(NotLeader)` if this replica is not the
     /// leader or loses the batch to another leader.
     pub async fn propose(&self, batch: BytesMut, ack: Ack) -> Answer {
+        self.submit(batch, ack).wait().await
+    }
+
+    /// Queues one batch for proposal now (batches are proposed in the order submitted); the
+    /// answer comes through the returned waiter.
+    pub fn submit(&self, batch: BytesMut, ack: Ack) -> Waiter {
         let slot = Rc::new(Slot::default());
-        let ready = slot.ready.notified();
         self.proposals
             .borrow_mut()
             .push_back((batch, ack, slot.clone()));
         self.dirty.borrow_mut().insert(self.group);
         self.host_wake.notify();
-        ready.await;
-        let answer = slot.value.borrow_mut().take();
-        answer.unwrap_or_else(|| Err(ReplicaError::Stopped("the group was removed".into())))
+        Waiter(slot)
+    }
+}
+
+/// The answer to a submitted proposal.
+pub struct Waiter(Rc<Slot>);
+
+impl Waiter {
+    pub async fn wait(self) -> Answer {
+        loop {
+            let ready = self.0.ready.notified();
+            if let Some(answer) = self.0.value.borrow_mut().take() {
+                return answer;
+            }
+            ready.await;
+        }
     }
 }
 

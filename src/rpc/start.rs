@@ -12,6 +12,7 @@ pub fn for_broker(
     config: &BrokerConfig,
     core: usize,
     wiring: Option<CoreWiring>,
+    handler: Option<super::Handler>,
 ) -> Result<Option<Transport>, RpcError> {
     let (Some(peers), Some(wiring)) = (&config.peers, wiring) else {
         return Ok(None);
@@ -31,14 +32,16 @@ pub fn for_broker(
             cluster_id: 0,
         },
         wiring,
-        Rc::new(move |m: Inbound| {
-            tracing::trace!(
-                core,
-                from = m.from_node,
-                channel = m.channel,
-                len = m.payload.len(),
-                "rpc message"
-            );
+        handler.unwrap_or_else(|| {
+            Rc::new(move |m: Inbound| {
+                tracing::trace!(
+                    core,
+                    from = m.from_node,
+                    channel = m.channel,
+                    len = m.payload.len(),
+                    "rpc message"
+                );
+            })
         }),
     )?;
     if core == 0 {

@@ -39,11 +39,50 @@ where
                 return Err(CatalogError::Unreachable);
             };
             let turn = store.turn().await?;
+            if let Some(c) = &shard.controller {
+                // Clustered: the change is the controller log's; committing it installs it
+                // on every broker (and, here, before the answer).
+                let mut next = store.current();
+                let out = (self.change)(&mut next)?;
+                c.commit(&next).await?;
+                drop(turn);
+                return Ok(out);
+            }
             let (next, out) = store.apply(&turn, self.change).await?;
             if self.broadcast {
                 shard.broadcast(next).await?;
             }
             Ok(out)
+        })
+    }
+}
+
+/// Reserves a block of this broker's own producer-id counter (clustered brokers), persisted
+/// in [`LOCAL_IDS_FILE`] before any id of it is used.
+pub struct ReserveLocalIds;
+
+/// A clustered broker's producer-id counter.
+pub const LOCAL_IDS_FILE: &str = "producer-ids.meta";
+
+/// Producer ids of clustered brokers name their broker: `n * MAX_BROKERS + broker id`.
+pub const MAX_BROKERS: i64 = 1024;
+
+impl Call<Shard> for ReserveLocalIds {
+    type Reply = Result<Range<i64>, CatalogError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let Some(store) = &shard.store else {
+                return Err(CatalogError::Unreachable);
+            };
+            let _turn = store.local_turn().await?;
+            let path = shard.registry.data_dir().join(LOCAL_IDS_FILE);
+            let start = crate::storage::meta::read_checked(&path)?
+                .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+                .map(i64::from_le_bytes)
+                .unwrap_or(0);
+            let end = start + PRODUCER_ID_BLOCK;
+            crate::storage::meta::write_atomic_off_core(path, end.to_le_bytes().to_vec()).await?;
+            Ok(start..end)
         })
     }
 }
@@ -81,7 +120,7 @@ impl Shard {
     }
 
     /// Sends `next` to every core (this one included) and waits until each has installed it.
-    async fn broadcast(self: &Rc<Self>, next: Arc<Catalog>) -> Result<(), CatalogError> {
+    pub(super) async fn broadcast(self: &Rc<Self>, next: Arc<Catalog>) -> Result<(), CatalogError> {
         let pending: Vec<_> = (0..self.shards)
             .map(|core| {
                 let call = Install {
@@ -125,6 +164,30 @@ impl Shard {
                 }
             }
         }
+        // A clustered broker's replicas join their groups now, not at a client's first
+        // request: the leader needs its followers.
+        if let Some(r) = &self.replication {
+            let mine: Vec<TopicPartition> = next
+                .topics()
+                .flat_map(|t| {
+                    (0..t.partitions).map(move |partition| TopicPartition {
+                        topic: t.name.clone(),
+                        partition,
+                    })
+                })
+                .filter(|tp| owner_of(tp, self.shards) == self.id)
+                .filter(|tp| {
+                    next.replicas(&tp.topic, tp.partition)
+                        .is_some_and(|replicas| r.holds(replicas))
+                })
+                .filter(|tp| self.registry.get(tp).is_none())
+                .collect();
+            for tp in mine {
+                if let Err(e) = self.partition(&tp).await {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot open a replica");
+                }
+            }
+        }
     }
 
     pub async fn create_topic(
@@ -135,6 +198,20 @@ impl Shard {
     ) -> Result<TopicMeta, CatalogError> {
         self.write(true, move |c| c.create_topic(&name, partitions, configs))
             .await
+    }
+
+    /// Creates a topic with `factor` replicas per partition (-1: the default).
+    pub async fn create_topic_replicated(
+        self: &Rc<Self>,
+        name: String,
+        partitions: i32,
+        factor: i16,
+        configs: Vec<(String, String)>,
+    ) -> Result<TopicMeta, CatalogError> {
+        self.write(true, move |c| {
+            c.create_topic_replicated(&name, partitions, Some(factor), configs)
+        })
+        .await
     }
 
     /// Creates `name` unless it exists (whatever its settings then).
@@ -181,7 +258,18 @@ impl Shard {
     /// on the owner when it is used up).
     pub async fn next_producer_id(self: &Rc<Self>) -> Result<i64, CatalogError> {
         loop {
-            if let Some(id) = self.producer_ids.ids.borrow_mut().next() {
+            let next = {
+                let mut ids = self.producer_ids.ids.borrow_mut();
+                let id = ids.next();
+                if self.replication.is_some() {
+                    // A clustered block steps by MAX_BROKERS (see the refill below).
+                    if let Some(id) = id {
+                        ids.start = (id + MAX_BROKERS).min(ids.end);
+                    }
+                }
+                id
+            };
+            if let Some(id) = next {
                 return Ok(id);
             }
             let gate = self
@@ -197,9 +285,21 @@ impl Shard {
             if !self.producer_ids.ids.borrow().is_empty() {
                 continue; // refilled while we waited
             }
-            let block = self
-                .write(false, |c| Ok(c.reserve_producer_ids(PRODUCER_ID_BLOCK)))
-                .await?;
+            let block = if let Some(r) = &self.replication {
+                // Clustered: each broker reserves from its own counter, and an id names its
+                // broker (id * MAX_BROKERS + broker), so no two brokers hand out the same id
+                // and no controller round trip is needed.
+                let broker = r.broker as i64;
+                let local = self
+                    .mesh
+                    .run(self, CATALOG_CORE, ReserveLocalIds)
+                    .await
+                    .unwrap_or(Err(CatalogError::Unreachable))?;
+                local.start * MAX_BROKERS + broker..local.end * MAX_BROKERS + broker
+            } else {
+                self.write(false, |c| Ok(c.reserve_producer_ids(PRODUCER_ID_BLOCK)))
+                    .await?
+            };
             *self.producer_ids.ids.borrow_mut() = block;
         }
     }

@@ -11,8 +11,11 @@
 
 pub mod calls;
 pub mod catalog;
+pub mod cluster_view;
+pub mod controller;
 pub mod mesh;
 pub mod registry;
+pub mod replicas;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -66,6 +69,8 @@ pub enum ShardError {
     Mesh(#[from] MeshError),
     #[error(transparent)]
     Partition(PartitionError),
+    #[error("controller: {0}")]
+    Controller(String),
 }
 
 impl From<PartitionError> for ShardError {
@@ -90,6 +95,8 @@ pub struct ShardSettings {
     pub data_dir: PathBuf,
     pub groups: GroupSettings,
     pub cache_bytes: usize,
+    /// Present on a broker that is part of a cluster.
+    pub replication: Option<replicas::Replication>,
 }
 
 /// The per-core state: owned partitions, the catalog copy and the links to the other cores.
@@ -107,6 +114,10 @@ pub struct Shard {
     /// The cleaner's key map, bounded per core ([`CLEANER_KEY_MAP_BYTES_PER_CORE`]); taken by
     /// the one cleaning task of the core while it runs.
     cleaner_map: std::cell::Cell<Option<KeyMap>>,
+    /// This core's replication, on a clustered broker.
+    pub replication: Option<replicas::Replication>,
+    /// The controller group, on [`CATALOG_CORE`] of a clustered broker.
+    controller: Option<controller::Controller>,
 }
 
 impl Shard {
@@ -122,6 +133,14 @@ impl Shard {
         let (mesh, receivers) = Mesh::join(id, shards, mesh).await?;
         let store =
             (id == CATALOG_CORE).then(|| CatalogStore::new(&settings.data_dir, (*catalog).clone()));
+        let controller = match (&settings.replication, id == CATALOG_CORE) {
+            (Some(r), true) => Some(
+                controller::Controller::open(&settings.data_dir, r)
+                    .await
+                    .map_err(|e| ShardError::Controller(e.to_string()))?,
+            ),
+            _ => None,
+        };
         let shard = Rc::new(Shard {
             id,
             shards,
@@ -134,9 +153,17 @@ impl Shard {
             cleaner_map: std::cell::Cell::new(Some(KeyMap::with_budget(
                 CLEANER_KEY_MAP_BYTES_PER_CORE,
             ))),
+            replication: settings.replication,
+            controller,
         });
         if let Some(receivers) = receivers {
             shard.mesh.serve(shard.clone(), receivers);
+        }
+        if let Some(r) = &shard.replication {
+            glommio::spawn_local(r.host.clone().run()).detach();
+        }
+        if shard.controller.is_some() {
+            glommio::spawn_local(shard.clone().apply_controller_log()).detach();
         }
         let owned: Vec<TopicPartition> = shard
             .catalog()
@@ -149,10 +176,22 @@ impl Shard {
             })
             .filter(|tp| owner_of(tp, shards) == id)
             .collect();
+        let owned: Vec<TopicPartition> = owned
+            .into_iter()
+            .filter(|tp| shard.replica_of(tp).is_none_or(|r| r.member))
+            .collect();
         for tp in owned {
             shard.partition(&tp).await?;
         }
         Ok(shard)
+    }
+
+    /// The broker leading the controller group (clustered), or this broker (one node).
+    pub fn controller_id(&self, me: i32) -> Option<i32> {
+        match &self.controller {
+            Some(c) => c.leader(),
+            None => Some(me),
+        }
     }
 
     /// This core's copy of the catalog (no lock: it is replaced, never changed in place).
@@ -192,7 +231,8 @@ impl Shard {
             }
         };
         let config = config.ok_or(ShardError::UnknownPartition)?;
-        let p = self.registry.open(tp, config).await?;
+        let replica = self.replica_of(tp);
+        let p = self.registry.open(tp, config, replica).await?;
         // The topic may have been deleted while the partition was recovering: its removal then
         // waited for the opener, so let it go now rather than serve a deleted log.
         let still = self
@@ -205,6 +245,27 @@ impl Shard {
             return Err(ShardError::UnknownPartition);
         }
         Ok(p)
+    }
+
+    /// How `tp` is replicated here: its group, the host and the replica's settings; `None`
+    /// for a partition that is not replicated (one-node broker, or a topic from before).
+    fn replica_of(&self, tp: &TopicPartition) -> Option<registry::ReplicaOf> {
+        let r = self.replication.as_ref()?;
+        let replicas: Vec<u64> = self.catalog.borrow().replicas(&tp.topic, tp.partition)?.to_vec();
+        let group = replicas::group_id(tp);
+        r.link.route(group, Some(tp));
+        let voters = replicas.iter().map(|b| replicas::raft_id(*b as i32)).collect();
+        let settings = crate::replication::ReplicaSettings::new(
+            replicas::raft_id(r.broker),
+            voters,
+            format!("{}-{}", tp.topic, tp.partition),
+        );
+        Some(registry::ReplicaOf {
+            host: r.host.clone(),
+            group,
+            settings,
+            member: r.holds(&replicas),
+        })
     }
 
     /// Runs group timers, ticks every partition (due flushes), trims the caches and enforces

@@ -23,6 +23,15 @@ pub fn partition_dir(data_dir: &Path, tp: &TopicPartition) -> PathBuf {
     data_dir.join(format!("{}-{}", tp.topic, tp.partition))
 }
 
+/// How a partition being opened joins its Raft group.
+pub struct ReplicaOf {
+    pub host: Rc<crate::partition::ReplicaHost>,
+    pub group: crate::replication::host::GroupId,
+    pub settings: crate::replication::ReplicaSettings,
+    /// Whether this broker is one of the partition's replicas at all.
+    pub member: bool,
+}
+
 pub struct Registry {
     data_dir: PathBuf,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
@@ -42,6 +51,10 @@ impl Registry {
         }
     }
 
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// The open partition `tp`, if it is open.
     pub fn get(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
         self.partitions.borrow().get(tp).cloned()
@@ -52,7 +65,14 @@ impl Registry {
         &self,
         tp: &TopicPartition,
         config: LogConfig,
+        replica: Option<ReplicaOf>,
     ) -> Result<Rc<Partition>, ShardError> {
+        if replica.as_ref().is_some_and(|r| !r.member) {
+            // Replicated elsewhere: this broker holds no copy (Kafka: NOT_LEADER_OR_FOLLOWER).
+            return Err(ShardError::Partition(crate::partition::PartitionError::NotLeader {
+                leader: None,
+            }));
+        }
         if let Some(p) = self.get(tp) {
             return Ok(p);
         }
@@ -70,6 +90,9 @@ impl Registry {
                 .await?;
         tracing::debug!(topic = %tp.topic, partition = tp.partition, ?report, "opened partition");
         let p = Partition::open(log).await?;
+        if let Some(r) = replica {
+            p.attach_replica(&r.host, r.group, r.settings).await?;
+        }
         self.partitions.borrow_mut().insert(tp.clone(), p.clone());
         self.opening.borrow_mut().remove(tp);
         Ok(p)

@@ -56,10 +56,17 @@ pub async fn handle(
             .with_replication_factor(-1);
         let outcome = if let Err(e) = check_assignments(&t, ctx.broker.node_id) {
             Err(e)
-        } else if !matches!(t.replication_factor, -1 | 1) {
+        } else if !matches!(t.replication_factor, -1 | 1)
+            && (t.replication_factor < -1
+                || t.replication_factor as usize > ctx.shard.catalog().brokers().len())
+        {
+            let brokers = ctx.shard.catalog().brokers().len().max(1);
             Err((
                 errors::INVALID_REPLICATION_FACTOR,
-                format!("replication factor {} > 1 broker", t.replication_factor),
+                format!(
+                    "replication factor {} is above the {brokers} brokers",
+                    t.replication_factor
+                ),
             ))
         } else {
             let cat = ctx.shard.catalog();
@@ -79,7 +86,7 @@ pub async fn handle(
                 .map(|_| None)
             } else {
                 ctx.shard
-                    .create_topic(name.clone(), partitions, configs)
+                    .create_topic_replicated(name.clone(), partitions, t.replication_factor, configs)
                     .await
                     .map(Some)
             };
@@ -108,9 +115,14 @@ pub async fn handle(
                             .with_config_source(5)
                     })
                     .collect();
+                let factor = ctx
+                    .shard
+                    .catalog()
+                    .replicas(&name, 0)
+                    .map_or(1, |r| r.len() as i16);
                 result = result
                     .with_num_partitions(partitions)
-                    .with_replication_factor(1);
+                    .with_replication_factor(factor);
                 if version >= 5 {
                     result = result.with_configs(Some(listed));
                 }

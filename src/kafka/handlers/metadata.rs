@@ -1,24 +1,69 @@
-//! Metadata (key 3): brokers (just this one), topics and partitions, auto-creating unknown
-//! topics when the request allows it and the broker is configured to.
+//! Metadata (key 3): brokers, topics and partitions, auto-creating unknown topics when the
+//! request allows it and the broker is configured to. A one-node broker answers for itself;
+//! a clustered broker lists every broker whose listener it has learned, each partition's
+//! leader and leader epoch (the Raft term) as its replica knows them, LEADER_NOT_AVAILABLE
+//! for a partition with no known leader, and the controller.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
-use super::{str_bytes, Ctx};
-use crate::cluster::{CatalogError, TopicMeta};
-use crate::kafka::errors;
+use std::rc::Rc;
 
-fn topic_entry(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
+use super::{str_bytes, Ctx};
+use crate::cluster::{Catalog, CatalogError, TopicMeta};
+use crate::kafka::errors;
+use crate::replication::Role;
+use crate::shard::cluster_view::ClusterView;
+use crate::shard::replicas::broker_of;
+use crate::shard::TopicPartition;
+
+/// A clustered broker's view, for the entries.
+struct Cluster {
+    catalog: Rc<Catalog>,
+    view: ClusterView,
+}
+
+/// `host:port` (or `[v6]:port`) split for a broker entry.
+fn split_listener(listener: &str) -> Option<(String, i32)> {
+    let (host, port) = listener.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+fn topic_entry(t: &TopicMeta, node: i32, cluster: Option<&Cluster>) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
-        .map(|p| {
-            MetadataResponsePartition::default()
+        .map(|p| match cluster.and_then(|c| c.catalog.replicas(&t.name, p).map(|r| (c, r))) {
+            Some((c, replicas)) => {
+                let tp = TopicPartition {
+                    topic: t.name.clone(),
+                    partition: p,
+                };
+                let nodes: Vec<BrokerId> = replicas.iter().map(|r| BrokerId(*r as i32)).collect();
+                let leadership = c.view.leaders.get(&tp);
+                let leader = leadership.and_then(|l| match l.role {
+                    Role::Leader => Some(node),
+                    _ => l.leader.map(broker_of),
+                });
+                MetadataResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(if leader.is_some() {
+                        errors::NONE
+                    } else {
+                        errors::LEADER_NOT_AVAILABLE
+                    })
+                    .with_leader_id(BrokerId(leader.unwrap_or(-1)))
+                    .with_leader_epoch(leadership.map_or(-1, |l| l.term as i32))
+                    .with_replica_nodes(nodes.clone())
+                    .with_isr_nodes(nodes)
+            }
+            None => MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(BrokerId(node))
                 .with_leader_epoch(0)
                 .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)]),
         })
         .collect();
     MetadataResponseTopic::default()
@@ -44,11 +89,16 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
         _ => None,
     };
     let auto_create = b.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let cluster = ctx.shard.cluster_view().await.map(|view| Cluster {
+        catalog: ctx.shard.catalog(),
+        view,
+    });
+    let cluster = cluster.as_ref();
     let mut topics = Vec::new();
     match wanted {
         None => {
             let cat = ctx.shard.catalog();
-            topics.extend(cat.topics().map(|t| topic_entry(t, node)));
+            topics.extend(cat.topics().map(|t| topic_entry(t, node, cluster)));
         }
         Some(list) => {
             for want in list {
@@ -63,7 +113,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
                     }
                 };
                 let entry = match (found, name) {
-                    (Some(t), _) => topic_entry(&t, node),
+                    (Some(t), _) => topic_entry(&t, node, cluster),
                     (None, _) if by_id => missing(None, want.topic_id, errors::UNKNOWN_TOPIC_ID),
                     (None, Some(n)) if auto_create => {
                         let created = ctx
@@ -73,12 +123,12 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
                         match created {
                             Ok(t) => {
                                 tracing::info!(topic = %n, partitions = t.partitions, "auto-created topic");
-                                topic_entry(&t, node)
+                                topic_entry(&t, node, cluster)
                             }
                             Err(CatalogError::TopicExists(_)) => {
                                 let cat = ctx.shard.catalog();
                                 cat.topic(&n)
-                                    .map(|t| topic_entry(t, node))
+                                    .map(|t| topic_entry(t, node, cluster))
                                     .unwrap_or_else(|| {
                                         missing(
                                             want.name.clone(),
@@ -102,15 +152,30 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
             }
         }
     }
-    let broker = MetadataResponseBroker::default()
+    let mut brokers = vec![MetadataResponseBroker::default()
         .with_node_id(BrokerId(node))
         .with_host(str_bytes(&b.advertised_host))
-        .with_port(b.advertised_port as i32);
+        .with_port(b.advertised_port as i32)];
+    let mut controller = node;
+    if let Some(c) = cluster {
+        for (id, listener) in &c.view.listeners {
+            if let Some((host, port)) = split_listener(listener) {
+                brokers.push(
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(*id))
+                        .with_host(str_bytes(&host))
+                        .with_port(port),
+                );
+            }
+        }
+        brokers.sort_by_key(|b| b.node_id.0);
+        controller = c.view.controller.unwrap_or(-1);
+    }
     Some(
         MetadataResponse::default()
-            .with_brokers(vec![broker])
+            .with_brokers(brokers)
             .with_cluster_id(Some(str_bytes(&b.cluster_id)))
-            .with_controller_id(BrokerId(node))
+            .with_controller_id(BrokerId(controller))
             .with_topics(topics),
     )
 }

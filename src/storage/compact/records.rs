@@ -108,6 +108,22 @@ pub fn parse_records(section: &[u8], base_offset: i64, count: i32) -> Result<Vec
     Ok(out)
 }
 
+/// The value of a record that has a key (`None` for a null value), from the records section
+/// `r` was parsed from.
+pub fn record_value<'a>(section: &'a [u8], r: &RecordRef) -> Result<Option<&'a [u8]>> {
+    let (_, key_end) = r.key.ok_or_else(|| corrupt("a record without a key"))?;
+    let mut at = key_end;
+    let len = varlong(section, &mut at)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let end = at
+        .checked_add(len as usize)
+        .filter(|e| *e <= r.end)
+        .ok_or_else(|| corrupt("value beyond the record"))?;
+    Ok(Some(&section[at..end]))
+}
+
 /// The records of a stored batch, with the (decompressed) section their ranges point into.
 pub fn batch_records(batch: &Bytes) -> Result<(BatchHeader, Bytes, Vec<RecordRef>)> {
     let h = BatchHeader::parse(batch).ok_or_else(|| corrupt("no batch header"))?;
