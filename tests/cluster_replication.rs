@@ -1,0 +1,252 @@
+//! A three-broker cluster of real processes (`--cores 1` each) under a real Kafka client
+//! (librdkafka): a topic with three replicas per partition is created through whichever
+//! broker is the controller; an idempotent producer with acks=all writes unique values to
+//! every partition while brokers are killed with `kill -9` one after another (the leader of
+//! a partition among them each time) and restarted.
+//!
+//! Checked: every acknowledged value is in the log exactly once, at the partition and offset
+//! it was acknowledged with; no value is there twice; offsets are dense; the high watermark
+//! seen through ListOffsets never goes back; a restarted broker catches up (every replica
+//! ends with the same high watermark).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::broker::{free_port, Broker};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+const TOPIC: &str = "replicated";
+const PARTITIONS: i32 = 3;
+
+#[derive(Default)]
+struct Acks {
+    /// (partition, offset, value) of every acknowledged record.
+    acked: Mutex<Vec<(i32, i64, String)>>,
+    failed: Mutex<Vec<String>>,
+}
+
+impl ClientContext for Acks {}
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                if let Ok(mut a) = self.acked.lock() {
+                    a.push((m.partition(), m.offset(), v));
+                }
+            }
+            Err((e, _)) => {
+                if let Ok(mut f) = self.failed.lock() {
+                    f.push(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn bootstrap(brokers: &[Broker]) -> String {
+    brokers.iter().map(|b| b.bootstrap()).collect::<Vec<_>>().join(",")
+}
+
+fn create_topic(bootstrap: &str, brokers: &[Broker]) {
+    let start = Instant::now();
+    loop {
+        // A fresh client each time: one that saw no controller yet waits for its next
+        // metadata refresh (minutes) before it asks again.
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .expect("admin");
+        let t = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3));
+        let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let r = futures_lite::future::block_on(admin.create_topics([&t], &opts));
+        match r.as_deref() {
+            Ok([Ok(_)]) => return,
+            other => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "cannot create the topic: {other:?}\n{}",
+                    brokers.iter().map(|b| b.log_tail(30)).collect::<Vec<_>>().join("\n----\n")
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// The leader of `partition` as Metadata reports it.
+fn leader_of(bootstrap: &str, partition: i32) -> Option<i32> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()?;
+    let md = c.fetch_metadata(Some(TOPIC), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == TOPIC)?;
+    let p = t.partitions().iter().find(|p| p.id() == partition)?;
+    (p.leader() >= 0).then_some(p.leader())
+}
+
+#[test]
+fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peers: String = (1..=3)
+        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut brokers: Vec<Broker> = (1..=3)
+        .map(|id| {
+            let id = id.to_string();
+            Broker::start(
+                &dir.path().join(format!("b{id}")),
+                &["--cores", "1", "--node-id", &id, "--peers", &peers],
+            )
+        })
+        .collect();
+    let all = bootstrap(&brokers);
+    create_topic(&all, &brokers);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer: Arc<BaseProducer<Acks>> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &all)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "120000")
+            .set("retry.backoff.ms", "100")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create_with_context(Acks::default())
+            .expect("producer"),
+    );
+    let writer = {
+        let (p, stop) = (producer.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let v = format!("value-{n}");
+                let part = (n % PARTITIONS as u64) as i32;
+                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v)).is_ok() {
+                    n += 1;
+                }
+                p.poll(Duration::from_millis(1));
+                if n % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            let _ = p.flush(Duration::from_secs(120));
+            n
+        })
+    };
+    // The high watermark, sampled through ListOffsets, never goes back.
+    let watcher = {
+        let (stop, all) = (stop.clone(), all.clone());
+        std::thread::spawn(move || {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &all)
+                .set("topic.metadata.refresh.interval.ms", "500")
+                .create()
+                .expect("consumer");
+            let mut best: HashMap<i32, i64> = HashMap::new();
+            let mut samples = 0;
+            while !stop.load(Ordering::SeqCst) {
+                for p in 0..PARTITIONS {
+                    // Each sample from a fresh view of the cluster (a watermark request
+                    // follows the client's idea of the leader, which lags a failover).
+                    match c.fetch_watermarks(TOPIC, p, Duration::from_secs(2)) {
+                        Ok((_, hw)) => {
+                            let b = best.entry(p).or_insert(0);
+                            assert!(hw >= *b, "partition {p}: high watermark {hw} after {b}");
+                            *b = hw;
+                            samples += 1;
+                        }
+                        Err(e) => eprintln!("watermarks of {p}: {e}"),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        })
+    };
+
+    // Kill a partition's leader, let the cluster go on without it, bring it back.
+    let mut kills = 0;
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_secs(2));
+        let part = round % PARTITIONS;
+        let Some(leader) = leader_of(&all, part) else { continue };
+        let victim = (leader - 1) as usize;
+        brokers[victim].kill9();
+        kills += 1;
+        std::thread::sleep(Duration::from_secs(3));
+        brokers[victim].start_again();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    let sent = writer.join().expect("writer");
+    let samples = watcher.join().expect("watcher");
+    assert!(kills >= 4, "only {kills} leaders killed");
+    assert!(samples > 20, "only {samples} high-watermark samples");
+    let acked = producer.context().acked.lock().expect("lock").clone();
+    let failed = producer.context().failed.lock().expect("lock").clone();
+    assert!(acked.len() > 500, "too little was acknowledged: {} of {sent}", acked.len());
+
+    // Read everything back.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("group.id", "checker")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        let (_, hw) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10)).expect("watermarks");
+        ends.insert(p, hw);
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut log: HashMap<i32, Vec<(i64, String)>> = HashMap::new();
+    let start = Instant::now();
+    while ends.iter().any(|(p, hw)| log.get(p).map_or(0, Vec::len) < *hw as usize) {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out reading back");
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            log.entry(m.partition()).or_default().push((
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut at: HashMap<(i32, i64), String> = HashMap::new();
+    for (p, records) in &log {
+        for (i, (offset, v)) in records.iter().enumerate() {
+            assert_eq!(*offset, i as i64, "partition {p}: offsets are dense");
+            assert!(seen.insert(v.clone()), "{v} is in the log twice");
+            at.insert((*p, *offset), v.clone());
+        }
+    }
+    for (p, offset, v) in &acked {
+        assert_eq!(
+            at.get(&(*p, *offset)),
+            Some(v),
+            "acknowledged {v} at {p}/{offset} is not there"
+        );
+    }
+    eprintln!(
+        "{kills} leader kills: {sent} sent, {} acknowledged, {} failed ({:?}), {samples} high-watermark samples",
+        acked.len(),
+        failed.len(),
+        failed.iter().take(3).collect::<Vec<_>>()
+    );
+}
