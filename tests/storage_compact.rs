@@ -608,3 +608,87 @@ fn compact_delete_applies_both_delete_records_and_cleaning() {
         check(&p, &model, false).await;
     });
 }
+
+#[test]
+fn max_compaction_lag_forces_a_clean_below_the_dirty_ratio_and_rolls_the_active_segment() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let mut config = compact_config();
+        config
+            .set("min.cleanable.dirty.ratio", "0.9")
+            .expect("config");
+        config
+            .set("max.compaction.lag.ms", "60000")
+            .expect("config");
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 600, 600, 1_000_000).await; // every key once: all of it stays
+        p.clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .expect("due");
+        // A little dirt on a large clean log: far below the ratio.
+        fill(&p, &mut model, 100, 10, clock.now_ms()).await;
+        let ratio = p.cleaner_state().dirty_ratio;
+        assert!(ratio > 0.0 && ratio < 0.9, "{ratio}");
+        p.close().await.expect("close");
+        drop(p);
+        // Reopened: the sealed segments' first timestamps are read from the files.
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        clock.advance(70_000);
+        let mut cfg_none = config.clone();
+        cfg_none
+            .set("max.compaction.lag.ms", &i64::MAX.to_string())
+            .expect("config");
+        p.reconfigure(cfg_none);
+        assert!(
+            p.clean(&mut big_map(), false, None)
+                .await
+                .expect("clean")
+                .is_none(),
+            "without max.compaction.lag.ms the ratio decides"
+        );
+        p.reconfigure(config.clone());
+        let r = p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .expect("a dirty segment older than max.compaction.lag.ms is cleaned");
+        assert!(r.records_removed > 0, "{r:?}");
+        check(&p, &model, false).await;
+        // The active segment rolls once its first record is older than the lag, even far
+        // below segment.bytes.
+        produce(
+            &p,
+            &mut model,
+            clock.now_ms(),
+            &[(b"late".to_vec(), Some(value(1)))],
+        )
+        .await;
+        let segments = p.stats().segments;
+        clock.advance(30_000);
+        produce(
+            &p,
+            &mut model,
+            clock.now_ms(),
+            &[(b"late".to_vec(), Some(value(2)))],
+        )
+        .await;
+        assert_eq!(p.stats().segments, segments, "not yet");
+        clock.advance(31_000);
+        produce(
+            &p,
+            &mut model,
+            clock.now_ms(),
+            &[(b"late".to_vec(), Some(value(3)))],
+        )
+        .await;
+        assert_eq!(
+            p.stats().segments,
+            segments + 1,
+            "rolled at max.compaction.lag.ms"
+        );
+        check(&p, &model, false).await;
+    });
+}

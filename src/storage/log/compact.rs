@@ -14,7 +14,9 @@
 
 use super::PartitionLog;
 use crate::limits::CLEANER_WRITE_BYTES;
-use crate::storage::batch::BatchHeader;
+use std::rc::Rc;
+
+use crate::storage::batch::{BatchHeader, HEADER_BYTES};
 use crate::storage::compact::records::{batch_records, rebuild};
 use crate::storage::compact::swap::{self, SwapStep};
 use crate::storage::compact::KeyMap;
@@ -73,6 +75,48 @@ impl PartitionLog {
             }
         }
         (clean, dirty)
+    }
+
+    /// The earliest first-batch timestamp (the first batch's max timestamp; unknown ones, -1,
+    /// left out) of the sealed segments holding offsets from `first_dirty` below `upto`:
+    /// what `max.compaction.lag.ms` is judged on (Kafka's `LogCleanerManager.maxCompactionDelay`).
+    /// A segment opened from its indexes has its first header read once.
+    pub async fn earliest_dirty_timestamp(
+        &self,
+        upto: i64,
+        first_dirty: i64,
+    ) -> Result<Option<i64>> {
+        let mut earliest: Option<i64> = None;
+        let segments: Vec<(i64, Option<i64>, Rc<glommio::io::DmaFile>)> = {
+            let st = self.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| {
+                    !s.is_active() && s.next_offset() > first_dirty && s.next_offset() <= upto
+                })
+                .map(|s| (s.base_offset, s.known_first_batch_timestamp(), s.file()))
+                .collect()
+        };
+        for (base, known, file) in segments {
+            let ts = match known {
+                Some(ts) => ts,
+                None => {
+                    let head = file.read_at(0, HEADER_BYTES).await?;
+                    let ts = BatchHeader::parse(&head).map_or(-1, |h| h.max_timestamp);
+                    if let Some(s) = self.state.borrow_mut().segments.get_mut(&base) {
+                        // The same file still: a swap in between brings a new segment.
+                        if Rc::ptr_eq(&s.file(), &file) {
+                            s.set_first_batch_timestamp(ts);
+                        }
+                    }
+                    ts
+                }
+            };
+            if ts > 0 {
+                earliest = Some(earliest.map_or(ts, |e| e.min(ts)));
+            }
+        }
+        Ok(earliest)
     }
 
     fn candidates(&self, limits: &CleanLimits) -> Vec<Candidate> {
