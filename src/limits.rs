@@ -61,6 +61,9 @@ pub const MAX_PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest default memory per core for tail caches (`cache-bytes-per-core` may set more).
 pub const MAX_DEFAULT_CACHE_BYTES_PER_CORE: u64 = 512 << 20;
 
+/// Largest `offsets.retention.minutes` (Kafka's config is an INT).
+pub const MAX_OFFSETS_RETENTION_MINUTES: u64 = i32::MAX as u64;
+
 /// Tail cache budget of a log opened on its own (tools and tests); a broker's partitions share
 /// a budget per core instead.
 pub const TAIL_CACHE_BYTES: usize = 32 * 1024 * 1024;

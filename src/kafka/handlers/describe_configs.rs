@@ -114,6 +114,16 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
             TYPE_INT,
         ),
         (
+            "offsets.retention.minutes",
+            (g.offsets_retention.as_secs() / 60).to_string(),
+            TYPE_INT,
+        ),
+        (
+            "offsets.retention.check.interval.ms",
+            g.offsets_retention_check_interval.as_millis().to_string(),
+            TYPE_LONG,
+        ),
+        (
             "offsets.topic.num.partitions",
             crate::group::offsets::OFFSETS_PARTITIONS.to_string(),
             TYPE_INT,
