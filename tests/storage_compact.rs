@@ -56,6 +56,11 @@ async fn read_log(p: &Partition) -> Vec<Read> {
 /// Checks the log against the model: each key's latest record is the model's (a tombstone
 /// may be gone once expired), no key the model lacks, offsets strictly increasing.
 async fn check(p: &Partition, model: &Model, tombstones_may_be_gone: bool) -> usize {
+    check_with(p, model, &|_| tombstones_may_be_gone).await
+}
+
+/// [`check`], where `may_be_gone` says which keys' tombstones may have been removed.
+async fn check_with(p: &Partition, model: &Model, may_be_gone: &dyn Fn(&[u8]) -> bool) -> usize {
     let recs = read_log(p).await;
     let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let mut last = -1;
@@ -68,7 +73,7 @@ async fn check(p: &Partition, model: &Model, tombstones_may_be_gone: bool) -> us
         match (v, latest.get(k)) {
             (Some(v), Some(Some(got))) => assert_eq!(got, v, "key {k:?}"),
             (None, Some(None)) => {}
-            (None, None) if tombstones_may_be_gone => {}
+            (None, None) if may_be_gone(k) => {}
             (want, got) => panic!("key {k:?}: want {want:?}, log has {got:?}"),
         }
     }
@@ -365,6 +370,8 @@ enum Op {
     Delete(u8),
     Clean,
     Reopen,
+    /// The clock moves this many ms (tombstones' horizons pass).
+    Advance(u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -373,8 +380,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..12).prop_map(Op::Delete),
         1 => Just(Op::Clean),
         1 => Just(Op::Reopen),
+        1 => (0u16..3000).prop_map(Op::Advance),
     ]
 }
+
+/// `delete.retention.ms` of the property test.
+const PROP_DELETE_RETENTION_MS: i64 = 2000;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
@@ -382,11 +393,17 @@ proptest! {
     fn the_cleaned_log_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..160)) {
         run(async move {
             let dir = tempfile::tempdir().expect("tempdir");
-            let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+            let manual = ManualClock::new(0);
+            let clock: Rc<dyn Clock> = Rc::new(manual.clone());
             let mut config = compact_config();
             config.set("segment.bytes", "4096").expect("segment.bytes");
+            config
+                .set("delete.retention.ms", &PROP_DELETE_RETENTION_MS.to_string())
+                .expect("delete.retention.ms");
             let mut p = open_p(dir.path(), config.clone(), clock.clone()).await;
             let mut model = Model::new();
+            // When each key was last deleted: its tombstone may not go before the retention.
+            let mut deleted_at: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
             // Small map: several passes.
             let mut map = KeyMap::with_budget(5 * KEY_MAP_ENTRY_BYTES);
             for op in ops {
@@ -395,7 +412,11 @@ proptest! {
                         let val = format!("{v}-{}", "p".repeat(v as usize % 300)).into_bytes();
                         produce(&p, &mut model, 0, &[(vec![b'k', k], Some(val))]).await;
                     }
-                    Op::Delete(k) => produce(&p, &mut model, 0, &[(vec![b'k', k], None)]).await,
+                    Op::Delete(k) => {
+                        produce(&p, &mut model, 0, &[(vec![b'k', k], None)]).await;
+                        deleted_at.insert(vec![b'k', k], manual.now_ms());
+                    }
+                    Op::Advance(ms) => manual.advance(ms as i64),
                     Op::Clean => {
                         let before = p.stats().log_end;
                         p.clean(&mut map, true, None).await.expect("clean");
@@ -407,7 +428,13 @@ proptest! {
                         p = open_p(dir.path(), config.clone(), clock.clone()).await;
                     }
                 }
-                check(&p, &model, false).await;
+                let now = manual.now_ms();
+                check_with(&p, &model, &|k| {
+                    deleted_at
+                        .get(k)
+                        .is_some_and(|t| now - t >= PROP_DELETE_RETENTION_MS)
+                })
+                .await;
             }
         });
     }
@@ -690,5 +717,73 @@ fn max_compaction_lag_forces_a_clean_below_the_dirty_ratio_and_rolls_the_active_
             "rolled at max.compaction.lag.ms"
         );
         check(&p, &model, false).await;
+    });
+}
+
+/// KIP-534: the first clean that keeps a tombstone writes `now + delete.retention.ms` into its
+/// batch; the tombstone goes at the first clean after that, however old its record or its
+/// segment (the old rule, by the segment's newest timestamp, removed these at once).
+#[test]
+fn a_tombstone_lives_delete_retention_ms_from_the_clean_that_first_kept_it() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let mut config = compact_config();
+        config.set("delete.retention.ms", "5000").expect("config");
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 100, 10, 0).await; // records from long ago
+        for k in 5..9 {
+            produce(
+                &p,
+                &mut model,
+                0,
+                &[(format!("key-{k}").into_bytes(), None)],
+            )
+            .await;
+        }
+        fill(&p, &mut model, 200, 3, 0).await; // other keys
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        let tombstones = |recs: &[Read]| recs.iter().filter(|r| r.2.is_none()).count();
+        assert_eq!(
+            tombstones(&read_log(&p).await),
+            4,
+            "kept by the first clean"
+        );
+        // Their batches carry the horizon; the records keep their timestamps.
+        let mut stamped = 0;
+        let mut scan = p.scan(0);
+        while let Some(b) = scan.next().await.expect("scan") {
+            let h = strata::storage::batch::BatchHeader::parse(&b).expect("header");
+            let mut buf = b.clone();
+            let set =
+                kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+            let has_tombstone = set.records.iter().any(|r| r.value.is_none());
+            if has_tombstone {
+                assert_eq!(h.delete_horizon(), Some(1_005_000));
+                assert!(set
+                    .records
+                    .iter()
+                    .all(|r| r.timestamp == 0 && r.delete_horizon));
+                stamped += 1;
+            } else {
+                assert_eq!(h.delete_horizon(), None, "no tombstone, no horizon");
+            }
+        }
+        assert_eq!(stamped, 4);
+        // The horizon is in the batch: it survives a restart.
+        p.close().await.expect("close");
+        drop(p);
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        clock.advance(4_000);
+        fill(&p, &mut model, 100, 3, 0).await;
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(tombstones(&read_log(&p).await), 4, "before the horizon");
+        check(&p, &model, false).await;
+        clock.advance(1_000);
+        fill(&p, &mut model, 100, 3, 0).await;
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(tombstones(&read_log(&p).await), 0, "at the horizon");
+        check(&p, &model, true).await;
     });
 }

@@ -7,12 +7,18 @@
 //! and the CRC: its base offset, `lastOffsetDelta` (so its offset range, and the end of its
 //! segment, never move), timestamps, producer id, epoch and base sequence. Kept records are
 //! copied byte for byte (their offset and timestamp deltas are relative to the unchanged base)
-//! and recompressed with the batch's own codec.
+//! and recompressed with the batch's own codec. The one exception is the delete horizon
+//! (KIP-534, as Kafka's `MemoryRecords.filterTo`): a batch whose kept records include a
+//! tombstone gets the horizon as its `baseTimestamp` and the delete-horizon attribute bit, and
+//! each record's timestamp delta is rewritten against it, so every record keeps its timestamp.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
-use crate::storage::batch::{compute_crc, BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
+use crate::storage::batch::{
+    compute_crc, put_varlong, BatchHeader, ATTRIBUTES_AT, ATTR_DELETE_HORIZON, BASE_TIMESTAMP_AT,
+    HEADER_BYTES, LOG_OVERHEAD,
+};
 use crate::storage::error::{Result, StorageError};
 
 /// One record's place in a records section and what the cleaner needs of it.
@@ -22,6 +28,10 @@ pub struct RecordRef {
     pub start: usize,
     pub end: usize,
     pub offset: i64,
+    /// The timestamp delta (against the batch's `baseTimestamp`) and the byte range of its
+    /// varint in the records section.
+    pub timestamp_delta: i64,
+    pub timestamp_delta_at: (usize, usize),
     /// Byte range of the key in the records section; `None` for a null key.
     pub key: Option<(usize, usize)>,
     /// A null value: a tombstone in a compacted topic.
@@ -82,7 +92,9 @@ pub fn parse_records(section: &[u8], base_offset: i64, count: i32) -> Result<Vec
         let end = at + len as usize;
         let body = &section[..end];
         at += 1; // attributes
-        varlong(body, &mut at)?; // timestamp delta
+        let ts_start = at;
+        let timestamp_delta = varlong(body, &mut at)?;
+        let timestamp_delta_at = (ts_start, at);
         let offset_delta = varlong(body, &mut at)?;
         let key_len = varlong(body, &mut at)?;
         let key = if key_len < 0 {
@@ -100,6 +112,8 @@ pub fn parse_records(section: &[u8], base_offset: i64, count: i32) -> Result<Vec
             start,
             end,
             offset: base_offset + offset_delta,
+            timestamp_delta,
+            timestamp_delta_at,
             key,
             tombstone: value_len < 0,
         });
@@ -135,21 +149,37 @@ pub fn every_record_has_a_key(batches: &Bytes, headers: &[BatchHeader]) -> Resul
 }
 
 /// `batch` rebuilt with only the records `keep` (indexes into `records`, in order), in the
-/// batch's own codec, every other header field unchanged.
+/// batch's own codec, every other header field unchanged; with `delete_horizon`, stamped with
+/// it (see the module doc; only for a batch that has none yet).
 pub fn rebuild(
     batch: &Bytes,
     h: &BatchHeader,
     section: &[u8],
     records: &[RecordRef],
     keep: &[usize],
+    delete_horizon: Option<i64>,
 ) -> Result<Vec<u8>> {
     let mut raw = Vec::with_capacity(
         keep.iter()
-            .map(|&i| records[i].end - records[i].start)
+            .map(|&i| records[i].end - records[i].start + 10)
             .sum(),
     );
     for &i in keep {
-        raw.extend_from_slice(&section[records[i].start..records[i].end]);
+        let r = &records[i];
+        match delete_horizon {
+            None => raw.extend_from_slice(&section[r.start..r.end]),
+            Some(horizon) => {
+                // attributes, the new delta, then the rest of the record unchanged.
+                let (ts_start, ts_end) = r.timestamp_delta_at;
+                let timestamp = h.base_timestamp.saturating_add(r.timestamp_delta);
+                let mut body = Vec::with_capacity(r.end - r.start + 10);
+                body.extend_from_slice(&section[ts_start - 1..ts_start]);
+                put_varlong(&mut body, timestamp.saturating_sub(horizon));
+                body.extend_from_slice(&section[ts_end..r.end]);
+                put_varlong(&mut raw, body.len() as i64);
+                raw.extend_from_slice(&body);
+            }
+        }
     }
     let body: Vec<u8> = match h.compression() {
         0 => raw,
@@ -186,6 +216,11 @@ pub fn rebuild(
     })?;
     b[8..12].copy_from_slice(&len.to_be_bytes());
     b[57..61].copy_from_slice(&(keep.len() as i32).to_be_bytes());
+    if let Some(horizon) = delete_horizon {
+        let attributes = h.attributes | ATTR_DELETE_HORIZON;
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&horizon.to_be_bytes());
+    }
     let crc = compute_crc(&b);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(b)
@@ -217,7 +252,7 @@ mod tests {
             vec![100, 101, 102]
         );
         assert!(recs[1].key.is_none() && recs[2].tombstone && !recs[0].tombstone);
-        let out = Bytes::from(rebuild(&b, &h, &section, &recs, &[0]).expect("rebuild"));
+        let out = Bytes::from(rebuild(&b, &h, &section, &recs, &[0], None).expect("rebuild"));
         let h2 = check_frame(&out).expect("valid batch");
         assert_eq!(
             (h2.base_offset, h2.last_offset_delta, h2.record_count),
@@ -227,9 +262,93 @@ mod tests {
         let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut d).expect("decodes");
         assert_eq!(set.records.len(), 1);
         assert_eq!(set.records[0].offset, 100);
-        let empty = Bytes::from(rebuild(&b, &h, &section, &recs, &[]).expect("rebuild"));
+        let empty = Bytes::from(rebuild(&b, &h, &section, &recs, &[], None).expect("rebuild"));
         assert_eq!(check_frame(&empty).expect("valid").record_count, 0);
         assert!(!every_record_has_a_key(&b, &[h]).expect("parse"));
+    }
+
+    #[test]
+    fn a_delete_horizon_is_written_into_the_batch_and_every_record_keeps_its_timestamp() {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        for codec in [Compression::None, Compression::Lz4] {
+            let records: Vec<Record> = (0..3)
+                .map(|i| Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: 7,
+                    producer_epoch: 1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: 50 + i,
+                    sequence: 3 + i as i32,
+                    timestamp: 1_000 + 10 * i,
+                    key: Some(Bytes::from(format!("k{i}"))),
+                    value: (i != 1).then(|| Bytes::from_static(b"v")),
+                    headers: Default::default(),
+                })
+                .collect();
+            let mut buf = BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut buf,
+                &records,
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: codec,
+                },
+            )
+            .expect("encode");
+            let b = buf.freeze();
+            let (h, section, recs) = batch_records(&b).expect("records");
+            assert_eq!(h.delete_horizon(), None);
+            let out = Bytes::from(
+                rebuild(&b, &h, &section, &recs, &[1, 2], Some(90_000)).expect("rebuild"),
+            );
+            let h2 = check_frame(&out).expect("valid batch, CRC included");
+            assert_eq!(h2.delete_horizon(), Some(90_000));
+            assert_eq!(h2.compression(), h.compression());
+            assert_eq!(
+                (
+                    h2.base_offset,
+                    h2.last_offset_delta,
+                    h2.producer_id,
+                    h2.producer_epoch,
+                    h2.base_sequence,
+                    h2.max_timestamp
+                ),
+                (
+                    h.base_offset,
+                    h.last_offset_delta,
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.max_timestamp
+                )
+            );
+            // A third-party decoder sees the flag and the records' own timestamps.
+            let mut d = out.clone();
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut d).expect("decodes");
+            let got: Vec<(i64, i64, bool, bool)> = set
+                .records
+                .iter()
+                .map(|r| (r.offset, r.timestamp, r.value.is_none(), r.delete_horizon))
+                .collect();
+            assert_eq!(
+                got,
+                vec![(51, 1_010, true, true), (52, 1_020, false, true)],
+                "{codec:?}"
+            );
+            // Stamped once: a later rebuild keeps the header's horizon and the deltas.
+            let (h3, section3, recs3) = batch_records(&out).expect("records");
+            let again = rebuild(&out, &h3, &section3, &recs3, &[1], None).expect("rebuild");
+            let h4 = check_frame(&again).expect("valid");
+            assert_eq!(h4.delete_horizon(), Some(90_000));
+            let mut d = Bytes::from(again);
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut d).expect("decodes");
+            assert_eq!(set.records[0].timestamp, 1_020);
+        }
     }
 
     #[test]

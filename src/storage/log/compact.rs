@@ -1,7 +1,10 @@
 //! Cleaning (Kafka's log compaction) of a log's sealed segments: one pass builds a bounded
 //! key map over the dirty part of the cleanable range, then rewrites every cleanable segment
 //! below the map's end without the records the map shows a newer record for, without
-//! keyless records, and without tombstones past their retention; each rewritten segment is
+//! keyless records, and without tombstones past the delete horizon written into their batch
+//! (KIP-534: a batch whose kept records include a tombstone is stamped, on the first clean
+//! that keeps it, with `now + delete.retention.ms`; see `storage::compact::records`; a
+//! segment's file times play no part); each rewritten segment is
 //! swapped in on its own (see `storage::compact::swap`). Offsets never change: each batch keeps
 //! its base offset and `lastOffsetDelta`; a batch left with no record goes (so a segment may
 //! end before the next one starts: reads go on in the next segment, recovery accepts the gap
@@ -33,7 +36,8 @@ pub struct CleanLimits {
     pub first_dirty: i64,
     /// `min.compaction.lag.ms`: a segment with a record newer than this is not cleaned.
     pub min_compaction_lag_ms: i64,
-    /// `delete.retention.ms`: tombstones in a segment whose newest record is older go.
+    /// `delete.retention.ms`: how long after the first clean that keeps a tombstone it may go
+    /// (the delete horizon written into its batch).
     pub delete_retention_ms: i64,
 }
 
@@ -54,8 +58,22 @@ pub struct CleanReport {
 struct Candidate {
     base: i64,
     next: i64,
-    max_timestamp: i64,
     size: u64,
+}
+
+/// The time of a pass and `delete.retention.ms`: what tombstones' horizons are written from
+/// and judged against.
+#[derive(Debug, Clone, Copy)]
+struct Tombstones {
+    now: i64,
+    delete_retention_ms: i64,
+}
+
+impl Tombstones {
+    /// The delete horizon written into a batch whose tombstone this pass keeps first.
+    fn horizon(&self) -> i64 {
+        self.now.saturating_add(self.delete_retention_ms)
+    }
 }
 
 impl PartitionLog {
@@ -132,7 +150,6 @@ impl PartitionLog {
             out.push(Candidate {
                 base: s.base_offset,
                 next: s.next_offset(),
-                max_timestamp: s.max_timestamp(),
                 size: s.size(),
             });
         }
@@ -197,11 +214,12 @@ impl PartitionLog {
             if seg.base < self.log_start() && seg.next <= self.log_start() {
                 continue;
             }
-            let tombstones_expire = seg.max_timestamp >= 0
-                && seg.max_timestamp < now.saturating_sub(limits.delete_retention_ms);
-            let (changed, removed, after) = self
-                .write_cleaned(seg, map, map_end, tombstones_expire)
-                .await?;
+            let tombstones = Tombstones {
+                now,
+                delete_retention_ms: limits.delete_retention_ms,
+            };
+            let (changed, removed, after) =
+                self.write_cleaned(seg, map, map_end, tombstones).await?;
             report.bytes_read += seg.size;
             if !changed {
                 let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
@@ -223,7 +241,7 @@ impl PartitionLog {
         seg: &Candidate,
         map: &KeyMap,
         map_end: i64,
-        tombstones_expire: bool,
+        tombstones: Tombstones,
     ) -> Result<(bool, u64, u64)> {
         let dir = self.dir.clone();
         let base = seg.base;
@@ -250,6 +268,8 @@ impl PartitionLog {
                 out.extend_from_slice(&b);
             } else {
                 let (h, section, records) = batch_records(&b)?;
+                let horizon = h.delete_horizon();
+                let horizon_passed = horizon.is_some_and(|t| tombstones.now >= t);
                 let keep: Vec<usize> = records
                     .iter()
                     .enumerate()
@@ -261,17 +281,20 @@ impl PartitionLog {
                             return false; // Kafka drops keyless records from compacted logs
                         };
                         let newest = map.get(&section[from..to]).is_none_or(|o| o <= r.offset);
-                        newest && !(r.tombstone && tombstones_expire)
+                        newest && !(r.tombstone && horizon_passed)
                     })
                     .map(|(i, _)| i)
                     .collect();
                 removed += (records.len() - keep.len()) as u64;
-                if keep.len() == records.len() {
+                // The first clean keeping a tombstone writes its horizon into the batch.
+                let stamp = (horizon.is_none() && keep.iter().any(|&i| records[i].tombstone))
+                    .then(|| tombstones.horizon());
+                if keep.len() == records.len() && stamp.is_none() {
                     out.extend_from_slice(&b);
                 } else {
                     changed = true;
                     if !keep.is_empty() {
-                        out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep)?);
+                        out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
                     }
                 }
             }
