@@ -787,3 +787,119 @@ fn a_tombstone_lives_delete_retention_ms_from_the_clean_that_first_kept_it() {
         check(&p, &model, true).await;
     });
 }
+
+/// An idempotent batch from producer `pid` (epoch 0) starting at sequence `seq`.
+fn idempotent(pid: i64, seq: i32, keys: &[&str]) -> Bytes {
+    let values: Vec<Vec<u8>> = (0..keys.len()).map(|i| value(seq as usize + i)).collect();
+    let recs: Vec<strata::storage::batch::NullableRecord> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_slice())))
+        .collect();
+    let mut b = build_batch_nullable(0, 0, &recs);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = strata::storage::batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// Every stored batch of producer `pid`: (base offset, last offset, record count, base sequence).
+async fn batches_of(p: &Partition, pid: i64) -> Vec<(i64, i64, i32, i32)> {
+    let mut out = Vec::new();
+    let mut scan = p.scan(p.log_start());
+    while let Some(b) = scan.next().await.expect("scan") {
+        let h = strata::storage::batch::check_frame(&b).expect("valid batch");
+        if h.producer_id == pid {
+            out.push((
+                h.base_offset,
+                h.last_offset(),
+                h.record_count,
+                h.base_sequence,
+            ));
+        }
+    }
+    out
+}
+
+/// Kafka's RETAIN_EMPTY: a batch emptied by the cleaner stays, as a header with no record,
+/// when it holds its producer's last sequence, so that producer state rebuilt from the log
+/// (here: the snapshot lost in a crash) still answers the producer's retry as a duplicate;
+/// once the producer has written again, the old empty batch goes.
+#[test]
+fn a_producers_last_batch_stays_empty_so_a_retry_after_a_rebuild_is_a_duplicate() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+        let mut model = Model::new();
+        p.produce(idempotent(42, 0, &["key-0", "key-1"]))
+            .await
+            .expect("produce");
+        p.produce(idempotent(42, 2, &["key-2"]))
+            .await
+            .expect("produce");
+        let last = p
+            .produce(idempotent(42, 3, &["key-0", "key-1"]))
+            .await
+            .expect("produce");
+        fill(&p, &mut model, 300, 3, 0).await; // every key of producer 42 written again
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        check(&p, &model, false).await;
+        assert_eq!(
+            batches_of(&p, 42).await,
+            vec![(last.base_offset, last.last_offset, 0, 3)],
+            "only the last batch, empty, with its offsets and sequence"
+        );
+        // A fetch there does not answer with the empty batch alone.
+        let fetched = p.fetch(last.base_offset, 1 << 20).await.expect("fetch");
+        let counts: Vec<i32> = fetched
+            .chunks
+            .iter()
+            .flat_map(|c| {
+                strata::storage::batch::iter_batches(c)
+                    .map(|(_, h)| h.record_count)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            counts.first() == Some(&0) && counts.iter().any(|n| *n > 0),
+            "{counts:?}"
+        );
+        // A crash that loses the producer snapshot: state is rebuilt from the log.
+        drop(p);
+        std::fs::remove_file(
+            dir.path()
+                .join(strata::partition::producer_state::SNAPSHOT_FILE),
+        )
+        .expect("snapshot");
+        let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+        let end = p.stats().log_end;
+        let retry = p
+            .produce(idempotent(42, 3, &["key-0", "key-1"]))
+            .await
+            .expect("a retry is answered");
+        assert_eq!(
+            (retry.base_offset, p.stats().log_end),
+            (last.base_offset, end),
+            "a duplicate: its original offset, nothing written"
+        );
+        assert!(
+            p.produce(idempotent(42, 9, &["key-0"])).await.is_err(),
+            "a gap is refused: the sequence is known"
+        );
+        let next = p
+            .produce(idempotent(42, 5, &["key-0"]))
+            .await
+            .expect("the sequence goes on");
+        fill(&p, &mut model, 300, 3, 0).await;
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(
+            batches_of(&p, 42).await,
+            vec![(next.base_offset, next.last_offset, 0, 5)],
+            "the older empty batch went"
+        );
+        check(&p, &model, false).await;
+    });
+}

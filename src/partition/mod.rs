@@ -464,6 +464,7 @@ impl Partition {
             first_dirty: self.first_dirty.get().max(self.log.log_start()),
             min_compaction_lag_ms: config.min_compaction_lag_ms,
             delete_retention_ms: config.delete_retention_ms,
+            last_batches: self.producers.borrow().last_batches(),
         };
         let report = self.log.clean(&limits, map, failpoint).await?;
         if report.cleaned_upto != self.first_dirty.get() {

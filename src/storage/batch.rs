@@ -32,7 +32,7 @@ const OFF_RECORD_COUNT: usize = 57;
 /// Attribute bit: timestamps are LogAppendTime.
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 /// Attribute bits: compression codec.
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
 /// Attribute bit: transactional batch.
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 /// Attribute bit: control batch (transaction markers).

@@ -16,8 +16,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::storage::batch::{
-    compute_crc, put_varlong, BatchHeader, ATTRIBUTES_AT, ATTR_DELETE_HORIZON, BASE_TIMESTAMP_AT,
-    HEADER_BYTES, LOG_OVERHEAD,
+    compute_crc, put_varlong, BatchHeader, ATTRIBUTES_AT, ATTR_COMPRESSION_MASK,
+    ATTR_DELETE_HORIZON, BASE_TIMESTAMP_AT, HEADER_BYTES, LOG_OVERHEAD,
 };
 use crate::storage::error::{Result, StorageError};
 
@@ -224,6 +224,23 @@ pub fn rebuild(
     let crc = compute_crc(&b);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(b)
+}
+
+/// The header of `batch` with no record (Kafka's `DefaultRecordBatch.writeEmptyHeader`): what
+/// the cleaner keeps of an emptied batch holding a producer's last sequence. Same base offset,
+/// `lastOffsetDelta`, producer id, epoch, base sequence, leader epoch and timestamp type; no
+/// compression, no delete horizon, both timestamps the batch's max timestamp.
+pub fn empty_batch(batch: &[u8], h: &BatchHeader) -> Vec<u8> {
+    let mut b = batch[..HEADER_BYTES].to_vec();
+    let len = (HEADER_BYTES - LOG_OVERHEAD) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let attributes = h.attributes & !(ATTR_COMPRESSION_MASK | ATTR_DELETE_HORIZON);
+    b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&h.max_timestamp.to_be_bytes());
+    b[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
 }
 
 /// Encodes one record as Kafka does (for tests of the cleaner that need hand-made records).

@@ -8,26 +8,28 @@
 //! swapped in on its own (see `storage::compact::swap`). Offsets never change: each batch keeps
 //! its base offset and `lastOffsetDelta`; a batch left with no record goes (so a segment may
 //! end before the next one starts: reads go on in the next segment, recovery accepts the gap
-//! in a sealed segment read whole). A log larger than
+//! in a sealed segment read whole), unless it holds the last sequence of an idempotent
+//! producer the partition still knows: that one stays as an empty batch (Kafka's
+//! `RETAIN_EMPTY`), until the producer writes again. A log larger than
 //! the map takes several passes (each call is one pass; the caller keeps the dirty point).
 //!
 //! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
 //! swap of each segment takes it. Which logs are cleaned, when, and with which limits is the
 //! partition's decision.
 
-use super::PartitionLog;
-use crate::limits::CLEANER_WRITE_BYTES;
 use std::rc::Rc;
 
+use super::PartitionLog;
+use crate::limits::CLEANER_WRITE_BYTES;
 use crate::storage::batch::{BatchHeader, HEADER_BYTES};
-use crate::storage::compact::records::{batch_records, rebuild};
+use crate::storage::compact::records::{batch_records, empty_batch, rebuild};
 use crate::storage::compact::swap::{self, SwapStep};
 use crate::storage::compact::KeyMap;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::Segment;
 
 /// What one cleaning pass may touch, as the partition decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanLimits {
     /// Nothing at or beyond this offset is cleaned (the high watermark).
     pub upto: i64,
@@ -39,6 +41,10 @@ pub struct CleanLimits {
     /// `delete.retention.ms`: how long after the first clean that keeps a tombstone it may go
     /// (the delete horizon written into its batch).
     pub delete_retention_ms: i64,
+    /// Each idempotent producer's last batch (producer id → base offset): kept, emptied if
+    /// all its records go (Kafka's `RETAIN_EMPTY`), so that the producer's sequence survives
+    /// a rebuild of producer state from the log. Other emptied batches go.
+    pub last_batches: std::collections::HashMap<i64, i64>,
 }
 
 /// What a pass did.
@@ -218,8 +224,9 @@ impl PartitionLog {
                 now,
                 delete_retention_ms: limits.delete_retention_ms,
             };
-            let (changed, removed, after) =
-                self.write_cleaned(seg, map, map_end, tombstones).await?;
+            let (changed, removed, after) = self
+                .write_cleaned(seg, map, map_end, tombstones, &limits.last_batches)
+                .await?;
             report.bytes_read += seg.size;
             if !changed {
                 let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
@@ -242,6 +249,7 @@ impl PartitionLog {
         map: &KeyMap,
         map_end: i64,
         tombstones: Tombstones,
+        last_batches: &std::collections::HashMap<i64, i64>,
     ) -> Result<(bool, u64, u64)> {
         let dir = self.dir.clone();
         let base = seg.base;
@@ -289,13 +297,20 @@ impl PartitionLog {
                 // The first clean keeping a tombstone writes its horizon into the batch.
                 let stamp = (horizon.is_none() && keep.iter().any(|&i| records[i].tombstone))
                     .then(|| tombstones.horizon());
-                if keep.len() == records.len() && stamp.is_none() {
+                // A producer's last batch stays, emptied if need be (Kafka's RETAIN_EMPTY);
+                // any other batch left with no record goes (DELETE_EMPTY).
+                let producers_last =
+                    h.producer_id >= 0 && last_batches.get(&h.producer_id) == Some(&h.base_offset);
+                if keep.is_empty() && !producers_last {
+                    changed = true;
+                } else if keep.is_empty() && !records.is_empty() {
+                    changed = true;
+                    out.extend_from_slice(&empty_batch(&b, &h));
+                } else if keep.len() == records.len() && stamp.is_none() {
                     out.extend_from_slice(&b);
                 } else {
                     changed = true;
-                    if !keep.is_empty() {
-                        out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
-                    }
+                    out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
                 }
             }
             if out.len() >= CLEANER_WRITE_BYTES || last_of_segment {
