@@ -104,5 +104,11 @@ pub const CLEANER_KEY_MAP_BYTES_PER_CORE: usize = 32 << 20;
 /// Bytes of a cleaned segment the cleaner buffers before writing them out.
 pub const CLEANER_WRITE_BYTES: usize = 4 << 20;
 
+/// Most bytes the records of one compressed batch may decompress to when the broker reads
+/// them (the cleaner; the produce-time key check of compacted topics). Beyond it the cleaner
+/// leaves the batch as it is (uncleaned) and a produce to a compacted topic is refused
+/// (INVALID_RECORD), rather than allocate whatever a compression bomb asks for.
+pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
+
 /// Default `delete.retention.ms`: how long tombstones stay in a compacted log (1 day).
 pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;

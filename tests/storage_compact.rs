@@ -903,3 +903,52 @@ fn a_producers_last_batch_stays_empty_so_a_retry_after_a_rebuild_is_a_duplicate(
         check(&p, &model, false).await;
     });
 }
+
+/// A compressed batch whose records decompress beyond `limits::MAX_DECOMPRESSED_BATCH_BYTES`
+/// is never decompressed by the broker: the cleaner keeps it whole (uncleaned: its keys count
+/// for nothing, so nothing else is dropped for them) and cleans the rest; a compacted topic
+/// refuses it at produce time (INVALID_RECORD).
+#[test]
+fn a_batch_beyond_the_decompression_bound_is_left_uncleaned_and_refused_by_compacted_topics() {
+    use kafka_protocol::records::Compression;
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let mut plain = compact_config();
+        plain.set("cleanup.policy", "delete").expect("policy");
+        let p = open_p(dir.path(), plain, clock.clone()).await;
+        let huge = vec![0u8; strata::limits::MAX_DECOMPRESSED_BATCH_BYTES + 1];
+        let bomb = encoded_batch(Compression::Zstd, 0, &[(b"key-0".to_vec(), Some(huge))]);
+        assert!(bomb.len() < 64 * 1024, "{} bytes compressed", bomb.len());
+        let placed = p
+            .produce(bomb.clone())
+            .await
+            .expect("a delete topic stores it as sent");
+        let mut model = Model::new();
+        fill(&p, &mut model, 300, 3, 0).await; // key-0..key-2 written again
+        p.reconfigure(compact_config());
+        let r = p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("the clean goes on")
+            .expect("due");
+        assert!(r.records_removed > 200, "{r:?}");
+        check(&p, &model, false).await;
+        let first = read_log(&p).await.into_iter().next().expect("records");
+        assert_eq!(
+            (first.0, first.1.as_slice()),
+            (placed.base_offset, &b"key-0"[..]),
+            "the batch beyond the bound is kept, though key-0 was written again"
+        );
+        let err = p.produce(bomb).await.expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                strata::partition::PartitionError::Storage(
+                    strata::storage::StorageError::InvalidRecord(_)
+                )
+            ),
+            "{err:?}"
+        );
+    });
+}

@@ -13,8 +13,9 @@
 //! each record's timestamp delta is rewritten against it, so every record keeps its timestamp.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
+use crate::limits::MAX_DECOMPRESSED_BATCH_BYTES;
 use crate::storage::batch::{
     compute_crc, put_varlong, BatchHeader, ATTRIBUTES_AT, ATTR_COMPRESSION_MASK,
     ATTR_DELETE_HORIZON, BASE_TIMESTAMP_AT, HEADER_BYTES, LOG_OVERHEAD,
@@ -55,27 +56,99 @@ fn varlong(buf: &[u8], at: &mut usize) -> Result<i64> {
     Err(corrupt("varint longer than 10 bytes"))
 }
 
-/// The records section of `batch` (after the 61-byte header), decompressed with its codec.
-pub fn records_section(batch: &Bytes, h: &BatchHeader) -> Result<Bytes> {
+/// The records section of `batch` (after the 61-byte header), decompressed with its codec;
+/// `None` when it would decompress to more than `limit` bytes (nothing beyond the limit is
+/// allocated: the codecs are read as streams, snappy's blocks judged by their stated sizes).
+pub fn records_section(batch: &Bytes, h: &BatchHeader, limit: usize) -> Result<Option<Bytes>> {
     let end = h.total_size().min(batch.len());
     if end < HEADER_BYTES {
         return Err(corrupt("batch shorter than its header"));
     }
-    let mut raw = batch.slice(HEADER_BYTES..end);
-    let keep = |b: &mut Bytes| Ok(b.clone());
-    let out = match h.compression() {
-        0 => Ok(raw),
-        1 => Gzip::decompress(&mut raw, keep),
-        2 => Snappy::decompress(&mut raw, keep),
-        3 => Lz4::decompress(&mut raw, keep),
-        4 => Zstd::decompress(&mut raw, keep),
-        c => {
-            return Err(StorageError::InvalidRecord(format!(
-                "unknown compression codec {c}"
-            )))
+    let raw = batch.slice(HEADER_BYTES..end);
+    let codec = h.compression();
+    if codec == 0 {
+        return Ok(Some(raw));
+    }
+    let decompressed = decompress_bounded(codec, &raw, limit).map_err(|e| match e {
+        DecompressError::Codec(c) => {
+            StorageError::InvalidRecord(format!("unknown compression codec {c}"))
         }
+        DecompressError::Io(e) => StorageError::Corrupt(format!("cannot decompress a batch: {e}")),
+    })?;
+    Ok(decompressed.map(Bytes::from))
+}
+
+enum DecompressError {
+    Codec(i16),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for DecompressError {
+    fn from(e: std::io::Error) -> Self {
+        DecompressError::Io(e)
+    }
+}
+
+/// Kafka's codecs (1 gzip, 2 snappy, 3 lz4, 4 zstd), at most `limit` bytes out.
+fn decompress_bounded(
+    codec: i16,
+    raw: &[u8],
+    limit: usize,
+) -> std::result::Result<Option<Vec<u8>>, DecompressError> {
+    use std::io::Read;
+    let read_bounded = |r: &mut dyn Read| -> std::io::Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        r.take(limit as u64 + 1).read_to_end(&mut out)?;
+        Ok((out.len() <= limit).then_some(out))
     };
-    out.map_err(|e| StorageError::Corrupt(format!("cannot decompress a batch: {e}")))
+    Ok(match codec {
+        1 => read_bounded(&mut flate2::read::MultiGzDecoder::new(raw))?,
+        2 => snappy_bounded(raw, limit)?,
+        3 => read_bounded(&mut lz4::Decoder::new(raw)?)?,
+        4 => read_bounded(&mut zstd::stream::read::Decoder::new(raw)?)?,
+        c => return Err(DecompressError::Codec(c)),
+    })
+}
+
+/// The xerial framing Kafka's Java client writes around snappy blocks.
+const SNAPPY_XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+
+/// Snappy as Kafka stores it: xerial-framed blocks (`u32` length + raw snappy each), or one
+/// raw snappy block (librdkafka); each block's stated size is checked before it is allocated.
+fn snappy_bounded(raw: &[u8], limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let bad = |e: snap::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut blocks: Vec<&[u8]> = Vec::new();
+    if let Some(mut rest) = raw.strip_prefix(&SNAPPY_XERIAL_MAGIC[..]) {
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_at_checked(4).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "snappy block length cut")
+            })?;
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let (block, tail) = tail.split_at_checked(len).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "snappy block cut")
+            })?;
+            blocks.push(block);
+            rest = tail;
+        }
+    } else {
+        blocks.push(raw);
+    }
+    let mut total = 0usize;
+    for b in &blocks {
+        total = total.saturating_add(snap::raw::decompress_len(b).map_err(bad)?);
+        if total > limit {
+            return Ok(None);
+        }
+    }
+    let mut out = vec![0u8; total];
+    let mut at = 0;
+    for b in blocks {
+        at += snap::raw::Decoder::new()
+            .decompress(b, &mut out[at..])
+            .map_err(bad)?;
+    }
+    out.truncate(at);
+    Ok(Some(out))
 }
 
 /// Every record of a records section of a batch based at `base_offset` holding `count`
@@ -122,16 +195,28 @@ pub fn parse_records(section: &[u8], base_offset: i64, count: i32) -> Result<Vec
     Ok(out)
 }
 
-/// The records of a stored batch, with the (decompressed) section their ranges point into.
-pub fn batch_records(batch: &Bytes) -> Result<(BatchHeader, Bytes, Vec<RecordRef>)> {
+/// A batch's header, its (decompressed) records section and the records in it.
+pub type ParsedBatch = (BatchHeader, Bytes, Vec<RecordRef>);
+
+/// The records of a stored batch, with the (decompressed) section their ranges point into;
+/// `None` when its records decompress to more than [`MAX_DECOMPRESSED_BATCH_BYTES`].
+pub fn batch_records(batch: &Bytes) -> Result<Option<ParsedBatch>> {
+    batch_records_within(batch, MAX_DECOMPRESSED_BATCH_BYTES)
+}
+
+/// [`batch_records`] with a given bound on the decompressed records.
+pub fn batch_records_within(batch: &Bytes, limit: usize) -> Result<Option<ParsedBatch>> {
     let h = BatchHeader::parse(batch).ok_or_else(|| corrupt("no batch header"))?;
-    let section = records_section(batch, &h)?;
+    let Some(section) = records_section(batch, &h, limit)? else {
+        return Ok(None);
+    };
     let records = parse_records(&section, h.base_offset, h.record_count)?;
-    Ok((h, section, records))
+    Ok(Some((h, section, records)))
 }
 
 /// Whether every record of every batch in `batches` has a key (Kafka refuses keyless records
-/// in a compacted topic with INVALID_RECORD).
+/// in a compacted topic with INVALID_RECORD). A batch decompressing beyond
+/// [`MAX_DECOMPRESSED_BATCH_BYTES`] is refused (INVALID_RECORD) rather than read.
 pub fn every_record_has_a_key(batches: &Bytes, headers: &[BatchHeader]) -> Result<bool> {
     let mut at = 0usize;
     for h in headers {
@@ -140,7 +225,11 @@ pub fn every_record_has_a_key(batches: &Bytes, headers: &[BatchHeader]) -> Resul
         if h.is_control() {
             continue;
         }
-        let (_, _, records) = batch_records(&b)?;
+        let Some((_, _, records)) = batch_records(&b)? else {
+            return Err(StorageError::InvalidRecord(format!(
+                "a batch's records decompress to more than {MAX_DECOMPRESSED_BATCH_BYTES} bytes"
+            )));
+        };
         if records.iter().any(|r| r.key.is_none()) {
             return Ok(false);
         }
@@ -262,7 +351,9 @@ mod tests {
                 (Some(b"c"), None),
             ],
         ));
-        let (h, section, recs) = batch_records(&b).expect("records");
+        let (h, section, recs) = batch_records(&b)
+            .expect("records")
+            .expect("within the bound");
         assert_eq!(recs.len(), 3);
         assert_eq!(
             recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
@@ -318,7 +409,9 @@ mod tests {
             )
             .expect("encode");
             let b = buf.freeze();
-            let (h, section, recs) = batch_records(&b).expect("records");
+            let (h, section, recs) = batch_records(&b)
+                .expect("records")
+                .expect("within the bound");
             assert_eq!(h.delete_horizon(), None);
             let out = Bytes::from(
                 rebuild(&b, &h, &section, &recs, &[1, 2], Some(90_000)).expect("rebuild"),
@@ -358,7 +451,9 @@ mod tests {
                 "{codec:?}"
             );
             // Stamped once: a later rebuild keeps the header's horizon and the deltas.
-            let (h3, section3, recs3) = batch_records(&out).expect("records");
+            let (h3, section3, recs3) = batch_records(&out)
+                .expect("records")
+                .expect("within the bound");
             let again = rebuild(&out, &h3, &section3, &recs3, &[1], None).expect("rebuild");
             let h4 = check_frame(&again).expect("valid");
             assert_eq!(h4.delete_horizon(), Some(90_000));
@@ -366,6 +461,101 @@ mod tests {
             let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut d).expect("decodes");
             assert_eq!(set.records[0].timestamp, 1_020);
         }
+    }
+
+    /// A batch of two records, one with a `big`-byte value of zeros, in `codec`.
+    fn compressible(codec: kafka_protocol::records::Compression, big: usize) -> Bytes {
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = [vec![0u8; big], b"small".to_vec()]
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1, // one batch: the encoder splits where offset - sequence changes
+                timestamp: 0,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(v)),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: codec,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    }
+
+    #[test]
+    fn decompression_is_bounded_for_every_codec() {
+        use kafka_protocol::records::Compression;
+        let big = 1 << 20;
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let b = compressible(codec, big);
+            assert!(b.len() < big / 10, "{codec:?} compresses zeros");
+            assert!(
+                batch_records_within(&b, big / 2)
+                    .expect("not an error")
+                    .is_none(),
+                "{codec:?}: beyond the bound"
+            );
+            let (_, section, recs) = batch_records_within(&b, 2 * big)
+                .expect("parses")
+                .expect("within the bound");
+            assert!(section.len() > big && section.len() < 2 * big, "{codec:?}");
+            assert_eq!(recs.len(), 2);
+            let exact = section.len();
+            assert!(
+                batch_records_within(&b, exact).expect("parses").is_some(),
+                "{codec:?}: at the bound"
+            );
+            assert!(
+                batch_records_within(&b, exact - 1)
+                    .expect("parses")
+                    .is_none(),
+                "{codec:?}: one byte less"
+            );
+        }
+        // librdkafka's snappy: one raw block, no xerial framing.
+        let plain = compressible(Compression::None, big);
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&plain[HEADER_BYTES..])
+            .expect("snappy");
+        let mut b = plain[..HEADER_BYTES].to_vec();
+        b.extend_from_slice(&raw);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&2i16.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let b = Bytes::from(b);
+        assert!(batch_records_within(&b, big / 2).expect("parses").is_none());
+        let (_, section, _) = batch_records_within(&b, 2 * big)
+            .expect("parses")
+            .expect("within");
+        assert_eq!(&section[..], &plain[HEADER_BYTES..]);
+        // And a compacted topic's produce-time key check refuses what it cannot read.
+        let h = BatchHeader::parse(&b).expect("header");
+        assert!(every_record_has_a_key(&b, &[h]).expect("within the default bound"));
     }
 
     #[test]

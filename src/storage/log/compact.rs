@@ -192,7 +192,12 @@ impl PartitionLog {
         let mut scan = self.scan(start, end);
         'build: while let Some(b) = scan.next().await? {
             report.bytes_read += b.len() as u64;
-            let (h, section, records) = batch_records(&b)?;
+            let Some((h, section, records)) = batch_records(&b)? else {
+                // Too large to decompress within the bound: its keys stay out of the map, so
+                // nothing is dropped for them; the batch itself is kept as it is.
+                tracing::warn!(dir = %self.dir.display(), batch = %BatchHeader::parse(&b).map_or(-1, |h| h.base_offset), "a batch decompresses beyond the cleaner's bound: left uncleaned");
+                continue;
+            };
             if h.is_control() {
                 continue;
             }
@@ -274,8 +279,7 @@ impl PartitionLog {
             let last_of_segment = h.next_offset() >= seg.next;
             if h.is_control() {
                 out.extend_from_slice(&b);
-            } else {
-                let (h, section, records) = batch_records(&b)?;
+            } else if let Some((h, section, records)) = batch_records(&b)? {
                 let horizon = h.delete_horizon();
                 let horizon_passed = horizon.is_some_and(|t| tombstones.now >= t);
                 let keep: Vec<usize> = records
@@ -312,6 +316,9 @@ impl PartitionLog {
                     changed = true;
                     out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
                 }
+            } else {
+                // Beyond the decompression bound: kept as it is, uncleaned.
+                out.extend_from_slice(&b);
             }
             if out.len() >= CLEANER_WRITE_BYTES || last_of_segment {
                 size += out.len() as u64;
