@@ -377,38 +377,15 @@ mod tests {
 
     #[test]
     fn a_delete_horizon_is_written_into_the_batch_and_every_record_keeps_its_timestamp() {
-        use kafka_protocol::records::{
-            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
+        use kafka_protocol::records::Compression;
         for codec in [Compression::None, Compression::Lz4] {
-            let records: Vec<Record> = (0..3)
-                .map(|i| Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: 0,
-                    producer_id: 7,
-                    producer_epoch: 1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: 50 + i,
-                    sequence: 3 + i as i32,
-                    timestamp: 1_000 + 10 * i,
-                    key: Some(Bytes::from(format!("k{i}"))),
-                    value: (i != 1).then(|| Bytes::from_static(b"v")),
-                    headers: Default::default(),
+            let recs: Vec<TestRecord> = (0..3)
+                .map(|i| {
+                    let value = (i != 1).then(|| b"v".to_vec());
+                    (1_000 + 10 * i, format!("k{i}"), value)
                 })
                 .collect();
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                &records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: codec,
-                },
-            )
-            .expect("encode");
-            let b = buf.freeze();
+            let b = encode(codec, (7, 1, 3), 50, &recs);
             let (h, section, recs) = batch_records(&b)
                 .expect("records")
                 .expect("within the bound");
@@ -463,27 +440,38 @@ mod tests {
         }
     }
 
-    /// A batch of two records, one with a `big`-byte value of zeros, in `codec`.
-    fn compressible(codec: kafka_protocol::records::Compression, big: usize) -> Bytes {
+    /// A record for [`encode`]: timestamp, key, value (`None`: null).
+    type TestRecord = (i64, String, Option<Vec<u8>>);
+
+    /// One batch of `records` from offset `first`, by a third-party encoder (kafka-protocol),
+    /// in `codec`, from producer (id, epoch, first sequence).
+    fn encode(
+        codec: kafka_protocol::records::Compression,
+        producer: (i64, i16, i32),
+        first: i64,
+        records: &[TestRecord],
+    ) -> Bytes {
         use kafka_protocol::records::{
             Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
         };
-        let records: Vec<Record> = [vec![0u8; big], b"small".to_vec()]
-            .into_iter()
+        let (producer_id, producer_epoch, first_seq) = producer;
+        let records: Vec<Record> = records
+            .iter()
             .enumerate()
-            .map(|(i, v)| Record {
+            .map(|(i, (timestamp, key, value))| Record {
                 transactional: false,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1, // one batch: the encoder splits where offset - sequence changes
-                timestamp: 0,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(v)),
+                offset: first + i as i64,
+                // One batch: the encoder splits where offset - sequence changes.
+                sequence: first_seq + i as i32,
+                timestamp: *timestamp,
+                key: Some(Bytes::from(key.clone())),
+                value: value.clone().map(Bytes::from),
                 headers: Default::default(),
             })
             .collect();
@@ -498,6 +486,15 @@ mod tests {
         )
         .expect("encode");
         buf.freeze()
+    }
+
+    /// A batch of two records, one with a `big`-byte value of zeros, in `codec`.
+    fn compressible(codec: kafka_protocol::records::Compression, big: usize) -> Bytes {
+        let recs: Vec<TestRecord> = vec![
+            (0, "k0".into(), Some(vec![0u8; big])),
+            (0, "k1".into(), Some(b"small".to_vec())),
+        ];
+        encode(codec, (-1, -1, -1), 0, &recs)
     }
 
     #[test]
