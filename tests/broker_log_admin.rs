@@ -2,7 +2,8 @@
 //! librdkafka's admin client: the log start moves (durably: through a restart and kill -9),
 //! segments wholly below it go, reads below it are out of range, ListOffsets earliest returns
 //! it; Kafka's errors for compact-only topics, offsets beyond the high watermark and unknown
-//! partitions; partition sizes per log dir.
+//! partitions; partition sizes per log dir. Compaction by the broker's cleaner, read by
+//! librdkafka across gaps and through batches stamped with a KIP-534 delete horizon.
 
 mod common;
 
@@ -367,6 +368,18 @@ fn describe_log_dirs_reports_every_partitions_size() {
 
 /// Reads partition 0 of `topic` from the beginning to `end` with librdkafka: (offset, key, value).
 fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<String>)> {
+    consume_all_timed(b, topic, end)
+        .into_iter()
+        .map(|(o, k, v, _)| (o, k, v))
+        .collect()
+}
+
+/// [`consume_all`], with each record's timestamp as librdkafka gives it.
+fn consume_all_timed(
+    b: &Broker,
+    topic: &str,
+    end: i64,
+) -> Vec<(i64, String, Option<String>, Option<i64>)> {
     use rdkafka::message::Message;
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
@@ -381,7 +394,7 @@ fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<St
     let mut out = Vec::new();
     let start = std::time::Instant::now();
     loop {
-        if out.last().is_some_and(|(o, _, _)| *o + 1 >= end) {
+        if out.last().is_some_and(|(o, _, _, _)| *o + 1 >= end) {
             break;
         }
         assert!(
@@ -392,7 +405,12 @@ fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<St
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
             let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).to_string());
-            out.push((m.offset(), s(m.key()).unwrap_or_default(), s(m.payload())));
+            out.push((
+                m.offset(),
+                s(m.key()).unwrap_or_default(),
+                s(m.payload()),
+                m.timestamp().to_millis(),
+            ));
         }
     }
     std::mem::forget(c); // see tests/broker_offsets.rs: the group consumer's drop can hang
@@ -478,7 +496,6 @@ fn stored_batches(dir: &Path) -> Vec<strata::storage::batch::BatchHeader> {
 /// latest value of every other key.
 #[test]
 fn librdkafka_reads_tombstone_batches_stamped_with_a_delete_horizon() {
-    use rdkafka::message::Message;
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Broker::start(&dir.path().join("data"), &[]);
     create(
@@ -550,42 +567,18 @@ fn librdkafka_reads_tombstone_batches_stamped_with_a_delete_horizon() {
         batches.iter().all(|h| h.producer_id >= 0),
         "idempotent batches"
     );
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .set("group.id", "reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("kip534", 0, Offset::Beginning)
-        .expect("tpl");
-    c.assign(&tpl).expect("assign");
+    let recs = consume_all_timed(&b, "kip534", end);
     let mut latest = std::collections::BTreeMap::new();
-    let mut read = 0;
-    let start = std::time::Instant::now();
-    let mut last = -1;
-    while last + 1 < end {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "stalled after {last}"
-        );
-        let Some(m) = c.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let m = m.expect("message");
-        assert!(m.offset() > last);
-        last = m.offset();
-        read += 1;
+    for (offset, key, value, timestamp) in &recs {
         assert_eq!(
-            m.timestamp().to_millis(),
-            Some(t0 + m.offset()),
-            "offset {}: the record's own timestamp",
-            m.offset()
+            *timestamp,
+            Some(t0 + offset),
+            "offset {offset}: the record's own timestamp"
         );
-        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-        latest.insert(key, m.payload().map(|v| v.to_vec()));
+        latest.insert(key.clone(), value.clone());
     }
-    std::mem::forget(c); // see tests/broker_offsets.rs: the group consumer's drop can hang
+    assert!(recs.windows(2).all(|w| w[1].0 > w[0].0));
+    let read = recs.len();
     assert!(read < total / 2, "cleaned: {read} of {total} read");
     assert_eq!(latest.get("k0"), Some(&None), "a tombstone");
     assert_eq!(latest.get("k1"), Some(&None), "a tombstone");
