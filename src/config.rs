@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::group::coordinator::GroupSettings;
-use crate::limits::MAX_DEFAULT_CACHE_BYTES_PER_CORE;
+use crate::group::coordinator::{
+    GroupSettings, DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL, DEFAULT_OFFSETS_RETENTION_MINUTES,
+};
+use crate::limits::{MAX_DEFAULT_CACHE_BYTES_PER_CORE, MAX_OFFSETS_RETENTION_MINUTES};
 use crate::storage::LogConfig;
 
 #[derive(Debug, Error)]
@@ -47,6 +49,9 @@ pub struct Settings {
     /// Kafka's `group.consumer.session.timeout.ms`: a consumer-protocol member silent this
     /// long is removed (default 45000).
     pub group_consumer_session_timeout_ms: Option<u64>,
+    /// Kafka's `offsets.retention.minutes`: committed offsets of a group empty this long (or,
+    /// for groups without members, committed this long ago) are expired (default 10080, 7 days).
+    pub offsets_retention_minutes: Option<u64>,
     /// Memory per core for the tail caches of its partitions (recent batches served to
     /// consumers without a disk read). Default: a quarter of the RAM shared by the cores, at
     /// most 1 GiB per core.
@@ -99,6 +104,9 @@ impl Settings {
             group_consumer_session_timeout_ms: self
                 .group_consumer_session_timeout_ms
                 .or(lower.group_consumer_session_timeout_ms),
+            offsets_retention_minutes: self
+                .offsets_retention_minutes
+                .or(lower.offsets_retention_minutes),
             cache_bytes_per_core: self.cache_bytes_per_core.or(lower.cache_bytes_per_core),
             idle_spin_us: self.idle_spin_us.or(lower.idle_spin_us),
             node_id: self.node_id.or(lower.node_id),
@@ -190,6 +198,16 @@ impl Settings {
             self.peers.as_deref(),
             self.rpc_listen.as_deref(),
         )?;
+        let retention_minutes = self
+            .offsets_retention_minutes
+            .unwrap_or(DEFAULT_OFFSETS_RETENTION_MINUTES);
+        if retention_minutes == 0 || retention_minutes > MAX_OFFSETS_RETENTION_MINUTES {
+            return Err(ConfigError::Value(
+                "offsets-retention-minutes",
+                format!("{retention_minutes} (must be in [1, {MAX_OFFSETS_RETENTION_MINUTES}])"),
+            ));
+        }
+        let offsets_retention = std::time::Duration::from_secs(retention_minutes * 60);
         let cache_bytes_per_core =
             self.cache_bytes_per_core
                 .unwrap_or_else(|| default_cache_bytes_per_core(cores)) as usize;
@@ -215,6 +233,10 @@ impl Settings {
                     self.group_initial_rebalance_delay_ms.unwrap_or(3000),
                 ),
                 consumer: consumer_groups,
+                offsets_retention,
+                // Kafka's interval, or sooner when the retention is shorter.
+                offsets_retention_check_interval: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL
+                    .min(offsets_retention),
                 ..GroupSettings::default()
             },
         })
@@ -413,6 +435,28 @@ mod sample_file {
             bad.resolve().is_err(),
             "heartbeats less often than the session timeout"
         );
+    }
+
+    #[test]
+    fn offsets_retention_defaults_to_kafkas_seven_days_and_is_checked() {
+        use std::time::Duration;
+        let c = Settings::default().resolve().expect("defaults");
+        assert_eq!(
+            c.groups.offsets_retention,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(
+            c.groups.offsets_retention_check_interval,
+            Duration::from_secs(600)
+        );
+        let file: Settings = toml::from_str("offsets-retention-minutes = 2\n").expect("toml");
+        let c = file.resolve().expect("set");
+        assert_eq!(c.groups.offsets_retention, Duration::from_secs(120));
+        let zero = Settings {
+            offsets_retention_minutes: Some(0),
+            ..Default::default()
+        };
+        assert!(zero.resolve().is_err(), "at least a minute, as Kafka");
     }
 
     #[test]

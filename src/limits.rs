@@ -61,6 +61,9 @@ pub const MAX_PREALLOCATE_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest default memory per core for tail caches (`cache-bytes-per-core` may set more).
 pub const MAX_DEFAULT_CACHE_BYTES_PER_CORE: u64 = 512 << 20;
 
+/// Largest `offsets.retention.minutes` (Kafka's config is an INT).
+pub const MAX_OFFSETS_RETENTION_MINUTES: u64 = i32::MAX as u64;
+
 /// Tail cache budget of a log opened on its own (tools and tests); a broker's partitions share
 /// a budget per core instead.
 pub const TAIL_CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -100,6 +103,12 @@ pub const CLEANER_KEY_MAP_BYTES_PER_CORE: usize = 32 << 20;
 
 /// Bytes of a cleaned segment the cleaner buffers before writing them out.
 pub const CLEANER_WRITE_BYTES: usize = 4 << 20;
+
+/// Most bytes the records of one compressed batch may decompress to when the broker reads
+/// them (the cleaner; the produce-time key check of compacted topics). Beyond it the cleaner
+/// leaves the batch as it is (uncleaned) and a produce to a compacted topic is refused
+/// (INVALID_RECORD), rather than allocate whatever a compression bomb asks for.
+pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
 
 /// Default `delete.retention.ms`: how long tombstones stay in a compacted log (1 day).
 pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;

@@ -132,6 +132,10 @@ struct ServeArgs {
     /// group.consumer.session.timeout.ms, default 45000).
     #[arg(long, env = "STRATA_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
     group_consumer_session_timeout_ms: Option<u64>,
+    /// How long committed offsets outlive their group's last member (Kafka's
+    /// offsets.retention.minutes, default 10080 = 7 days).
+    #[arg(long, env = "STRATA_OFFSETS_RETENTION_MINUTES")]
+    offsets_retention_minutes: Option<u64>,
     /// Memory per core for caching the newest batches of its partitions (default: a quarter of
     /// the RAM shared by the cores, at most 512 MiB each).
     #[arg(long, env = "STRATA_CACHE_BYTES_PER_CORE")]
@@ -198,6 +202,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         group_initial_rebalance_delay_ms: args.group_initial_rebalance_delay_ms,
         group_consumer_heartbeat_interval_ms: args.group_consumer_heartbeat_interval_ms,
         group_consumer_session_timeout_ms: args.group_consumer_session_timeout_ms,
+        offsets_retention_minutes: args.offsets_retention_minutes,
         cache_bytes_per_core: args.cache_bytes_per_core,
         idle_spin_us: args.idle_spin_us,
         node_id: args.node_id,

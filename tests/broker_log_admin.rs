@@ -2,7 +2,8 @@
 //! librdkafka's admin client: the log start moves (durably: through a restart and kill -9),
 //! segments wholly below it go, reads below it are out of range, ListOffsets earliest returns
 //! it; Kafka's errors for compact-only topics, offsets beyond the high watermark and unknown
-//! partitions; partition sizes per log dir.
+//! partitions; partition sizes per log dir. Compaction by the broker's cleaner, read by
+//! librdkafka across gaps and through batches stamped with a KIP-534 delete horizon.
 
 mod common;
 
@@ -367,6 +368,18 @@ fn describe_log_dirs_reports_every_partitions_size() {
 
 /// Reads partition 0 of `topic` from the beginning to `end` with librdkafka: (offset, key, value).
 fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<String>)> {
+    consume_all_timed(b, topic, end)
+        .into_iter()
+        .map(|(o, k, v, _)| (o, k, v))
+        .collect()
+}
+
+/// [`consume_all`], with each record's timestamp as librdkafka gives it.
+fn consume_all_timed(
+    b: &Broker,
+    topic: &str,
+    end: i64,
+) -> Vec<(i64, String, Option<String>, Option<i64>)> {
     use rdkafka::message::Message;
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
@@ -381,7 +394,7 @@ fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<St
     let mut out = Vec::new();
     let start = std::time::Instant::now();
     loop {
-        if out.last().is_some_and(|(o, _, _)| *o + 1 >= end) {
+        if out.last().is_some_and(|(o, _, _, _)| *o + 1 >= end) {
             break;
         }
         assert!(
@@ -392,7 +405,12 @@ fn consume_all(b: &Broker, topic: &str, end: i64) -> Vec<(i64, String, Option<St
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
             let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).to_string());
-            out.push((m.offset(), s(m.key()).unwrap_or_default(), s(m.payload())));
+            out.push((
+                m.offset(),
+                s(m.key()).unwrap_or_default(),
+                s(m.payload()),
+                m.timestamp().to_millis(),
+            ));
         }
     }
     std::mem::forget(c); // see tests/broker_offsets.rs: the group consumer's drop can hang
@@ -450,4 +468,121 @@ fn a_compacted_topic_is_cleaned_by_the_broker_and_read_by_librdkafka_across_gaps
     b.kill9();
     b.start_again();
     check(&consume_all(&b, "table", end));
+}
+
+/// The batches stored in a partition's segment files (read from disk, the broker running).
+fn stored_batches(dir: &Path) -> Vec<strata::storage::batch::BatchHeader> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            let bytes = std::fs::read(f).expect("segment");
+            strata::storage::batch::iter_batches(&bytes)
+                .map(|(_, h)| h)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// KIP-534 and RETAIN_EMPTY with real clients: an idempotent librdkafka producer writes
+/// records with their own timestamps and two tombstones; the broker's cleaner writes the delete
+/// horizon into the tombstones' batches (seen in the files); librdkafka then reads every
+/// record with the timestamp it was produced with, the tombstones as null values, and the
+/// latest value of every other key.
+#[test]
+fn librdkafka_reads_tombstone_batches_stamped_with_a_delete_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(&dir.path().join("data"), &[]);
+    create(
+        &b,
+        "kip534",
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "4096"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 600_000;
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    // Record i has key k{i%7} and timestamp t0 + i; k0 and k1 end as tombstones.
+    let total = 400;
+    for i in 0..total {
+        let value = format!("value-{i:04}-{}", "x".repeat(200));
+        let (key, tombstone) = match i {
+            300 | 301 => (format!("k{}", i - 300), true),
+            // After their tombstones, k0 and k1 are not written again.
+            _ if i > 301 && i % 7 < 2 => ("k6".to_string(), false),
+            _ => (format!("k{}", i % 7), false),
+        };
+        let mut r = BaseRecord::to("kip534").key(&key).timestamp(t0 + i as i64);
+        if !tombstone {
+            r = r.payload(&value);
+        }
+        p.send(r).expect("send");
+        if i % 10 == 9 {
+            p.flush(Duration::from_secs(30)).expect("flush");
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let (_, end) = watermarks(&b, "kip534");
+    assert_eq!(end, total as i64);
+    let part = dir.path().join("data").join("kip534-0");
+    // The shard starts its cleaner every 30 s.
+    let start = std::time::Instant::now();
+    while !stored_batches(&part)
+        .iter()
+        .any(|h| h.delete_horizon().is_some())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(100),
+            "no horizon written: {}",
+            b.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let batches = stored_batches(&part);
+    let horizon = batches
+        .iter()
+        .find_map(|h| h.delete_horizon())
+        .expect("stamped");
+    assert!(
+        horizon > t0 + 86_000_000,
+        "now + delete.retention.ms (1 day)"
+    );
+    assert!(
+        batches.iter().all(|h| h.producer_id >= 0),
+        "idempotent batches"
+    );
+    let recs = consume_all_timed(&b, "kip534", end);
+    let mut latest = std::collections::BTreeMap::new();
+    for (offset, key, value, timestamp) in &recs {
+        assert_eq!(
+            *timestamp,
+            Some(t0 + offset),
+            "offset {offset}: the record's own timestamp"
+        );
+        latest.insert(key.clone(), value.clone());
+    }
+    assert!(recs.windows(2).all(|w| w[1].0 > w[0].0));
+    let read = recs.len();
+    assert!(read < total / 2, "cleaned: {read} of {total} read");
+    assert_eq!(latest.get("k0"), Some(&None), "a tombstone");
+    assert_eq!(latest.get("k1"), Some(&None), "a tombstone");
+    for k in 2..7 {
+        assert!(latest[&format!("k{k}")].is_some());
+    }
 }

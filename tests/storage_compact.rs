@@ -56,6 +56,11 @@ async fn read_log(p: &Partition) -> Vec<Read> {
 /// Checks the log against the model: each key's latest record is the model's (a tombstone
 /// may be gone once expired), no key the model lacks, offsets strictly increasing.
 async fn check(p: &Partition, model: &Model, tombstones_may_be_gone: bool) -> usize {
+    check_with(p, model, &|_| tombstones_may_be_gone).await
+}
+
+/// [`check`], where `may_be_gone` says which keys' tombstones may have been removed.
+async fn check_with(p: &Partition, model: &Model, may_be_gone: &dyn Fn(&[u8]) -> bool) -> usize {
     let recs = read_log(p).await;
     let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let mut last = -1;
@@ -68,7 +73,7 @@ async fn check(p: &Partition, model: &Model, tombstones_may_be_gone: bool) -> us
         match (v, latest.get(k)) {
             (Some(v), Some(Some(got))) => assert_eq!(got, v, "key {k:?}"),
             (None, Some(None)) => {}
-            (None, None) if tombstones_may_be_gone => {}
+            (None, None) if may_be_gone(k) => {}
             (want, got) => panic!("key {k:?}: want {want:?}, log has {got:?}"),
         }
     }
@@ -365,6 +370,8 @@ enum Op {
     Delete(u8),
     Clean,
     Reopen,
+    /// The clock moves this many ms (tombstones' horizons pass).
+    Advance(u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -373,8 +380,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..12).prop_map(Op::Delete),
         1 => Just(Op::Clean),
         1 => Just(Op::Reopen),
+        1 => (0u16..3000).prop_map(Op::Advance),
     ]
 }
+
+/// `delete.retention.ms` of the property test.
+const PROP_DELETE_RETENTION_MS: i64 = 2000;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
@@ -382,11 +393,17 @@ proptest! {
     fn the_cleaned_log_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..160)) {
         run(async move {
             let dir = tempfile::tempdir().expect("tempdir");
-            let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+            let manual = ManualClock::new(0);
+            let clock: Rc<dyn Clock> = Rc::new(manual.clone());
             let mut config = compact_config();
             config.set("segment.bytes", "4096").expect("segment.bytes");
+            config
+                .set("delete.retention.ms", &PROP_DELETE_RETENTION_MS.to_string())
+                .expect("delete.retention.ms");
             let mut p = open_p(dir.path(), config.clone(), clock.clone()).await;
             let mut model = Model::new();
+            // When each key was last deleted: its tombstone may not go before the retention.
+            let mut deleted_at: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
             // Small map: several passes.
             let mut map = KeyMap::with_budget(5 * KEY_MAP_ENTRY_BYTES);
             for op in ops {
@@ -395,7 +412,11 @@ proptest! {
                         let val = format!("{v}-{}", "p".repeat(v as usize % 300)).into_bytes();
                         produce(&p, &mut model, 0, &[(vec![b'k', k], Some(val))]).await;
                     }
-                    Op::Delete(k) => produce(&p, &mut model, 0, &[(vec![b'k', k], None)]).await,
+                    Op::Delete(k) => {
+                        produce(&p, &mut model, 0, &[(vec![b'k', k], None)]).await;
+                        deleted_at.insert(vec![b'k', k], manual.now_ms());
+                    }
+                    Op::Advance(ms) => manual.advance(ms as i64),
                     Op::Clean => {
                         let before = p.stats().log_end;
                         p.clean(&mut map, true, None).await.expect("clean");
@@ -407,7 +428,13 @@ proptest! {
                         p = open_p(dir.path(), config.clone(), clock.clone()).await;
                     }
                 }
-                check(&p, &model, false).await;
+                let now = manual.now_ms();
+                check_with(&p, &model, &|k| {
+                    deleted_at
+                        .get(k)
+                        .is_some_and(|t| now - t >= PROP_DELETE_RETENTION_MS)
+                })
+                .await;
             }
         });
     }
@@ -606,5 +633,322 @@ fn compact_delete_applies_both_delete_records_and_cleaning() {
         let p = open_p(dir.path(), config, clock).await;
         assert_eq!(p.log_start(), target);
         check(&p, &model, false).await;
+    });
+}
+
+#[test]
+fn max_compaction_lag_forces_a_clean_below_the_dirty_ratio_and_rolls_the_active_segment() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let mut config = compact_config();
+        config
+            .set("min.cleanable.dirty.ratio", "0.9")
+            .expect("config");
+        config
+            .set("max.compaction.lag.ms", "60000")
+            .expect("config");
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 600, 600, 1_000_000).await; // every key once: all of it stays
+        p.clean(&mut big_map(), true, None)
+            .await
+            .expect("clean")
+            .expect("due");
+        // A little dirt on a large clean log: far below the ratio.
+        fill(&p, &mut model, 100, 10, clock.now_ms()).await;
+        let ratio = p.cleaner_state().dirty_ratio;
+        assert!(ratio > 0.0 && ratio < 0.9, "{ratio}");
+        p.close().await.expect("close");
+        drop(p);
+        // Reopened: the sealed segments' first timestamps are read from the files.
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        clock.advance(70_000);
+        let mut cfg_none = config.clone();
+        cfg_none
+            .set("max.compaction.lag.ms", &i64::MAX.to_string())
+            .expect("config");
+        p.reconfigure(cfg_none);
+        assert!(
+            p.clean(&mut big_map(), false, None)
+                .await
+                .expect("clean")
+                .is_none(),
+            "without max.compaction.lag.ms the ratio decides"
+        );
+        p.reconfigure(config.clone());
+        let r = p
+            .clean(&mut big_map(), false, None)
+            .await
+            .expect("clean")
+            .expect("a dirty segment older than max.compaction.lag.ms is cleaned");
+        assert!(r.records_removed > 0, "{r:?}");
+        check(&p, &model, false).await;
+        // The active segment rolls once its first record is older than the lag, even far
+        // below segment.bytes.
+        produce(
+            &p,
+            &mut model,
+            clock.now_ms(),
+            &[(b"late".to_vec(), Some(value(1)))],
+        )
+        .await;
+        let segments = p.stats().segments;
+        clock.advance(30_000);
+        produce(
+            &p,
+            &mut model,
+            clock.now_ms(),
+            &[(b"late".to_vec(), Some(value(2)))],
+        )
+        .await;
+        assert_eq!(p.stats().segments, segments, "not yet");
+        clock.advance(31_000);
+        produce(
+            &p,
+            &mut model,
+            clock.now_ms(),
+            &[(b"late".to_vec(), Some(value(3)))],
+        )
+        .await;
+        assert_eq!(
+            p.stats().segments,
+            segments + 1,
+            "rolled at max.compaction.lag.ms"
+        );
+        check(&p, &model, false).await;
+    });
+}
+
+/// KIP-534: the first clean that keeps a tombstone writes `now + delete.retention.ms` into its
+/// batch; the tombstone goes at the first clean after that, however old its record or its
+/// segment (the old rule, by the segment's newest timestamp, removed these at once).
+#[test]
+fn a_tombstone_lives_delete_retention_ms_from_the_clean_that_first_kept_it() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let mut config = compact_config();
+        config.set("delete.retention.ms", "5000").expect("config");
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        let mut model = Model::new();
+        fill(&p, &mut model, 100, 10, 0).await; // records from long ago
+        for k in 5..9 {
+            produce(
+                &p,
+                &mut model,
+                0,
+                &[(format!("key-{k}").into_bytes(), None)],
+            )
+            .await;
+        }
+        fill(&p, &mut model, 200, 3, 0).await; // other keys
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        let tombstones = |recs: &[Read]| recs.iter().filter(|r| r.2.is_none()).count();
+        assert_eq!(
+            tombstones(&read_log(&p).await),
+            4,
+            "kept by the first clean"
+        );
+        // Their batches carry the horizon; the records keep their timestamps.
+        let mut stamped = 0;
+        let mut scan = p.scan(0);
+        while let Some(b) = scan.next().await.expect("scan") {
+            let h = strata::storage::batch::BatchHeader::parse(&b).expect("header");
+            let mut buf = b.clone();
+            let set =
+                kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+            let has_tombstone = set.records.iter().any(|r| r.value.is_none());
+            if has_tombstone {
+                assert_eq!(h.delete_horizon(), Some(1_005_000));
+                assert!(set
+                    .records
+                    .iter()
+                    .all(|r| r.timestamp == 0 && r.delete_horizon));
+                stamped += 1;
+            } else {
+                assert_eq!(h.delete_horizon(), None, "no tombstone, no horizon");
+            }
+        }
+        assert_eq!(stamped, 4);
+        // The horizon is in the batch: it survives a restart.
+        p.close().await.expect("close");
+        drop(p);
+        let p = open_p(dir.path(), config.clone(), Rc::new(clock.clone())).await;
+        clock.advance(4_000);
+        fill(&p, &mut model, 100, 3, 0).await;
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(tombstones(&read_log(&p).await), 4, "before the horizon");
+        check(&p, &model, false).await;
+        clock.advance(1_000);
+        fill(&p, &mut model, 100, 3, 0).await;
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(tombstones(&read_log(&p).await), 0, "at the horizon");
+        check(&p, &model, true).await;
+    });
+}
+
+/// An idempotent batch from producer `pid` (epoch 0) starting at sequence `seq`.
+fn idempotent(pid: i64, seq: i32, keys: &[&str]) -> Bytes {
+    let values: Vec<Vec<u8>> = (0..keys.len()).map(|i| value(seq as usize + i)).collect();
+    let recs: Vec<strata::storage::batch::NullableRecord> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_slice())))
+        .collect();
+    let mut b = build_batch_nullable(0, 0, &recs);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = strata::storage::batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// Every stored batch of producer `pid`: (base offset, last offset, record count, base sequence).
+async fn batches_of(p: &Partition, pid: i64) -> Vec<(i64, i64, i32, i32)> {
+    let mut out = Vec::new();
+    let mut scan = p.scan(p.log_start());
+    while let Some(b) = scan.next().await.expect("scan") {
+        let h = strata::storage::batch::check_frame(&b).expect("valid batch");
+        if h.producer_id == pid {
+            out.push((
+                h.base_offset,
+                h.last_offset(),
+                h.record_count,
+                h.base_sequence,
+            ));
+        }
+    }
+    out
+}
+
+/// Kafka's RETAIN_EMPTY: a batch emptied by the cleaner stays, as a header with no record,
+/// when it holds its producer's last sequence, so that producer state rebuilt from the log
+/// (here: the snapshot lost in a crash) still answers the producer's retry as a duplicate;
+/// once the producer has written again, the old empty batch goes.
+#[test]
+fn a_producers_last_batch_stays_empty_so_a_retry_after_a_rebuild_is_a_duplicate() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+        let mut model = Model::new();
+        p.produce(idempotent(42, 0, &["key-0", "key-1"]))
+            .await
+            .expect("produce");
+        p.produce(idempotent(42, 2, &["key-2"]))
+            .await
+            .expect("produce");
+        let last = p
+            .produce(idempotent(42, 3, &["key-0", "key-1"]))
+            .await
+            .expect("produce");
+        fill(&p, &mut model, 300, 3, 0).await; // every key of producer 42 written again
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        check(&p, &model, false).await;
+        assert_eq!(
+            batches_of(&p, 42).await,
+            vec![(last.base_offset, last.last_offset, 0, 3)],
+            "only the last batch, empty, with its offsets and sequence"
+        );
+        // A fetch there does not answer with the empty batch alone.
+        let fetched = p.fetch(last.base_offset, 1 << 20).await.expect("fetch");
+        let counts: Vec<i32> = fetched
+            .chunks
+            .iter()
+            .flat_map(|c| {
+                strata::storage::batch::iter_batches(c)
+                    .map(|(_, h)| h.record_count)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            counts.first() == Some(&0) && counts.iter().any(|n| *n > 0),
+            "{counts:?}"
+        );
+        // A crash that loses the producer snapshot: state is rebuilt from the log.
+        drop(p);
+        std::fs::remove_file(
+            dir.path()
+                .join(strata::partition::producer_state::SNAPSHOT_FILE),
+        )
+        .expect("snapshot");
+        let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+        let end = p.stats().log_end;
+        let retry = p
+            .produce(idempotent(42, 3, &["key-0", "key-1"]))
+            .await
+            .expect("a retry is answered");
+        assert_eq!(
+            (retry.base_offset, p.stats().log_end),
+            (last.base_offset, end),
+            "a duplicate: its original offset, nothing written"
+        );
+        assert!(
+            p.produce(idempotent(42, 9, &["key-0"])).await.is_err(),
+            "a gap is refused: the sequence is known"
+        );
+        let next = p
+            .produce(idempotent(42, 5, &["key-0"]))
+            .await
+            .expect("the sequence goes on");
+        fill(&p, &mut model, 300, 3, 0).await;
+        p.clean(&mut big_map(), true, None).await.expect("clean");
+        assert_eq!(
+            batches_of(&p, 42).await,
+            vec![(next.base_offset, next.last_offset, 0, 5)],
+            "the older empty batch went"
+        );
+        check(&p, &model, false).await;
+    });
+}
+
+/// A compressed batch whose records decompress beyond `limits::MAX_DECOMPRESSED_BATCH_BYTES`
+/// is never decompressed by the broker: the cleaner keeps it whole (uncleaned: its keys count
+/// for nothing, so nothing else is dropped for them) and cleans the rest; a compacted topic
+/// refuses it at produce time (INVALID_RECORD).
+#[test]
+fn a_batch_beyond_the_decompression_bound_is_left_uncleaned_and_refused_by_compacted_topics() {
+    use kafka_protocol::records::Compression;
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let mut plain = compact_config();
+        plain.set("cleanup.policy", "delete").expect("policy");
+        let p = open_p(dir.path(), plain, clock.clone()).await;
+        let huge = vec![0u8; strata::limits::MAX_DECOMPRESSED_BATCH_BYTES + 1];
+        let bomb = encoded_batch(Compression::Zstd, 0, &[(b"key-0".to_vec(), Some(huge))]);
+        assert!(bomb.len() < 64 * 1024, "{} bytes compressed", bomb.len());
+        let placed = p
+            .produce(bomb.clone())
+            .await
+            .expect("a delete topic stores it as sent");
+        let mut model = Model::new();
+        fill(&p, &mut model, 300, 3, 0).await; // key-0..key-2 written again
+        p.reconfigure(compact_config());
+        let r = p
+            .clean(&mut big_map(), true, None)
+            .await
+            .expect("the clean goes on")
+            .expect("due");
+        assert!(r.records_removed > 200, "{r:?}");
+        check(&p, &model, false).await;
+        let first = read_log(&p).await.into_iter().next().expect("records");
+        assert_eq!(
+            (first.0, first.1.as_slice()),
+            (placed.base_offset, &b"key-0"[..]),
+            "the batch beyond the bound is kept, though key-0 was written again"
+        );
+        let err = p.produce(bomb).await.expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                strata::partition::PartitionError::Storage(
+                    strata::storage::StorageError::InvalidRecord(_)
+                )
+            ),
+            "{err:?}"
+        );
     });
 }

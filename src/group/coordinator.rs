@@ -31,7 +31,18 @@ pub struct GroupSettings {
     pub max_session_timeout: Duration,
     /// The consumer protocol's (KIP-848) `group.consumer.*` settings.
     pub consumer: super::consumer::Settings,
+    /// `offsets.retention.minutes`: how long committed offsets outlive their group's last
+    /// member (or their commit, for groups without members' subscriptions): see
+    /// `super::expiry`.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
+    pub offsets_retention_check_interval: Duration,
 }
+
+/// Kafka's `offsets.retention.minutes` default: 7 days.
+pub const DEFAULT_OFFSETS_RETENTION_MINUTES: u64 = 7 * 24 * 60;
+/// Kafka's `offsets.retention.check.interval.ms` default: 10 minutes.
+pub const DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 impl Default for GroupSettings {
     fn default() -> Self {
@@ -40,6 +51,8 @@ impl Default for GroupSettings {
             min_session_timeout: Duration::from_millis(6000),
             max_session_timeout: Duration::from_millis(1_800_000),
             consumer: super::consumer::Settings::default(),
+            offsets_retention: Duration::from_secs(DEFAULT_OFFSETS_RETENTION_MINUTES * 60),
+            offsets_retention_check_interval: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod consumer;
 pub mod coordinator;
+pub mod expiry;
 pub mod metadata;
 pub mod offsets;
 pub mod service;

@@ -7,7 +7,7 @@
 //! The service reaches its partitions only through `Partition`'s operations (scan, produce);
 //! it never sees the mesh, the catalog or a file.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,8 @@ use crate::group::consumer::{self, records as consumer_records, ConsumerGroups, 
 use crate::group::coordinator::{
     Answer, Coordinator, GroupRecord, GroupSettings, GroupState, JoinOutcome,
 };
-use crate::group::offsets::{self, OffsetsState};
+use crate::group::expiry::{self, Expiry};
+use crate::group::offsets::{self, Committed, OffsetKey, OffsetsState};
 use crate::group::{
     metadata, subscribed_topics, GroupError, GroupOp, GroupReply, GroupSummary, MemberSummary,
 };
@@ -39,6 +40,10 @@ struct OffsetsPartition {
     groups: RefCell<Coordinator>,
     /// The KIP-848 consumer-protocol groups of the partition.
     consumer: RefCell<ConsumerGroups>,
+    /// When each empty classic group became empty (wall clock, ms): what its offsets' expiry
+    /// counts from. Kept from the time of the group record that emptied it.
+    empty_since: RefCell<HashMap<String, i64>>,
+    clock: Rc<dyn Clock>,
     turn: glommio::sync::Semaphore,
 }
 
@@ -52,17 +57,44 @@ fn group_record(r: &GroupRecord) -> Record {
     )
 }
 
+/// The records of group changes about to be stored, noting which groups they leave empty
+/// (and since when) for offset expiry.
+fn group_records(held: &OffsetsPartition, changes: &[GroupRecord]) -> Vec<Record> {
+    let now = held.clock.now_ms();
+    let mut empty_since = held.empty_since.borrow_mut();
+    for r in changes {
+        if r.members.is_empty() {
+            empty_since.insert(r.group.clone(), now);
+        } else {
+            empty_since.remove(&r.group);
+        }
+    }
+    changes.iter().map(group_record).collect()
+}
+
 /// The loaded `__consumer_offsets` partitions of a core, by partition index.
 pub struct GroupService {
     settings: GroupSettings,
     loaded: RefCell<HashMap<i32, Rc<OffsetsPartition>>>,
+    /// Wall clock for commit ages, empty-group times and the records' timestamps.
+    clock: Rc<dyn Clock>,
+    /// When expired offsets were last looked for (the first look is one interval after start).
+    last_expiry_check: Cell<i64>,
 }
 
 impl GroupService {
     pub fn new(settings: GroupSettings) -> GroupService {
+        Self::with_clock(settings, Rc::new(SystemClock))
+    }
+
+    /// A service reading time from `clock` (tests move it days ahead).
+    pub fn with_clock(settings: GroupSettings, clock: Rc<dyn Clock>) -> GroupService {
+        let now = clock.now_ms();
         GroupService {
             settings,
             loaded: RefCell::new(HashMap::new()),
+            clock,
+            last_expiry_check: Cell::new(now),
         }
     }
 
@@ -119,7 +151,7 @@ impl GroupService {
                     .borrow_mut()
                     .join(req, now, || format!("{client}-{}", uuid::Uuid::new_v4()));
                 if let Some(r) = record {
-                    append_logged(held, vec![group_record(&r)]).await;
+                    append_logged(held, group_records(held, &[r])).await;
                 }
                 Ok(GroupReply::Join(match answer {
                     Answer::Now(o) => o,
@@ -130,7 +162,7 @@ impl GroupService {
                 let (group, generation) = (req.group.clone(), req.generation);
                 let (answer, record) = held.groups.borrow_mut().sync(req, now);
                 if let Some(r) = record {
-                    let stored = append(held, vec![group_record(&r)])
+                    let stored = append(held, group_records(held, &[r]))
                         .await
                         .inspect_err(
                             |e| tracing::error!(%group, error = %e, "storing group failed"),
@@ -162,17 +194,17 @@ impl GroupService {
             ))),
             GroupOp::Leave { group, members } => {
                 let mut results = Vec::new();
-                let mut records = Vec::new();
+                let mut changes = Vec::new();
                 for (id, instance) in members {
                     let (r, rec) =
                         held.groups
                             .borrow_mut()
                             .leave(&group, &id, instance.as_deref(), now);
                     results.push(r);
-                    records.extend(rec.as_ref().map(group_record));
+                    changes.extend(rec);
                 }
-                if !records.is_empty() {
-                    append_logged(held, records).await;
+                if !changes.is_empty() {
+                    append_logged(held, group_records(held, &changes)).await;
                 }
                 Ok(GroupReply::Left(results))
             }
@@ -285,6 +317,7 @@ impl GroupService {
                 records.push((metadata::encode_key(&group), None));
                 append(held, records).await?;
                 held.offsets.borrow_mut().remove_group(&group);
+                held.empty_since.borrow_mut().remove(&group);
                 Ok(GroupReply::Status(Ok(())))
             }
             GroupOp::DeleteOffsets { group, partitions } => {
@@ -431,7 +464,8 @@ impl GroupService {
             return Ok(o.clone());
         }
         let mut offsets_state = OffsetsState::default();
-        let mut groups: HashMap<String, Option<GroupRecord>> = HashMap::new();
+        // Each group's latest record, with the time it was written.
+        let mut groups: HashMap<String, (Option<GroupRecord>, i64)> = HashMap::new();
         let mut consumer_loader = consumer_records::Loader::default();
         let mut scan = partition.scan(partition.log_start());
         while let Some(batch) = scan.next().await? {
@@ -445,7 +479,7 @@ impl GroupService {
             for r in set.records {
                 if let Some(g) = r.key.clone().and_then(metadata::decode_key) {
                     let rec = r.value.and_then(|v| metadata::decode_value(g.clone(), v));
-                    groups.insert(g, rec);
+                    groups.insert(g, (rec, r.timestamp));
                 } else if let Some(k) = r.key.clone().and_then(consumer_records::decode_key) {
                     consumer_loader.apply(k, r.value);
                 } else {
@@ -455,7 +489,12 @@ impl GroupService {
         }
         let mut coordinator = Coordinator::new(self.settings.clone());
         let now = Instant::now();
-        for rec in groups.into_values().flatten() {
+        let mut empty_since = HashMap::new();
+        for (rec, written) in groups.into_values() {
+            let Some(rec) = rec else { continue };
+            if rec.members.is_empty() {
+                empty_since.insert(rec.group.clone(), written);
+            }
             coordinator.restore(rec, now);
         }
         let mut consumer_groups = ConsumerGroups::new(self.settings.consumer.clone());
@@ -468,6 +507,8 @@ impl GroupService {
             offsets: RefCell::new(offsets_state),
             groups: RefCell::new(coordinator),
             consumer: RefCell::new(consumer_groups),
+            empty_since: RefCell::new(empty_since),
+            clock: self.clock.clone(),
             turn: glommio::sync::Semaphore::new(1),
         });
         Ok(self
@@ -478,17 +519,20 @@ impl GroupService {
             .clone())
     }
 
-    /// Expires members and completes due rebalances in every loaded group of this core.
+    /// Expires members and completes due rebalances in every loaded group of this core; every
+    /// `offsets.retention.check.interval.ms`, expires offsets ([`expire_offsets`]).
     pub async fn tick(&self) {
         let held: Vec<Rc<OffsetsPartition>> = self.loaded.borrow().values().cloned().collect();
+        let now_ms = self.clock.now_ms();
+        let interval = self.settings.offsets_retention_check_interval.as_millis() as i64;
+        let check_expiry = now_ms.saturating_sub(self.last_expiry_check.get()) >= interval;
+        if check_expiry {
+            self.last_expiry_check.set(now_ms);
+        }
+        let retention_ms = self.settings.offsets_retention.as_millis() as i64;
         for o in held {
-            let mut records: Vec<Record> = o
-                .groups
-                .borrow_mut()
-                .tick(Instant::now())
-                .iter()
-                .map(group_record)
-                .collect();
+            let changes = o.groups.borrow_mut().tick(Instant::now());
+            let mut records: Vec<Record> = group_records(&o, &changes);
             records.extend(
                 o.consumer
                     .borrow_mut()
@@ -499,8 +543,146 @@ impl GroupService {
             if !records.is_empty() {
                 append_logged(&o, records).await;
             }
+            if check_expiry {
+                if let Err(e) = expire_offsets(&o, retention_ms).await {
+                    tracing::error!(error = %e, "expiring offsets failed");
+                }
+            }
         }
     }
+}
+
+/// What goes when a group's last offset expires.
+enum WhenGone {
+    /// An empty classic group: its metadata (tombstone) too.
+    Classic,
+    /// An empty consumer-protocol group: its records (tombstones) too.
+    Consumer,
+    /// Nothing more: a group of offsets only, or one with members.
+    Nothing,
+}
+
+/// How `group`'s offsets expire now (see `super::expiry`), and what goes with the last.
+fn expiry_of(held: &OffsetsPartition, group: &str) -> (Expiry, WhenGone) {
+    if let Some(g) = held.consumer.borrow().group(group) {
+        let subscribed = g
+            .members
+            .values()
+            .flat_map(|m| m.topic_names().map(String::from))
+            .collect();
+        let gone = if g.members.is_empty() {
+            WhenGone::Consumer
+        } else {
+            WhenGone::Nothing
+        };
+        return (Expiry::AfterCommit { subscribed }, gone);
+    }
+    let groups = held.groups.borrow();
+    let Some(g) = groups.group(group) else {
+        return (
+            Expiry::AfterCommit { subscribed: vec![] },
+            WhenGone::Nothing,
+        );
+    };
+    let empty = g.state == GroupState::Empty;
+    let gone = if empty {
+        WhenGone::Classic
+    } else {
+        WhenGone::Nothing
+    };
+    match (g.protocol_type.as_deref(), g.state) {
+        (None, _) => (Expiry::AfterCommit { subscribed: vec![] }, gone),
+        (Some(_), GroupState::Empty) => (
+            Expiry::AfterEmpty {
+                since_ms: held.empty_since.borrow().get(group).copied(),
+            },
+            gone,
+        ),
+        (Some("consumer"), GroupState::Stable) => {
+            let protocol = g.protocol.clone().unwrap_or_default();
+            let per_member: Vec<Vec<String>> = g
+                .members
+                .iter()
+                .map(|m| subscribed_topics(&m.metadata(&protocol)))
+                .collect();
+            // A subscription that cannot be read must not make its topics look unsubscribed.
+            if per_member.iter().any(Vec::is_empty) {
+                return (Expiry::Never, gone);
+            }
+            let subscribed = per_member.into_iter().flatten().collect();
+            (Expiry::AfterCommit { subscribed }, gone)
+        }
+        _ => (Expiry::Never, gone),
+    }
+}
+
+/// Kafka's offset expiry on one `__consumer_offsets` partition: tombstones for every offset
+/// past `offsets.retention.minutes` (see `super::expiry`), and for the groups left empty with
+/// no offset (Kafka's group metadata tombstone), written before the state forgets them. An
+/// offset committed again meanwhile is kept (it is only forgotten if unchanged).
+async fn expire_offsets(held: &OffsetsPartition, retention_ms: i64) -> Result<(), PartitionError> {
+    let now = held.clock.now_ms();
+    let mut names: Vec<String> = held.offsets.borrow().groups().collect();
+    names.extend(held.groups.borrow().groups().map(|g| g.id.clone()));
+    names.extend(held.consumer.borrow().groups().map(|g| g.id.clone()));
+    names.sort();
+    names.dedup();
+    let mut records: Vec<Record> = Vec::new();
+    let mut gone: Vec<(OffsetKey, Committed)> = Vec::new();
+    let mut classic_gone = Vec::new();
+    for group in names {
+        let (rule, when_gone) = expiry_of(held, &group);
+        let (keys, left) = {
+            let state = held.offsets.borrow();
+            let keys = expiry::expired(&state, &group, &rule, now, retention_ms);
+            let left = state.of_group(&group).count() - keys.len();
+            for k in &keys {
+                if let Some(c) = state.get(&k.0, &k.1, k.2) {
+                    gone.push((k.clone(), c.clone()));
+                }
+            }
+            (keys, left)
+        };
+        records.extend(
+            keys.iter()
+                .map(|(g, t, p)| (offsets::encode_key(g, t, *p), None)),
+        );
+        if left > 0 {
+            continue;
+        }
+        match when_gone {
+            WhenGone::Classic => {
+                records.push((metadata::encode_key(&group), None));
+                classic_gone.push(group.clone());
+            }
+            WhenGone::Consumer => {
+                if let Ok(tombstones) = held.consumer.borrow_mut().delete(&group) {
+                    records.extend(tombstones.iter().map(consumer_records::Record::encode));
+                }
+            }
+            WhenGone::Nothing => {}
+        }
+        if !keys.is_empty() || !matches!(when_gone, WhenGone::Nothing) {
+            tracing::info!(%group, offsets = keys.len(), "expired offsets (offsets.retention.minutes)");
+        }
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    append(held, records).await?;
+    let mut state = held.offsets.borrow_mut();
+    for ((g, t, p), c) in gone {
+        if state.get(&g, &t, p) == Some(&c) {
+            state.remove(&g, &t, p);
+        }
+    }
+    for group in classic_gone {
+        // Refused if a member joined meanwhile: the group's next record brings it back.
+        if held.groups.borrow_mut().remove(&group).is_ok() {
+            held.empty_since.borrow_mut().remove(&group);
+        }
+    }
+    Ok(())
 }
 
 /// Appends records to a `__consumer_offsets` partition, in turn with other appends to it.
@@ -514,7 +696,7 @@ async fn append(held: &OffsetsPartition, records: Vec<Record>) -> Result<(), Par
         .iter()
         .map(|(k, v)| (Some(k.as_ref()), v.as_deref()))
         .collect();
-    let batch = build_batch_nullable(0, SystemClock.now_ms(), &refs);
+    let batch = build_batch_nullable(0, held.clock.now_ms(), &refs);
     held.partition.produce(bytes::Bytes::from(batch)).await?;
     Ok(())
 }

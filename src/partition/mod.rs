@@ -456,6 +456,23 @@ impl Partition {
         self.high_watermark().min(self.log.active_base())
     }
 
+    /// Whether a dirty sealed segment's first record is older than `max.compaction.lag.ms`:
+    /// it is then cleaned whatever the dirty ratio (Kafka's `needCompactionNow`).
+    async fn compaction_overdue(&self, config: &LogConfig) -> Result<bool, PartitionError> {
+        if config.max_compaction_lag_ms == i64::MAX {
+            return Ok(false);
+        }
+        let earliest = self
+            .log
+            .earliest_dirty_timestamp(self.cleanable_upto(), self.first_dirty.get())
+            .await?;
+        let clean_until = self
+            .log
+            .now_ms()
+            .saturating_sub(config.max_compaction_lag_ms);
+        Ok(earliest.is_some_and(|ts| ts < clean_until))
+    }
+
     /// The cleaner's view of this partition, for tools.
     pub fn cleaner_state(&self) -> CleanerState {
         let (clean, dirty) = self
@@ -473,7 +490,8 @@ impl Partition {
     }
 
     /// Compacts the log if its cleanup policy says so and enough of it is dirty
-    /// (`min.cleanable.dirty.ratio`; `force` skips that test): one pass of the cleaner with
+    /// (`min.cleanable.dirty.ratio`, or a dirty record older than `max.compaction.lag.ms`;
+    /// `force` skips that test): one pass of the cleaner with
     /// `map` (its budget bounds the pass), within `min.compaction.lag.ms`, tombstones kept
     /// `delete.retention.ms`. `None` when nothing was due. `failpoint` is for crash tests.
     pub async fn clean(
@@ -488,7 +506,9 @@ impl Partition {
         }
         let state = self.cleaner_state();
         let due = state.dirty_ratio > 0.0
-            && (force || state.dirty_ratio >= config.min_cleanable_dirty_ratio);
+            && (force
+                || state.dirty_ratio >= config.min_cleanable_dirty_ratio
+                || self.compaction_overdue(&config).await?);
         if !due {
             return Ok(None);
         }
@@ -497,6 +517,7 @@ impl Partition {
             first_dirty: self.first_dirty.get().max(self.log.log_start()),
             min_compaction_lag_ms: config.min_compaction_lag_ms,
             delete_retention_ms: config.delete_retention_ms,
+            last_batches: self.producers.borrow().last_batches(),
         };
         let report = self.log.clean(&limits, map, failpoint).await?;
         if report.cleaned_upto != self.first_dirty.get() {

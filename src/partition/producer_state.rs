@@ -62,6 +62,13 @@ pub struct ProducerState {
     producers: HashMap<i64, (i16, VecDeque<BatchSeq>)>,
 }
 
+/// The last sequence of a batch: Kafka's `lastSequence`, from `lastOffsetDelta` rather than
+/// the record count, so that a batch the cleaner thinned (or emptied) still says where its
+/// producer's sequence stands.
+fn batch_last_seq(h: &BatchHeader) -> i32 {
+    last_seq(h.base_sequence, h.last_offset_delta.saturating_add(1))
+}
+
 fn last_seq(first: i32, records: i32) -> i32 {
     // Sequences wrap at i32::MAX back to 0.
     ((first as i64 + records as i64 - 1) % (i32::MAX as i64 + 1)) as i32
@@ -82,7 +89,7 @@ impl ProducerState {
             return Verdict::Append;
         }
         let first = h.base_sequence;
-        let last = last_seq(first, h.record_count);
+        let last = batch_last_seq(h);
         match self.producers.get(&h.producer_id) {
             // A producer this partition has no state for starts its sequence wherever it is, as
             // in Kafka since KIP-360: its state may have gone with retention, and refusing it
@@ -130,7 +137,7 @@ impl ProducerState {
         }
         entry.1.push_back(BatchSeq {
             first_seq: h.base_sequence,
-            last_seq: last_seq(h.base_sequence, h.record_count),
+            last_seq: batch_last_seq(h),
             base_offset,
         });
         while entry.1.len() > BATCHES_PER_PRODUCER {
@@ -140,6 +147,15 @@ impl ProducerState {
 
     pub fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// Each producer's last batch: producer id → its base offset. The cleaner keeps these
+    /// batches, emptied if need be, so that the state survives being rebuilt from the log.
+    pub fn last_batches(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, (_, b))| b.back().map(|b| (*pid, b.base_offset)))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

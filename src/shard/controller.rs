@@ -142,7 +142,9 @@ impl Controller {
                 break;
             }
             for b in batches {
-                let (h, section, records) = batch_records(&b).map_err(storage)?;
+                let Some((h, section, records)) = batch_records(&b).map_err(storage)? else {
+                    return Err(storage("a catalog entry decompresses beyond the bound"));
+                };
                 from = h.next_offset();
                 if let Some(r) = records.last() {
                     if let Some(value) = record_value(&section, r).map_err(storage)? {

@@ -32,11 +32,17 @@ const OFF_RECORD_COUNT: usize = 57;
 /// Attribute bit: timestamps are LogAppendTime.
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 /// Attribute bits: compression codec.
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
 /// Attribute bit: transactional batch.
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 /// Attribute bit: control batch (transaction markers).
 const ATTR_CONTROL: i16 = 0x20;
+/// Attribute bit (KIP-534): `baseTimestamp` is the delete horizon the cleaner wrote, after
+/// which the batch's tombstones may be removed.
+pub const ATTR_DELETE_HORIZON: i16 = 0x40;
+/// Where `attributes` and `baseTimestamp` sit in a batch (for the cleaner's rewrite).
+pub const ATTRIBUTES_AT: usize = OFF_ATTRIBUTES;
+pub const BASE_TIMESTAMP_AT: usize = OFF_BASE_TIMESTAMP;
 
 fn i16_at(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
@@ -123,6 +129,11 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The delete horizon the cleaner wrote into the batch (KIP-534), if it did.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 }
 
@@ -396,7 +407,8 @@ pub fn build_batch_nullable(
     b
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
+/// Appends `v` as a zig-zag varlong (Kafka's record encoding).
+pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);

@@ -57,6 +57,10 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`: records newer than this are never compacted.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record not compacted after this long is compacted whatever
+    /// the dirty ratio, and the active segment of a compacted topic rolls at this age (Kafka's
+    /// default: never, `i64::MAX`).
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -79,6 +83,7 @@ impl Default for LogConfig {
             delete_retention_ms: limits::DEFAULT_DELETE_RETENTION_MS,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -90,6 +95,7 @@ pub const CONFIG_NAMES: &[&str] = &[
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
@@ -162,6 +168,9 @@ impl LogConfig {
             "min.compaction.lag.ms" => {
                 self.min_compaction_lag_ms = non_negative(name, parse_num(name, value)?)?
             }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = positive(name, parse_num(name, value)?)?
+            }
             "min.cleanable.dirty.ratio" => {
                 let v: f64 = parse_num(name, value)?;
                 if !(0.0..=1.0).contains(&v) {
@@ -211,6 +220,7 @@ impl LogConfig {
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
             _ => return None,
         })
     }
@@ -226,6 +236,17 @@ impl LogConfig {
         self.cleanup_policy
             .split(',')
             .any(|p| p.trim() == "compact")
+    }
+
+    /// The age at which the active segment rolls: `segment.ms`, or `max.compaction.lag.ms`
+    /// when that is shorter on a compacted topic (Kafka's `LogConfig.maxSegmentMs`), so that
+    /// an overdue record leaves the active segment and can be cleaned.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.compacts() {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
     }
 }
 
@@ -261,6 +282,19 @@ mod tests {
         assert!(c.set("segment.bytes", "12").is_err());
         assert!(c.set("retention.ms", "soon").is_err());
         assert!(c.set("no.such", "1").is_err());
+        assert!(
+            c.set("max.compaction.lag.ms", "0").is_err(),
+            "at least 1, as Kafka"
+        );
+        assert_eq!(
+            c.max_segment_ms(),
+            c.segment_ms,
+            "a delete topic rolls at segment.ms"
+        );
+        c.set("max.compaction.lag.ms", "5000").expect("valid");
+        assert_eq!(c.max_segment_ms(), c.segment_ms, "still a delete topic");
+        c.set("cleanup.policy", "compact").expect("valid");
+        assert_eq!(c.max_segment_ms(), 5000);
         c.set("retention.ms", "-1").expect("unlimited");
         assert_eq!(c.retention_ms, -1);
     }

@@ -56,6 +56,10 @@ pub struct Segment {
     offset_of_max_timestamp: i64,
     /// Wall-clock time the segment was created (for `segment.ms`).
     pub created_ms: i64,
+    /// The first batch's max timestamp (Kafka's `rollingBasedTimestamp`, what
+    /// `max.compaction.lag.ms` is judged on); `None` until seen (a segment opened from its
+    /// indexes has it read on demand by the log and remembered here).
+    first_batch_timestamp: Option<i64>,
     offset_index: Index<OffsetEntry>,
     time_index: Index<TimeEntry>,
     bytes_since_index_entry: u64,
@@ -131,6 +135,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             created_ms: now_ms,
+            first_batch_timestamp: None,
             offset_index: Index::default(),
             time_index: Index::default(),
             bytes_since_index_entry: 0,
@@ -308,6 +313,9 @@ impl Segment {
 
     /// Updates counters and indexes for a batch placed at `position`.
     fn track(&mut self, h: &BatchHeader, position: u64) {
+        if position == 0 {
+            self.first_batch_timestamp = Some(h.max_timestamp);
+        }
         let rel = (h.base_offset - self.base_offset) as u32;
         if position > 0 && self.bytes_since_index_entry >= self.index_interval_bytes {
             self.offset_index.push(OffsetEntry {
@@ -474,6 +482,15 @@ impl Segment {
     /// The last offset of the (first) batch holding [`Self::max_timestamp`].
     pub fn offset_of_max_timestamp(&self) -> i64 {
         self.offset_of_max_timestamp
+    }
+    /// The first batch's max timestamp, when known without a read.
+    pub fn known_first_batch_timestamp(&self) -> Option<i64> {
+        self.first_batch_timestamp
+            .or((self.size == 0).then_some(-1))
+    }
+    /// Remembers the first batch's max timestamp read by the caller.
+    pub fn set_first_batch_timestamp(&mut self, ts: i64) {
+        self.first_batch_timestamp = Some(ts);
     }
     pub fn is_active(&self) -> bool {
         self.stage.is_some()

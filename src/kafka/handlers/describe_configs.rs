@@ -43,7 +43,8 @@ pub fn config_type(name: &str) -> i8 {
         | "message.timestamp.before.max.ms"
         | "message.timestamp.after.max.ms"
         | "delete.retention.ms"
-        | "min.compaction.lag.ms" => TYPE_LONG,
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms" => TYPE_LONG,
         "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         _ => TYPE_UNKNOWN,
     }
@@ -56,6 +57,7 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "delete.retention.ms" => "How long a tombstone is kept after the clean that first saw it.",
         "min.cleanable.dirty.ratio" => "The share of a log not yet cleaned past which the cleaner cleans it.",
         "min.compaction.lag.ms" => "How old a record must be before the cleaner may remove it.",
+        "max.compaction.lag.ms" => "How long a record may stay uncompacted: older dirty records are cleaned whatever the dirty ratio, and the active segment is rolled at this age.",
         "message.timestamp.before.max.ms" => "How far before the broker's clock a CreateTime batch's timestamps may be.",
         "message.timestamp.after.max.ms" => "How far after the broker's clock a CreateTime batch's timestamps may be.",
         "flush.messages" => "How many messages may be acknowledged before they are synced to disk; 1 syncs every batch before its acknowledgement.",
@@ -112,6 +114,16 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
             TYPE_INT,
         ),
         (
+            "offsets.retention.minutes",
+            (g.offsets_retention.as_secs() / 60).to_string(),
+            TYPE_INT,
+        ),
+        (
+            "offsets.retention.check.interval.ms",
+            g.offsets_retention_check_interval.as_millis().to_string(),
+            TYPE_LONG,
+        ),
+        (
             "offsets.topic.num.partitions",
             crate::group::offsets::OFFSETS_PARTITIONS.to_string(),
             TYPE_INT,
@@ -148,6 +160,7 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
             "log.cleaner.min.cleanable.ratio",
         ),
         ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+        ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
         ("retention.bytes", "log.retention.bytes"),
         ("retention.ms", "log.retention.ms"),
         ("segment.bytes", "log.segment.bytes"),

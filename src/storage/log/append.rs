@@ -233,12 +233,13 @@ impl PartitionLog {
 }
 
 /// Whether the active segment must roll before taking `bytes` more bytes holding `records`
-/// records: it is full (`segment.bytes`), old (`segment.ms`), or its relative offsets would
+/// records: it is full (`segment.bytes`), old (`segment.ms`, or `max.compaction.lag.ms` on a
+/// compacted topic: [`LogConfig::max_segment_ms`]), or its relative offsets would
 /// overflow the `u32` of the index. An empty segment never rolls (a batch larger than
 /// `segment.bytes` gets a segment of its own).
 fn needs_roll(active: &Segment, c: &LogConfig, now: i64, bytes: u64, records: i64) -> bool {
     active.size() > 0
         && (active.size() + bytes > c.segment_bytes
-            || now.saturating_sub(active.created_ms) >= c.segment_ms
+            || now.saturating_sub(active.created_ms) >= c.max_segment_ms()
             || active.next_offset() - active.base_offset + records > u32::MAX as i64)
 }

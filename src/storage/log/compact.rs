@@ -1,28 +1,35 @@
 //! Cleaning (Kafka's log compaction) of a log's sealed segments: one pass builds a bounded
 //! key map over the dirty part of the cleanable range, then rewrites every cleanable segment
 //! below the map's end without the records the map shows a newer record for, without
-//! keyless records, and without tombstones past their retention; each rewritten segment is
+//! keyless records, and without tombstones past the delete horizon written into their batch
+//! (KIP-534: a batch whose kept records include a tombstone is stamped, on the first clean
+//! that keeps it, with `now + delete.retention.ms`; see `storage::compact::records`; a
+//! segment's file times play no part); each rewritten segment is
 //! swapped in on its own (see `storage::compact::swap`). Offsets never change: each batch keeps
 //! its base offset and `lastOffsetDelta`; a batch left with no record goes (so a segment may
 //! end before the next one starts: reads go on in the next segment, recovery accepts the gap
-//! in a sealed segment read whole). A log larger than
+//! in a sealed segment read whole), unless it holds the last sequence of an idempotent
+//! producer the partition still knows: that one stays as an empty batch (Kafka's
+//! `RETAIN_EMPTY`), until the producer writes again. A log larger than
 //! the map takes several passes (each call is one pass; the caller keeps the dirty point).
 //!
 //! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
 //! swap of each segment takes it. Which logs are cleaned, when, and with which limits is the
 //! partition's decision.
 
+use std::rc::Rc;
+
 use super::PartitionLog;
 use crate::limits::CLEANER_WRITE_BYTES;
-use crate::storage::batch::BatchHeader;
-use crate::storage::compact::records::{batch_records, rebuild};
+use crate::storage::batch::{BatchHeader, HEADER_BYTES};
+use crate::storage::compact::records::{batch_records, empty_batch, rebuild};
 use crate::storage::compact::swap::{self, SwapStep};
 use crate::storage::compact::KeyMap;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::Segment;
 
 /// What one cleaning pass may touch, as the partition decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanLimits {
     /// Nothing at or beyond this offset is cleaned (the high watermark).
     pub upto: i64,
@@ -31,8 +38,13 @@ pub struct CleanLimits {
     pub first_dirty: i64,
     /// `min.compaction.lag.ms`: a segment with a record newer than this is not cleaned.
     pub min_compaction_lag_ms: i64,
-    /// `delete.retention.ms`: tombstones in a segment whose newest record is older go.
+    /// `delete.retention.ms`: how long after the first clean that keeps a tombstone it may go
+    /// (the delete horizon written into its batch).
     pub delete_retention_ms: i64,
+    /// Each idempotent producer's last batch (producer id → base offset): kept, emptied if
+    /// all its records go (Kafka's `RETAIN_EMPTY`), so that the producer's sequence survives
+    /// a rebuild of producer state from the log. Other emptied batches go.
+    pub last_batches: std::collections::HashMap<i64, i64>,
 }
 
 /// What a pass did.
@@ -52,8 +64,22 @@ pub struct CleanReport {
 struct Candidate {
     base: i64,
     next: i64,
-    max_timestamp: i64,
     size: u64,
+}
+
+/// The time of a pass and `delete.retention.ms`: what tombstones' horizons are written from
+/// and judged against.
+#[derive(Debug, Clone, Copy)]
+struct Tombstones {
+    now: i64,
+    delete_retention_ms: i64,
+}
+
+impl Tombstones {
+    /// The delete horizon written into a batch whose tombstone this pass keeps first.
+    fn horizon(&self) -> i64 {
+        self.now.saturating_add(self.delete_retention_ms)
+    }
 }
 
 impl PartitionLog {
@@ -75,6 +101,48 @@ impl PartitionLog {
         (clean, dirty)
     }
 
+    /// The earliest first-batch timestamp (the first batch's max timestamp; unknown ones, -1,
+    /// left out) of the sealed segments holding offsets from `first_dirty` below `upto`:
+    /// what `max.compaction.lag.ms` is judged on (Kafka's `LogCleanerManager.maxCompactionDelay`).
+    /// A segment opened from its indexes has its first header read once.
+    pub async fn earliest_dirty_timestamp(
+        &self,
+        upto: i64,
+        first_dirty: i64,
+    ) -> Result<Option<i64>> {
+        let mut earliest: Option<i64> = None;
+        let segments: Vec<(i64, Option<i64>, Rc<glommio::io::DmaFile>)> = {
+            let st = self.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| {
+                    !s.is_active() && s.next_offset() > first_dirty && s.next_offset() <= upto
+                })
+                .map(|s| (s.base_offset, s.known_first_batch_timestamp(), s.file()))
+                .collect()
+        };
+        for (base, known, file) in segments {
+            let ts = match known {
+                Some(ts) => ts,
+                None => {
+                    let head = file.read_at(0, HEADER_BYTES).await?;
+                    let ts = BatchHeader::parse(&head).map_or(-1, |h| h.max_timestamp);
+                    if let Some(s) = self.state.borrow_mut().segments.get_mut(&base) {
+                        // The same file still: a swap in between brings a new segment.
+                        if Rc::ptr_eq(&s.file(), &file) {
+                            s.set_first_batch_timestamp(ts);
+                        }
+                    }
+                    ts
+                }
+            };
+            if ts > 0 {
+                earliest = Some(earliest.map_or(ts, |e| e.min(ts)));
+            }
+        }
+        Ok(earliest)
+    }
+
     fn candidates(&self, limits: &CleanLimits) -> Vec<Candidate> {
         let now = self.clock.now_ms();
         let st = self.state.borrow();
@@ -88,7 +156,6 @@ impl PartitionLog {
             out.push(Candidate {
                 base: s.base_offset,
                 next: s.next_offset(),
-                max_timestamp: s.max_timestamp(),
                 size: s.size(),
             });
         }
@@ -125,7 +192,12 @@ impl PartitionLog {
         let mut scan = self.scan(start, end);
         'build: while let Some(b) = scan.next().await? {
             report.bytes_read += b.len() as u64;
-            let (h, section, records) = batch_records(&b)?;
+            let Some((h, section, records)) = batch_records(&b)? else {
+                // Too large to decompress within the bound: its keys stay out of the map, so
+                // nothing is dropped for them; the batch itself is kept as it is.
+                tracing::warn!(dir = %self.dir.display(), batch = %BatchHeader::parse(&b).map_or(-1, |h| h.base_offset), "a batch decompresses beyond the cleaner's bound: left uncleaned");
+                continue;
+            };
             if h.is_control() {
                 continue;
             }
@@ -153,10 +225,12 @@ impl PartitionLog {
             if seg.base < self.log_start() && seg.next <= self.log_start() {
                 continue;
             }
-            let tombstones_expire = seg.max_timestamp >= 0
-                && seg.max_timestamp < now.saturating_sub(limits.delete_retention_ms);
+            let tombstones = Tombstones {
+                now,
+                delete_retention_ms: limits.delete_retention_ms,
+            };
             let (changed, removed, after) = self
-                .write_cleaned(seg, map, map_end, tombstones_expire)
+                .write_cleaned(seg, map, map_end, tombstones, &limits.last_batches)
                 .await?;
             report.bytes_read += seg.size;
             if !changed {
@@ -179,7 +253,8 @@ impl PartitionLog {
         seg: &Candidate,
         map: &KeyMap,
         map_end: i64,
-        tombstones_expire: bool,
+        tombstones: Tombstones,
+        last_batches: &std::collections::HashMap<i64, i64>,
     ) -> Result<(bool, u64, u64)> {
         let dir = self.dir.clone();
         let base = seg.base;
@@ -204,8 +279,9 @@ impl PartitionLog {
             let last_of_segment = h.next_offset() >= seg.next;
             if h.is_control() {
                 out.extend_from_slice(&b);
-            } else {
-                let (h, section, records) = batch_records(&b)?;
+            } else if let Some((h, section, records)) = batch_records(&b)? {
+                let horizon = h.delete_horizon();
+                let horizon_passed = horizon.is_some_and(|t| tombstones.now >= t);
                 let keep: Vec<usize> = records
                     .iter()
                     .enumerate()
@@ -217,19 +293,32 @@ impl PartitionLog {
                             return false; // Kafka drops keyless records from compacted logs
                         };
                         let newest = map.get(&section[from..to]).is_none_or(|o| o <= r.offset);
-                        newest && !(r.tombstone && tombstones_expire)
+                        newest && !(r.tombstone && horizon_passed)
                     })
                     .map(|(i, _)| i)
                     .collect();
                 removed += (records.len() - keep.len()) as u64;
-                if keep.len() == records.len() {
+                // The first clean keeping a tombstone writes its horizon into the batch.
+                let stamp = (horizon.is_none() && keep.iter().any(|&i| records[i].tombstone))
+                    .then(|| tombstones.horizon());
+                // A producer's last batch stays, emptied if need be (Kafka's RETAIN_EMPTY);
+                // any other batch left with no record goes (DELETE_EMPTY).
+                let producers_last =
+                    h.producer_id >= 0 && last_batches.get(&h.producer_id) == Some(&h.base_offset);
+                if keep.is_empty() && !producers_last {
+                    changed = true;
+                } else if keep.is_empty() && !records.is_empty() {
+                    changed = true;
+                    out.extend_from_slice(&empty_batch(&b, &h));
+                } else if keep.len() == records.len() && stamp.is_none() {
                     out.extend_from_slice(&b);
                 } else {
                     changed = true;
-                    if !keep.is_empty() {
-                        out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep)?);
-                    }
+                    out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
                 }
+            } else {
+                // Beyond the decompression bound: kept as it is, uncleaned.
+                out.extend_from_slice(&b);
             }
             if out.len() >= CLEANER_WRITE_BYTES || last_of_segment {
                 size += out.len() as u64;

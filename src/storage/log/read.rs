@@ -12,6 +12,20 @@ use crate::storage::segment::Segment;
 /// Smallest read issued against a segment file, so small fetches still read ahead.
 const MIN_READ_BYTES: usize = 64 * 1024;
 
+/// The offset after `read`'s batches if it holds batches and none has a record.
+fn only_empty_batches(read: &ReadBatches) -> Option<i64> {
+    let mut next = None;
+    for c in &read.chunks {
+        for (_, h) in iter_batches(c) {
+            if h.record_count != 0 {
+                return None;
+            }
+            next = Some(h.next_offset());
+        }
+    }
+    next
+}
+
 impl PartitionLog {
     /// Reads whole batches starting with the one that holds `offset`, at most `max_bytes`
     /// (but always at least one batch), never at or beyond `upto` (the high watermark or the
@@ -32,9 +46,21 @@ impl PartitionLog {
             }
         }
         let mut at = offset;
+        let mut out = ReadBatches::default();
         loop {
             if let Some(read) = self.read_segment(at, max_bytes, upto).await? {
-                return Ok(read);
+                // Only empty batches (a producer's last, kept by the cleaner): read on, so an
+                // answer never holds nothing but those while records follow (librdkafka takes
+                // such an answer for a message too large for its buffer, and doubles it).
+                let next = only_empty_batches(&read);
+                out.chunks.extend(read.chunks);
+                match next {
+                    Some(next) if next < upto => {
+                        at = next;
+                        continue;
+                    }
+                    _ => return Ok(out),
+                }
             }
             // Nothing at or after `at` in its segment: the next segment, if any below `upto`.
             let next = {
@@ -47,7 +73,7 @@ impl PartitionLog {
             };
             match next {
                 Some(base) => at = base,
-                None => return Ok(ReadBatches::default()),
+                None => return Ok(out),
             }
         }
     }
