@@ -102,7 +102,7 @@ fn topic_produce_consume_alter_delete() {
     );
     assert!(out.contains("segment.bytes = 1048576  (override)"), "{out}");
     assert!(
-        out.contains("partition 1\tleader 0\tlog start 0\thigh watermark 3"),
+        out.contains("partition 1\tleader 0\treplicas 0\tisr 0\tlog start 0\thigh watermark 3"),
         "{out}"
     );
     let (ok, out) = strata(

@@ -250,3 +250,104 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
         failed.iter().take(3).collect::<Vec<_>>()
     );
 }
+
+/// A consumer group's committed offsets live in the replicated `__consumer_offsets`: they
+/// survive the loss of each broker in turn (whichever coordinated the group), and a consumer
+/// that joins after a broker died resumes from them.
+#[test]
+fn group_commits_survive_the_loss_of_each_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peers: String = (1..=3)
+        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut brokers: Vec<Broker> = (1..=3)
+        .map(|id| {
+            let id = id.to_string();
+            Broker::start(
+                &dir.path().join(format!("b{id}")),
+                &["--cores", "1", "--node-id", &id, "--peers", &peers],
+            )
+        })
+        .collect();
+    let all = bootstrap(&brokers);
+    create_topic(&all, &brokers);
+    let producer: BaseProducer<Acks> = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("acks", "all")
+        .create_with_context(Acks::default())
+        .expect("producer");
+    for i in 0..300 {
+        let v = format!("g-{i}");
+        let part = i % PARTITIONS;
+        while producer
+            .send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v))
+            .is_err()
+        {
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert_eq!(producer.context().acked.lock().expect("lock").len(), 300);
+
+    // Consume some, commit, then check the commit from a fresh consumer with each broker down.
+    let consumer = |all: &str| -> BaseConsumer {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", all)
+            .set("group.id", "survivors")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("topic.metadata.refresh.interval.ms", "500")
+            .create()
+            .expect("consumer");
+        c.subscribe(&[TOPIC]).expect("subscribe");
+        c
+    };
+    let c = consumer(&all);
+    let mut got = 0;
+    let start = Instant::now();
+    while got < 300 {
+        assert!(start.elapsed() < Duration::from_secs(90), "consumed only {got}");
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(200)) {
+            got += 1;
+        }
+    }
+    let start = Instant::now();
+    while let Err(e) = c.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        assert!(start.elapsed() < Duration::from_secs(30), "commit: {e}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(c);
+    for victim in 0..3 {
+        brokers[victim].kill9();
+        let c = consumer(&all);
+        let start = Instant::now();
+        // Whoever coordinates now answers the group's committed offsets: all 300 consumed,
+        // so nothing more is delivered and the positions are at the ends.
+        let mut ends = 0;
+        while ends < PARTITIONS {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "broker {} down: the committed offsets did not come back",
+                victim + 1
+            );
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                panic!("broker {} down: {:?} delivered again", victim + 1, m.payload_view::<str>());
+            }
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..PARTITIONS {
+                tpl.add_partition(TOPIC, p);
+            }
+            if let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) {
+                ends = committed
+                    .elements()
+                    .iter()
+                    .filter(|e| e.offset() == Offset::Offset(100))
+                    .count() as i32;
+            }
+        }
+        drop(c);
+        brokers[victim].start_again();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}

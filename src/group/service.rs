@@ -45,6 +45,9 @@ struct OffsetsPartition {
     empty_since: RefCell<HashMap<String, i64>>,
     clock: Rc<dyn Clock>,
     turn: glommio::sync::Semaphore,
+    /// The leader term the state was read in (replicated `__consumer_offsets`: a broker
+    /// coordinates the groups of a partition it leads, from the log as of its own term).
+    term: u64,
 }
 
 /// A record for `__consumer_offsets`: key and value (`None` = tombstone).
@@ -460,9 +463,22 @@ impl GroupService {
         index: i32,
         partition: Rc<Partition>,
     ) -> Result<Rc<OffsetsPartition>, PartitionError> {
+        // Clustered: only the leader of the partition coordinates its groups, and a leader of
+        // a new term reads them anew (another broker led them meanwhile).
+        let term = match partition.leadership() {
+            Some(l) if l.role != crate::replication::Role::Leader => {
+                return Err(PartitionError::NotLeader { leader: l.leader })
+            }
+            Some(l) if !l.leader_ready => return Err(PartitionError::LeaderNotReady),
+            Some(l) => l.term,
+            None => 0,
+        };
         if let Some(o) = self.loaded.borrow().get(&index) {
-            return Ok(o.clone());
+            if o.term == term && Rc::ptr_eq(&o.partition, &partition) {
+                return Ok(o.clone());
+            }
         }
+        self.loaded.borrow_mut().remove(&index);
         let mut offsets_state = OffsetsState::default();
         // Each group's latest record, with the time it was written.
         let mut groups: HashMap<String, (Option<GroupRecord>, i64)> = HashMap::new();
@@ -510,6 +526,7 @@ impl GroupService {
             empty_since: RefCell::new(empty_since),
             clock: self.clock.clone(),
             turn: glommio::sync::Semaphore::new(1),
+            term,
         });
         Ok(self
             .loaded

@@ -102,6 +102,7 @@ pub const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
 pub const OFFSET_METADATA_TOO_LARGE: i16 = ResponseError::OffsetMetadataTooLarge.code();
 pub const UNKNOWN_SERVER_ERROR: i16 = ResponseError::UnknownServerError.code();
 pub const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
+pub const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 
 pub fn group_code(e: &GroupError) -> i16 {
     match e {

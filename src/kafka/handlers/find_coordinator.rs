@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): this broker coordinates every group (v0–v3 one key, v4 many).
-//! Transactions are not supported, so transaction coordinators are not available.
+//! FindCoordinator (key 10): a group's coordinator is the leader of the group's
+//! `__consumer_offsets` partition (a one-node broker coordinates every group), v0–v3 one key,
+//! v4 many. Transactions are not supported, so transaction coordinators are not available.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -17,6 +18,23 @@ pub async fn handle(
 ) -> Option<FindCoordinatorResponse> {
     let b = &ctx.broker;
     let offsets_topic = super::group_call::ensure_offsets_topic(ctx).await;
+    let view = ctx.shard.cluster_view().await;
+    let me = (b.node_id, b.advertised_host.clone(), b.advertised_port as i32);
+    // Where a group's coordinator is: this broker, or the leader of its partition.
+    let locate = |key: &StrBytes| -> Option<(i32, String, i32)> {
+        let Some(view) = &view else {
+            return Some(me.clone());
+        };
+        let tp = crate::group::group_partition(key);
+        let l = view.leaders.get(&tp)?;
+        if l.role == crate::replication::Role::Leader {
+            return Some(me.clone());
+        }
+        let leader = crate::shard::replicas::broker_of(l.leader?);
+        let (_, listener) = view.listeners.iter().find(|(id, _)| *id == leader)?;
+        let (host, port) = listener.rsplit_once(':')?;
+        Some((leader, host.trim_matches(['[', ']']).to_string(), port.parse().ok()?))
+    };
     let answer = |key: &StrBytes| -> (i16, Option<String>) {
         if req.key_type != KEY_TYPE_GROUP {
             return (
@@ -28,6 +46,10 @@ pub async fn handle(
             return (errors::INVALID_GROUP_ID, Some("empty group id".into()));
         }
         match offsets_topic {
+            Ok(()) if locate(key).is_none() => (
+                errors::COORDINATOR_NOT_AVAILABLE,
+                Some("the group's partition has no leader yet".into()),
+            ),
             Ok(()) => (errors::NONE, None),
             Err(code) => (
                 code,
@@ -41,19 +63,15 @@ pub async fn handle(
             .iter()
             .map(|k| {
                 let (code, msg) = answer(k);
+                let (node, host, port) = match locate(k) {
+                    Some(at) if code == errors::NONE => at,
+                    _ => (-1, String::new(), -1),
+                };
                 Coordinator::default()
                     .with_key(k.clone())
-                    .with_node_id(BrokerId(if code == errors::NONE { b.node_id } else { -1 }))
-                    .with_host(str_bytes(if code == errors::NONE {
-                        &b.advertised_host
-                    } else {
-                        ""
-                    }))
-                    .with_port(if code == errors::NONE {
-                        b.advertised_port as i32
-                    } else {
-                        -1
-                    })
+                    .with_node_id(BrokerId(node))
+                    .with_host(str_bytes(&host))
+                    .with_port(port)
                     .with_error_code(code)
                     .with_error_message(msg.map(|m| str_bytes(&m)))
             })
@@ -67,10 +85,10 @@ pub async fn handle(
     } else {
         resp
     };
-    Some(if code == errors::NONE {
-        resp.with_node_id(BrokerId(b.node_id))
-            .with_host(str_bytes(&b.advertised_host))
-            .with_port(b.advertised_port as i32)
+    Some(if let (errors::NONE, Some((node, host, port))) = (code, locate(&req.key)) {
+        resp.with_node_id(BrokerId(node))
+            .with_host(str_bytes(&host))
+            .with_port(port)
     } else {
         resp.with_node_id(BrokerId(-1))
             .with_host(str_bytes(""))

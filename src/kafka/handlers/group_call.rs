@@ -6,7 +6,8 @@ use crate::group::offsets::{OFFSETS_PARTITIONS, OFFSETS_TOPIC};
 use crate::group::{group_partition, offsets_topic_configs, GroupOp, GroupReply};
 use crate::kafka::errors;
 use crate::shard::calls::Group;
-use crate::shard::TopicPartition;
+use crate::partition::PartitionError;
+use crate::shard::{ShardError, TopicPartition};
 
 /// Runs `op` on its group's coordinator partition.
 pub async fn call(ctx: &Ctx, op: GroupOp) -> Result<GroupReply, i16> {
@@ -25,6 +26,12 @@ pub async fn call_on(ctx: &Ctx, tp: TopicPartition, op: GroupOp) -> Result<Group
     ensure_offsets_topic(ctx).await?;
     match ctx.shard.run(Group { tp, op }).await {
         Ok(Ok(r)) => Ok(r),
+        // Clustered: this broker does not lead the group's partition (any more).
+        Ok(Err(ShardError::Partition(
+            PartitionError::NotLeader { .. }
+            | PartitionError::LeaderNotReady
+            | PartitionError::Replication(_),
+        ))) => Err(errors::NOT_COORDINATOR),
         Ok(Err(e)) => Err(errors::shard_code(&e)),
         Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),
     }
@@ -35,7 +42,11 @@ pub async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), i16> {
     ctx.shard
         .ensure_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, offsets_topic_configs())
         .await
-        .map_err(|e| errors::catalog_code(&e))
+        .map_err(|e| match e {
+            // Clustered: only the controller creates it; the client retries elsewhere.
+            crate::cluster::CatalogError::NotController(_) => errors::COORDINATOR_NOT_AVAILABLE,
+            e => errors::catalog_code(&e),
+        })
 }
 
 /// Every `__consumer_offsets` partition (ListGroups asks them all).
