@@ -103,3 +103,7 @@ pub const CLEANER_WRITE_BYTES: usize = 4 << 20;
 
 /// Default `delete.retention.ms`: how long tombstones stay in a compacted log (1 day).
 pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Most partitions one DescribeTopicPartitions answer carries (Kafka's
+/// `max.request.partition.size.limit`, 2000); the rest follow through its cursor.
+pub const DESCRIBE_TOPIC_PARTITIONS_LIMIT: i32 = 2000;

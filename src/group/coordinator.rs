@@ -762,6 +762,18 @@ mod tests {
         );
         let ja3 = now(c.join(join_req(&a, None), t2, &mut next).0);
         assert_eq!((ja3.generation, ja3.members.len()), (3, 1));
+        // Until the leader's next assignment arrives, a keeps its last one (as in Kafka,
+        // whose DescribeGroups shows it during CompletingRebalance).
+        let g = c.group("g").expect("group");
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        let kept: Vec<Bytes> = g.members.iter().map(|m| m.assignment.clone()).collect();
+        assert_eq!(kept, vec![Bytes::from("A")]);
+        let (fa3, _) = sync(&mut c, &a, 3, &[(&a, "A3")], t2);
+        c.complete_sync("g", 3, true, t2);
+        assert_eq!(
+            wait(fa3).take().map(|o| o.assignment),
+            Some(Bytes::from("A3"))
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_call;
@@ -60,9 +62,9 @@ pub struct Ctx {
 
 /// The APIs Strata implements and the versions it accepts (each within what the codec knows).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 13),
-    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
@@ -72,8 +74,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::InitProducerId, 0, 4),
-    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::JoinGroup, 0, 9),
@@ -88,6 +90,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -338,6 +342,18 @@ pub async fn dispatch(
         ApiKey::DescribeLogDirs => {
             run(api, version, body, out, |r| {
                 describe_log_dirs::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeProducers => {
+            run(api, version, body, out, |r| {
+                describe_producers::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeTopicPartitions => {
+            run(api, version, body, out, |r| {
+                describe_topic_partitions::handle(ctx, r)
             })
             .await
         }

@@ -293,6 +293,22 @@ public class Differential {
         return new ProduceResponseData.PartitionProduceResponse().setErrorCode((short) -2);
     }
 
+    /** Produce v13+: the topic named by its id (KIP-516) only. */
+    static ProduceResponseData.PartitionProduceResponse produceById(Broker b, int version, Uuid id, int partition,
+            MemoryRecords records) throws IOException {
+        ProduceRequestData.TopicProduceDataCollection tc = new ProduceRequestData.TopicProduceDataCollection();
+        tc.add(new ProduceRequestData.TopicProduceData().setTopicId(id).setPartitionData(List.of(
+                new ProduceRequestData.PartitionProduceData().setIndex(partition).setRecords(records))));
+        ProduceResponseData r = (ProduceResponseData) b.call(ApiKeys.PRODUCE, version,
+                new ProduceRequestData().setAcks((short) -1).setTimeoutMs(10000).setTopicData(tc));
+        if (r == null) return null;
+        for (ProduceResponseData.TopicProduceResponse t : r.responses()) {
+            if (!t.topicId().equals(id)) return new ProduceResponseData.PartitionProduceResponse().setErrorCode((short) -3);
+            for (ProduceResponseData.PartitionProduceResponse p : t.partitionResponses()) return p;
+        }
+        return new ProduceResponseData.PartitionProduceResponse().setErrorCode((short) -2);
+    }
+
     static String produceErr(Broker b, String topic, int partition, short acks, byte[]... batches) throws IOException {
         ProduceResponseData.PartitionProduceResponse p = produce(b, PRODUCE_V, acks, topic, partition, records(batches));
         return p == null ? CLOSED : err(p.errorCode());
@@ -757,6 +773,15 @@ public class Differential {
             o.put("produce.log-append-time", p == null ? CLOSED : err(p.errorCode()) + " logAppendTime-set=" + (p.logAppendTimeMs() >= now));
             p = produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now, 1).encode()));
             o.put("produce.create-time.log-append-time", p == null ? CLOSED : String.valueOf(p.logAppendTimeMs()));
+            // Every version up to 13; v13 names the topic by id (KIP-516).
+            for (int v = 10; v <= 12; v++)
+                o.put("produce.v" + v, produceResult(produce(b, v, (short) -1, t, 0, records(batch(now, 1).encode()))));
+            Uuid id = topicId(b, t);
+            o.put("produce.v13.by-id", produceResult(produceById(b, 13, id, 0, records(batch(now, 1).encode()))));
+            o.put("produce.v13.by-id.unknown-partition", produceResult(produceById(b, 13, id, 5, records(batch(now, 1).encode()))));
+            o.put("produce.v13.unknown-id", produceResult(produceById(b, 13, Uuid.randomUuid(), 0, records(batch(now, 1).encode()))));
+            o.put("produce.v13.zero-id", produceResult(produceById(b, 13, Uuid.ZERO_UUID, 0, records(batch(now, 1).encode()))));
+            o.put("produce.v13.then-latest", listOffsetResult(listOffset(b, LO_V, t, 0, -1)));
         });
 
         SCENARIOS.put("fetch", (b, o, sfx) -> {
@@ -788,6 +813,10 @@ public class Differential {
             o.put("fetch.v13.zero-id", fetchResult(fetch(b, 13, "", Uuid.ZERO_UUID, 0, 0)));
             o.put("fetch.v13.by-id", fetchResult(fetch(b, 13, "", id, 0, 0)));
             o.put("fetch.v13.unknown-id", fetchResult(fetch(b, 13, "", Uuid.randomUuid(), 0, 0)));
+            for (int v = 14; v <= 18; v++) {
+                o.put("fetch.v" + v + ".by-id", fetchResult(fetch(b, v, "", id, 0, 0)));
+                o.put("fetch.v" + v + ".unknown-id", fetchResult(fetch(b, v, "", Uuid.randomUuid(), 0, 0)));
+            }
         });
 
         SCENARIOS.put("retention", (b, o, sfx) -> {
@@ -850,6 +879,23 @@ public class Differential {
                     : "offset=" + p.offset() + " timestamp=t0+" + (p.timestamp() - t0));
             p = listOffset(b, 1, t, 0, -1);
             o.put("listoffsets.v1.latest", listOffsetResult(p));
+            // The tiered-storage queries on a topic without remote storage (KIP-405, KIP-1005), each at the first
+            // version that knows it and at the one before; v10 adds a timeout (KIP-1075).
+            for (int v = 7; v <= 10; v++) {
+                final int ver = v;
+                Function<Long, String> at = ts -> {
+                    try {
+                        ListOffsetsResponseData.ListOffsetsPartitionResponse q = listOffset(b, ver, t, 0, ts);
+                        return q == null ? CLOSED : q.errorCode() != 0 ? err(q.errorCode())
+                                : "offset=" + q.offset() + " timestamp=" + q.timestamp() + " epoch=" + q.leaderEpoch();
+                    } catch (IOException e) { throw new UncheckedIOException(e); }
+                };
+                o.put("listoffsets.v" + v + ".earliest", at.apply(-2L));
+                o.put("listoffsets.v" + v + ".earliest-local", at.apply(-4L));
+                o.put("listoffsets.v" + v + ".latest-tiered", at.apply(-5L));
+                o.put("listoffsets.v" + v + ".unknown-special", at.apply(-9L));
+            }
+            o.put("listoffsets.v10.unknown-partition", listOffsetResult(listOffset(b, 10, t, 3, -4)));
         });
 
         SCENARIOS.put("describeconfigs", (b, o, sfx) -> {
@@ -1165,6 +1211,100 @@ public class Differential {
             FindCoordinatorResponseData fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, FC_V,
                     new FindCoordinatorRequestData().setKeyType((byte) 1).setCoordinatorKeys(List.of("tx-" + sfx)));
             o.put("findcoordinator.transaction", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            for (int v = 5; v <= 6; v++) {
+                fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, v,
+                        new FindCoordinatorRequestData().setKeyType((byte) 0).setCoordinatorKeys(List.of("g-" + sfx)));
+                o.put("findcoordinator.v" + v + ".group", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            }
+            fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, 6, new FindCoordinatorRequestData()
+                    .setKeyType((byte) 2).setCoordinatorKeys(List.of("sg-" + sfx + ":" + Uuid.randomUuid() + ":0")));
+            o.put("findcoordinator.v6.share", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, FC_V,
+                    new FindCoordinatorRequestData().setKeyType((byte) 7).setCoordinatorKeys(List.of("x-" + sfx)));
+            o.put("findcoordinator.unknown-key-type", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            InitProducerIdResponseData ip = (InitProducerIdResponseData) b.call(ApiKeys.INIT_PRODUCER_ID, 5,
+                    new InitProducerIdRequestData().setTransactionalId(null).setTransactionTimeoutMs(60000)
+                            .setProducerId(-1).setProducerEpoch((short) -1));
+            o.put("initproducerid.v5", ip == null ? CLOSED : err(ip.errorCode()) + " pid>=0:" + (ip.producerId() >= 0)
+                    + " epoch=" + ip.producerEpoch());
+        });
+
+        SCENARIOS.put("describeproducers", (b, o, sfx) -> {
+            String t = "dp-" + sfx;
+            createTopic(b, t, 2);
+            long[] pid = {-1};
+            short[] epoch = {-1};
+            initProducerId(b, o, "describeproducers.init", null, -1, (short) -1, pid, epoch);
+            long now = System.currentTimeMillis();
+            produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now, 2).idem(pid[0], epoch[0], 0).encode()));
+            produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now + 10, 3).idem(pid[0], epoch[0], 2).encode()));
+            produce(b, PRODUCE_V, (short) -1, t, 1, records(batch(now, 1).encode()));      // not idempotent
+            DescribeProducersRequestData.TopicRequestCollection dtc = new DescribeProducersRequestData.TopicRequestCollection();
+            dtc.add(new DescribeProducersRequestData.TopicRequest().setName(t).setPartitionIndexes(List.of(0, 1, 9)));
+            dtc.add(new DescribeProducersRequestData.TopicRequest().setName("nope-" + sfx).setPartitionIndexes(List.of(0)));
+            DescribeProducersRequestData req = new DescribeProducersRequestData().setTopics(dtc);
+            DescribeProducersResponseData r = (DescribeProducersResponseData) b.call(ApiKeys.DESCRIBE_PRODUCERS, 0, req);
+            if (r == null) { o.put("describeproducers", CLOSED); return; }
+            for (DescribeProducersResponseData.TopicResponse tr : r.topics()) {
+                String name = tr.name().equals(t) ? "topic" : "unknown-topic";
+                for (DescribeProducersResponseData.PartitionResponse pr : tr.partitions()) {
+                    StringBuilder v = new StringBuilder(err(pr.errorCode()));
+                    for (DescribeProducersResponseData.ProducerState ps : pr.activeProducers())
+                        v.append(" [pid-matches=").append(ps.producerId() == pid[0]).append(" epoch=").append(ps.producerEpoch())
+                                .append(" lastSeq=").append(ps.lastSequence()).append(" lastTs=now+").append(ps.lastTimestamp() - now)
+                                .append(" coordinatorEpoch=").append(ps.coordinatorEpoch())
+                                .append(" txnStart=").append(ps.currentTxnStartOffset()).append("]");
+                    o.put("describeproducers." + name + ".p" + pr.partitionIndex(), v);
+                }
+            }
+        });
+
+        SCENARIOS.put("describetopicpartitions", (b, o, sfx) -> {
+            String a = "dtp-" + sfx + "-a", c = "dtp-" + sfx + "-c";
+            createTopic(b, a, 3);
+            createTopic(b, c, 1);
+            class Dtp {
+                String ask(String key, List<String> names, int limit, String curTopic, int curPartition) throws IOException {
+                    DescribeTopicPartitionsRequestData req = new DescribeTopicPartitionsRequestData().setResponsePartitionLimit(limit)
+                            .setTopics(names.stream().map(n -> new DescribeTopicPartitionsRequestData.TopicRequest().setName(n)).toList());
+                    if (curTopic != null)
+                        req.setCursor(new DescribeTopicPartitionsRequestData.Cursor().setTopicName(curTopic).setPartitionIndex(curPartition));
+                    DescribeTopicPartitionsResponseData r = (DescribeTopicPartitionsResponseData) b.call(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, 0, req);
+                    if (r == null) { o.put(key, CLOSED); return null; }
+                    List<String> topics = new ArrayList<>();
+                    for (DescribeTopicPartitionsResponseData.DescribeTopicPartitionsResponseTopic t : r.topics()) {
+                        StringBuilder v = new StringBuilder(t.name() == null ? "null" : t.name().replace(sfx, "SFX"));
+                        v.append(":").append(err(t.errorCode())).append(" id-set=").append(!t.topicId().equals(Uuid.ZERO_UUID))
+                                .append(" internal=").append(t.isInternal()).append(" ops=").append(t.topicAuthorizedOperations());
+                        for (DescribeTopicPartitionsResponseData.DescribeTopicPartitionsResponsePartition p : t.partitions())
+                            v.append(" p").append(p.partitionIndex()).append("(").append(err(p.errorCode()))
+                                    .append(" leader-set=").append(p.leaderId() >= 0).append(" epoch=").append(p.leaderEpoch())
+                                    .append(" replicas=").append(p.replicaNodes().size()).append(" isr=").append(p.isrNodes().size())
+                                    .append(" elr=").append(p.eligibleLeaderReplicas()).append(" lastElr=").append(p.lastKnownElr())
+                                    .append(" offline=").append(p.offlineReplicas()).append(")");
+                        topics.add(v.toString());
+                    }
+                    DescribeTopicPartitionsResponseData.Cursor next = r.nextCursor();
+                    String nextS = next == null ? "none" : next.topicName().replace(sfx, "SFX") + "/" + next.partitionIndex();
+                    o.put(key, topics + " next=" + nextS);
+                    return nextS;
+                }
+            }
+            Dtp d = new Dtp();
+            List<String> named = List.of(c, a, "dtp-" + sfx + "-missing", "bad/name");
+            d.ask("describetopicpartitions.named.all", named, 2000, null, 0);
+            d.ask("describetopicpartitions.named.page1", named, 2, null, 0);
+            d.ask("describetopicpartitions.named.page2", named, 2, a, 2);
+            d.ask("describetopicpartitions.named.page-at-topic-end", named, 3, null, 0);
+            d.ask("describetopicpartitions.named.limit-0", named, 0, null, 0);
+            d.ask("describetopicpartitions.cursor-not-listed", List.of(a), 10, c, 0);
+            d.ask("describetopicpartitions.cursor-negative", List.of(a), 10, a, -1);
+            d.ask("describetopicpartitions.cursor-beyond-partitions", List.of(a, c), 10, a, 7);
+            d.ask("describetopicpartitions.internal", List.of("__consumer_offsets"), 1, null, 0);
+            // All topics: from the cursor on (the topics after this scenario's differ between the brokers: only
+            // whether the answer goes on is compared).
+            d.ask("describetopicpartitions.all-from-cursor", List.of(), 3, a, 1);
+            o.values.computeIfPresent("describetopicpartitions.all-from-cursor", (k, v) -> v.replaceAll(" next=(?!none).+$", " next=(a later topic)"));
         });
 
         SCENARIOS.put("describecluster", (b, o, sfx) -> {
