@@ -1243,7 +1243,14 @@ public class Differential {
             dtc.add(new DescribeProducersRequestData.TopicRequest().setName(t).setPartitionIndexes(List.of(0, 1, 9)));
             dtc.add(new DescribeProducersRequestData.TopicRequest().setName("nope-" + sfx).setPartitionIndexes(List.of(0)));
             DescribeProducersRequestData req = new DescribeProducersRequestData().setTopics(dtc);
-            DescribeProducersResponseData r = (DescribeProducersResponseData) b.call(ApiKeys.DESCRIBE_PRODUCERS, 0, req);
+            DescribeProducersResponseData r = null;
+            // Kafka's replica manager may not lead a partition of a new topic yet: NOT_LEADER_OR_FOLLOWER, retried.
+            for (int i = 0; i < 50; i++) {
+                r = (DescribeProducersResponseData) b.call(ApiKeys.DESCRIBE_PRODUCERS, 0, req);
+                if (r == null || r.topics().stream().flatMap(x -> x.partitions().stream())
+                        .noneMatch(x -> x.errorCode() == Errors.NOT_LEADER_OR_FOLLOWER.code())) break;
+                sleep(200);
+            }
             if (r == null) { o.put("describeproducers", CLOSED); return; }
             for (DescribeProducersResponseData.TopicResponse tr : r.topics()) {
                 String name = tr.name().equals(t) ? "topic" : "unknown-topic";
