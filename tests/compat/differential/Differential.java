@@ -1042,6 +1042,51 @@ public class Differential {
             o.put("offsetcommit.simple-to-new-group", offsetCommit(b, "simple-" + sfx, -1, "", t, 0, 7));
             o.put("offsetcommit.simple-to-active-group", offsetCommit(b, g, -1, "", t, 0, 7));
             o.put("offsetfetch.v7.committed", offsetFetch(b, g, t, 0));
+            // v10: topics by id (KIP-848), for a simple consumer's group.
+            String sg10 = "simple-v10-" + sfx;
+            Uuid tid = topicId(b, t);
+            BiFunction<Uuid, Integer, String> commit10 = (id, part) -> {
+                try {
+                    OffsetCommitResponseData r = (OffsetCommitResponseData) b.call(ApiKeys.OFFSET_COMMIT, 10, new OffsetCommitRequestData()
+                            .setGroupId(sg10).setGenerationIdOrMemberEpoch(-1).setMemberId("")
+                            .setTopics(List.of(new OffsetCommitRequestData.OffsetCommitRequestTopic().setTopicId(id).setPartitions(List.of(
+                                    new OffsetCommitRequestData.OffsetCommitRequestPartition().setPartitionIndex(part)
+                                            .setCommittedOffset(11).setCommittedMetadata("m10").setCommittedLeaderEpoch(-1))))));
+                    if (r == null) return CLOSED;
+                    OffsetCommitResponseData.OffsetCommitResponseTopic rt = r.topics().get(0);
+                    return err(rt.partitions().get(0).errorCode()) + " id-echoed=" + rt.topicId().equals(id);
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("offsetcommit.v10.by-id", commit10.apply(tid, 0));
+            o.put("offsetcommit.v10.by-id.unknown-partition", commit10.apply(tid, 9));
+            o.put("offsetcommit.v10.unknown-id", commit10.apply(Uuid.randomUuid(), 0));
+            o.put("offsetcommit.v10.zero-id", commit10.apply(Uuid.ZERO_UUID, 0));
+            BiFunction<Uuid, Boolean, String> fetch10 = (id, all) -> {
+                try {
+                    OffsetFetchRequestData req = new OffsetFetchRequestData().setRequireStable(false).setGroups(List.of(
+                            new OffsetFetchRequestData.OffsetFetchRequestGroup().setGroupId(sg10).setTopics(all ? null
+                                    : List.of(new OffsetFetchRequestData.OffsetFetchRequestTopics().setTopicId(id)
+                                            .setPartitionIndexes(List.of(0, 1))))));
+                    OffsetFetchResponseData r = (OffsetFetchResponseData) b.call(ApiKeys.OFFSET_FETCH, 10, req);
+                    if (r == null) return CLOSED;
+                    OffsetFetchResponseData.OffsetFetchResponseGroup gr = r.groups().get(0);
+                    StringBuilder sb = new StringBuilder(err(gr.errorCode()));
+                    for (OffsetFetchResponseData.OffsetFetchResponseTopics rt : gr.topics()) {
+                        sb.append(" [id=").append(rt.topicId().equals(tid) ? "topic" : rt.topicId().equals(id) ? "asked" : rt.topicId().toString());
+                        for (OffsetFetchResponseData.OffsetFetchResponsePartitions p : rt.partitions())
+                            sb.append(" ").append(p.partitionIndex()).append(":").append(err(p.errorCode())).append(",offset=")
+                                    .append(p.committedOffset()).append(",epoch=").append(p.committedLeaderEpoch())
+                                    .append(",metadata=").append(p.metadata());
+                        sb.append("]");
+                    }
+                    return sb.toString();
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("offsetfetch.v10.by-id", fetch10.apply(tid, false));
+            o.put("offsetfetch.v10.unknown-id", fetch10.apply(Uuid.randomUuid(), false));
+            o.put("offsetfetch.v10.all", fetch10.apply(null, true));
+            o.put("offsetfetch.v9.after-v10-commit", offsetFetchV8(b, sg10, t, 0));
+
             o.put("offsetfetch.v8.committed", offsetFetchV8(b, g, t, 0));
             o.put("offsetfetch.v8.simple", offsetFetchV8(b, "simple-" + sfx, t, 0));
             o.put("offsetfetch.v8.uncommitted-partition", offsetFetchV8(b, g, "nope-" + sfx, 0));
