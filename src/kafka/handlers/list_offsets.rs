@@ -4,7 +4,8 @@
 //!
 //! The tiered-storage queries are answered as Kafka answers them for a topic without remote
 //! storage (every topic here): the earliest local offset (-4, v8+, KIP-405) is the log start,
-//! and the last tiered offset (-5, v9+, KIP-1005) is -1 without an error ("nothing tiered").
+//! and the last tiered offset (-5, v9+, KIP-1005) and the earliest offset pending upload (-6,
+//! v11+, KIP-1023) are -1 without an error ("nothing tiered", "nothing to upload").
 //! The timeout of v10 (KIP-1075) bounds waiting for remote storage, which there is none of.
 
 use kafka_protocol::messages::list_offsets_response::{
@@ -26,6 +27,8 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 /// The last offset moved to remote storage (v9+, KIP-1005).
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
+/// The first offset not yet uploaded to remote storage (v11+, KIP-1023).
+const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -6;
 
 pub async fn handle(
     ctx: &Ctx,
@@ -53,6 +56,10 @@ pub async fn handle(
                 MAX_TIMESTAMP if version >= 7 => OffsetQuery::MaxTimestamp,
                 EARLIEST_LOCAL_TIMESTAMP if version >= 8 => OffsetQuery::Earliest,
                 LATEST_TIERED_TIMESTAMP if version >= 9 => {
+                    partitions.push(base.with_leader_epoch(-1));
+                    continue;
+                }
+                EARLIEST_PENDING_UPLOAD_TIMESTAMP if version >= 11 => {
                     partitions.push(base.with_leader_epoch(-1));
                     continue;
                 }

@@ -516,10 +516,16 @@ public class Differential {
     }
 
     static String deleteGroup(Broker b, String group) throws IOException {
-        DeleteGroupsResponseData r = (DeleteGroupsResponseData) b.call(ApiKeys.DELETE_GROUPS, DEL_G_V,
+        return deleteGroup(b, group, DEL_G_V);
+    }
+
+    /** From v3 the answer carries an error message (compared as whether there is one). */
+    static String deleteGroup(Broker b, String group, int version) throws IOException {
+        DeleteGroupsResponseData r = (DeleteGroupsResponseData) b.call(ApiKeys.DELETE_GROUPS, version,
                 new DeleteGroupsRequestData().setGroupsNames(List.of(group)));
         if (r == null) return CLOSED;
-        return err(r.results().iterator().next().errorCode());
+        DeleteGroupsResponseData.DeletableGroupResult g = r.results().iterator().next();
+        return err(g.errorCode()) + (version >= 3 ? " message=" + g.errorMessage() : "");
     }
 
     static String leave(Broker b, String group, String member) throws IOException {
@@ -881,7 +887,7 @@ public class Differential {
             o.put("listoffsets.v1.latest", listOffsetResult(p));
             // The tiered-storage queries on a topic without remote storage (KIP-405, KIP-1005), each at the first
             // version that knows it and at the one before; v10 adds a timeout (KIP-1075).
-            for (int v = 7; v <= 10; v++) {
+            for (int v = 7; v <= 11; v++) {
                 final int ver = v;
                 Function<Long, String> at = ts -> {
                     try {
@@ -893,6 +899,7 @@ public class Differential {
                 o.put("listoffsets.v" + v + ".earliest", at.apply(-2L));
                 o.put("listoffsets.v" + v + ".earliest-local", at.apply(-4L));
                 o.put("listoffsets.v" + v + ".latest-tiered", at.apply(-5L));
+                o.put("listoffsets.v" + v + ".earliest-pending-upload", at.apply(-6L));
                 o.put("listoffsets.v" + v + ".unknown-special", at.apply(-9L));
             }
             o.put("listoffsets.v10.unknown-partition", listOffsetResult(listOffset(b, 10, t, 3, -4)));
@@ -1119,6 +1126,8 @@ public class Differential {
 
             o.put("deletegroups.non-empty", deleteGroup(b, g));
             o.put("deletegroups.unknown", deleteGroup(b, "nog-" + sfx));
+            o.put("deletegroups.v3.non-empty", deleteGroup(b, g, 3));
+            o.put("deletegroups.v3.unknown", deleteGroup(b, "nog-" + sfx, 3));
             o.put("leavegroup.unknown-member", leave(b, g, "nobody"));
             o.put("leavegroup.ok", leave(b, g, member));
             o.put("describegroups.after-leave", describeGroup(b, g));
@@ -1133,7 +1142,7 @@ public class Differential {
             o.put("describegroups.unknown", describeGroup(b, "nog-" + sfx));
             o.put("describegroups.v6.unknown", describeGroup(b, "nog-" + sfx, 6));
             o.put("describegroups.v6.simple", describeGroup(b, "simple-" + sfx, 6));
-            o.put("deletegroups.simple", deleteGroup(b, "simple-" + sfx));
+            o.put("deletegroups.simple", deleteGroup(b, "simple-" + sfx, 3));
         });
 
         SCENARIOS.put("rebalance", (b, o, sfx) -> {
@@ -1366,6 +1375,24 @@ public class Differential {
                     + " controller-known=" + (r.controllerId() >= 0) + " cluster-id-set=" + (r.clusterId() != null && !r.clusterId().isEmpty()));
             r = (DescribeClusterResponseData) b.call(ApiKeys.DESCRIBE_CLUSTER, 1, new DescribeClusterRequestData().setEndpointType((byte) 2));
             o.put("describecluster.controllers-endpoint", r == null ? CLOSED : err(r.errorCode()));
+            // DescribeLogDirs v5 (IsCordoned) of one topic: one log dir, not cordoned.
+            String t = "ld-" + sfx;
+            createTopic(b, t, 1);
+            DescribeLogDirsRequestData.DescribableLogDirTopicCollection lt = new DescribeLogDirsRequestData.DescribableLogDirTopicCollection();
+            lt.add(new DescribeLogDirsRequestData.DescribableLogDirTopic().setTopic(t).setPartitions(List.of(0)));
+            for (int i = 0; i < 50; i++) {   // Kafka creates the log a moment after the topic has a leader
+                DescribeLogDirsResponseData ld = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, 4,
+                        new DescribeLogDirsRequestData().setTopics(lt));
+                if (ld == null || ld.results().stream().anyMatch(d -> !d.topics().isEmpty())) break;
+                sleep(100);
+            }
+            for (int v = 4; v <= 5; v++) {
+                DescribeLogDirsResponseData ld = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, v,
+                        new DescribeLogDirsRequestData().setTopics(lt));
+                o.put("describelogdirs.v" + v, ld == null ? CLOSED : err(ld.errorCode()) + " dirs=" + ld.results().size()
+                        + ld.results().stream().map(d -> " [" + err(d.errorCode()) + " cordoned=" + d.isCordoned() + " topics="
+                                + d.topics().size() + " total-set=" + (d.totalBytes() > 0) + "]").reduce("", String::concat));
+            }
         });
     }
 
