@@ -66,7 +66,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 11),
     (ApiKey::Metadata, 0, 13),
-    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::ApiVersions, 0, 5),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
@@ -207,7 +207,7 @@ pub async fn dispatch(
     match api {
         ApiKey::ApiVersions => {
             run(api, version, body, out, |r| async move {
-                Some(api_versions::handle(r, version))
+                Some(api_versions::handle(&ctx.broker, r, version))
             })
             .await
         }

@@ -580,6 +580,26 @@ public class Differential {
             // A version below the broker's minimum for another API: Kafka closes the connection.
             ApiMessage p = b.call(ApiKeys.METADATA, (short) 0, (short) 0, new MetadataRequestData().setTopics(List.of()), true);
             o.put("metadata.v0", p == null ? CLOSED : "answered");
+            // v5 (KIP-1242): the client names the cluster and node it means to reach.
+            MetadataResponseData md = metadata(b, null, false);
+            String cluster = md == null ? "" : md.clusterId();
+            int node = md == null || md.brokers().isEmpty() ? -1 : md.brokers().iterator().next().nodeId();
+            BiFunction<String, Integer, String> v5 = (c, n) -> {
+                try {
+                    ApiVersionsResponseData a5 = (ApiVersionsResponseData) b.call(ApiKeys.API_VERSIONS, 5, new ApiVersionsRequestData()
+                            .setClientSoftwareName("strata-differential").setClientSoftwareVersion("1").setClusterId(c).setNodeId(n));
+                    return a5 == null ? CLOSED : err(a5.errorCode()) + " keys=" + !a5.apiKeys().isEmpty();
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("apiversions.v5.unnamed", v5.apply(null, -1));
+            o.put("apiversions.v5.right", v5.apply(cluster, node));
+            o.put("apiversions.v5.wrong-cluster", v5.apply("not-" + cluster, node));
+            o.put("apiversions.v5.wrong-node", v5.apply(cluster, node + 7));
+            o.put("apiversions.v5.cluster-only", v5.apply(cluster, -1));
+            o.put("apiversions.v5.wrong-cluster-only", v5.apply("not-" + cluster, -1));
+            o.put("apiversions.v5.node-only", v5.apply(null, node));
+            o.put("apiversions.v5.wrong-node-only", v5.apply(null, node + 7));
+            o.put("apiversions.v5.then-metadata", metadata(b, null, false) == null ? CLOSED : "answered");
         });
 
         SCENARIOS.put("metadata", (b, o, sfx) -> {
