@@ -28,7 +28,10 @@ fn now_ms() -> i64 {
 fn produce(b: &Broker, topic: &str, partition: i32, n: usize, idempotent: bool) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
-        .set("enable.idempotence", if idempotent { "true" } else { "false" })
+        .set(
+            "enable.idempotence",
+            if idempotent { "true" } else { "false" },
+        )
         .set("linger.ms", "0")
         .create()
         .expect("producer");
@@ -53,7 +56,11 @@ fn describe(b: &Broker, topic: &str, partitions: Vec<i32>) -> Vec<PartitionRespo
     let r: DescribeProducersResponse =
         roundtrip(&mut s, &request(ApiKey::DescribeProducers, 0, &req), 0);
     assert_eq!(r.topics.len(), 1);
-    r.topics.into_iter().next().map(|t| t.partitions).unwrap_or_default()
+    r.topics
+        .into_iter()
+        .next()
+        .map(|t| t.partitions)
+        .unwrap_or_default()
 }
 
 #[test]
@@ -74,15 +81,24 @@ fn describe_producers_reports_each_partitions_idempotent_producers() {
         let ps = &p0.active_producers[0];
         assert!(ps.producer_id.0 >= 0, "{when}");
         assert_eq!(ps.producer_epoch, 0, "{when}");
-        assert_eq!(ps.last_sequence, 6, "{when}: seven records, sequences 0..=6");
+        assert_eq!(
+            ps.last_sequence, 6,
+            "{when}: seven records, sequences 0..=6"
+        );
         assert!(
             (before..=after).contains(&ps.last_timestamp),
             "{when}: last timestamp {} not in {before}..={after}",
             ps.last_timestamp
         );
-        assert_eq!((ps.coordinator_epoch, ps.current_txn_start_offset), (-1, -1));
+        assert_eq!(
+            (ps.coordinator_epoch, ps.current_txn_start_offset),
+            (-1, -1)
+        );
         assert_eq!((parts[1].partition_index, parts[1].error_code), (1, 0));
-        assert!(parts[1].active_producers.is_empty(), "{when}: not idempotent");
+        assert!(
+            parts[1].active_producers.is_empty(),
+            "{when}: not idempotent"
+        );
         assert_eq!(parts[2].partition_index, 5);
         assert_eq!(parts[2].error_code, UNKNOWN_TOPIC_OR_PARTITION, "{when}");
     };

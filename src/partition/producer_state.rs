@@ -382,11 +382,19 @@ mod tests {
         let active = s.active();
         assert_eq!(active.len(), 2);
         assert_eq!(
-            (active[0].producer_id, active[0].epoch, active[0].last_sequence),
+            (
+                active[0].producer_id,
+                active[0].epoch,
+                active[0].last_sequence
+            ),
             (4, 0, 0)
         );
         assert_eq!(
-            (active[1].producer_id, active[1].epoch, active[1].last_sequence),
+            (
+                active[1].producer_id,
+                active[1].epoch,
+                active[1].last_sequence
+            ),
             (9, 2, 4)
         );
         let ts = batch(9, 2, 3, 2).max_timestamp;
@@ -407,7 +415,9 @@ mod tests {
             offset: v2.offset,
             producers: v2.producers.clone(),
         };
-        let bytes = rkyv::to_bytes::<rancor::Error>(&v1).expect("encode").to_vec();
+        let bytes = rkyv::to_bytes::<rancor::Error>(&v1)
+            .expect("encode")
+            .to_vec();
         let back = Snapshot::decode(&bytes).expect("decode v1");
         assert_eq!((back.offset, &back.producers), (12, &v2.producers));
         let active = ProducerState::from_snapshot(&back).active();

@@ -15,10 +15,7 @@ use crate::partition::producer_state::ActiveProducer;
 use crate::shard::calls::DescribeProducers;
 use crate::shard::TopicPartition;
 
-pub async fn handle(
-    ctx: &Ctx,
-    req: DescribeProducersRequest,
-) -> Option<DescribeProducersResponse> {
+pub async fn handle(ctx: &Ctx, req: DescribeProducersRequest) -> Option<DescribeProducersResponse> {
     // Every partition's call first (each runs on its owner at once), then the answers in order.
     let mut asked = Vec::with_capacity(req.topics.len());
     for t in req.topics {

@@ -25,11 +25,13 @@ use crate::limits::DESCRIBE_TOPIC_PARTITIONS_LIMIT;
 
 /// Kafka's operations on a topic (AclOperation codes), all authorized without ACLs: READ,
 /// WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPERATIONS: i32 = 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+const TOPIC_OPERATIONS: i32 =
+    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
 
 /// Kafka's internal topics (`Topic.isInternal`).
 fn is_internal(name: &str) -> bool {
-    name == crate::group::offsets::OFFSETS_TOPIC || name == "__transaction_state"
+    name == crate::group::offsets::OFFSETS_TOPIC
+        || name == "__transaction_state"
         || name == "__share_group_state"
 }
 
@@ -39,10 +41,9 @@ pub async fn handle(
 ) -> Option<DescribeTopicPartitionsResponse> {
     let cat = ctx.shard.catalog();
     let all = req.topics.is_empty();
-    let (cursor_topic, cursor_partition) = req
-        .cursor
-        .as_ref()
-        .map_or((String::new(), 0), |c| (c.topic_name.0.to_string(), c.partition_index));
+    let (cursor_topic, cursor_partition) = req.cursor.as_ref().map_or((String::new(), 0), |c| {
+        (c.topic_name.0.to_string(), c.partition_index)
+    });
     let names: BTreeSet<String> = if all {
         cat.topics().map(|t| t.name.clone()).collect()
     } else {
@@ -90,7 +91,11 @@ pub async fn handle(
             }
             continue;
         };
-        let first = if name == cursor_topic { cursor_partition } else { 0 };
+        let first = if name == cursor_topic {
+            cursor_partition
+        } else {
+            0
+        };
         let (topic, next) = page(meta, first, remaining, node);
         remaining -= topic.partitions.len() as i32;
         resp.topics.push(topic);

@@ -40,7 +40,13 @@ pub async fn handle(
                 cat.topic(&t.name.0)
             };
             let name = meta.map_or_else(
-                || if version >= TOPIC_IDS_FROM { String::new() } else { t.name.0.to_string() },
+                || {
+                    if version >= TOPIC_IDS_FROM {
+                        String::new()
+                    } else {
+                        t.name.0.to_string()
+                    }
+                },
                 |m| m.name.clone(),
             );
             let unknown_id = version >= TOPIC_IDS_FROM && meta.is_none();
