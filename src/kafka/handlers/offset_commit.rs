@@ -20,6 +20,10 @@ use crate::kafka::errors;
 /// The first version that names topics by id (KIP-848).
 const TOPIC_IDS_FROM: i16 = 10;
 
+/// A request topic's name ("" for an unknown id), id and, per partition, the commit to store
+/// or the error code to answer with.
+type PlannedTopic = (String, uuid::Uuid, Vec<(i32, Result<Committed, i16>)>);
+
 pub async fn handle(
     ctx: &Ctx,
     req: OffsetCommitRequest,
@@ -29,7 +33,7 @@ pub async fn handle(
     let now = crate::storage::clock::Clock::now_ms(&crate::storage::SystemClock);
     // Per topic (its name, or "" for an unknown id, and its id) and partition: Ok(commit) to
     // store, or the error code to answer with.
-    let mut plan: Vec<(String, uuid::Uuid, Vec<(i32, Result<Committed, i16>)>)> = Vec::new();
+    let mut plan: Vec<PlannedTopic> = Vec::new();
     let request_error = group.is_empty().then_some(errors::INVALID_GROUP_ID);
     {
         let cat = ctx.shard.catalog();
