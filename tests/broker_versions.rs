@@ -2,7 +2,7 @@
 //! differential tests compare the same against Apache Kafka; these run without a JVM):
 //! Produce v13 and OffsetCommit/OffsetFetch v10 name topics by id; ListOffsets' tiered-storage
 //! queries; DescribeTopicPartitions pages with its cursor; ApiVersions v5 checks the cluster
-//! and node the client names; DeleteGroups v3.
+//! and node the client names; DeleteGroups v3; OffsetForLeaderEpoch.
 
 mod common;
 
@@ -367,5 +367,62 @@ fn delete_groups_v3_answers_each_group() {
             ("dg-group".into(), 0, None),
             ("no-such-group".into(), GROUP_ID_NOT_FOUND, None)
         ]
+    );
+}
+
+fn epoch_end(
+    c: &mut TcpStream,
+    topic: &str,
+    partition: i32,
+    current: i32,
+    epoch: i32,
+) -> (i16, i32, i64) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(s(topic)))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)])]);
+    let r: OffsetForLeaderEpochResponse =
+        roundtrip(c, &request(ApiKey::OffsetForLeaderEpoch, 4, &req), 4);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+#[test]
+fn offset_for_leader_epoch_ends_epoch_0_at_the_high_watermark() {
+    const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(dir.path(), &[]);
+    let mut c = b.connect();
+    let id = create(&mut c, "ofle", 1);
+    assert_eq!(epoch_end(&mut c, "ofle", 0, -1, 0), (0, 0, 0));
+    for _ in 0..3 {
+        produce_by_id(&mut c, id, 0);
+    }
+    assert_eq!(epoch_end(&mut c, "ofle", 0, -1, 0), (0, 0, 3));
+    assert_eq!(epoch_end(&mut c, "ofle", 0, 0, 0), (0, 0, 3));
+    assert_eq!(
+        epoch_end(&mut c, "ofle", 0, -1, 1),
+        (0, -1, -1),
+        "a later epoch"
+    );
+    assert_eq!(
+        epoch_end(&mut c, "ofle", 0, -1, -1),
+        (0, -1, -1),
+        "no epoch"
+    );
+    assert_eq!(
+        epoch_end(&mut c, "ofle", 0, 3, 0),
+        (UNKNOWN_LEADER_EPOCH, -1, -1)
+    );
+    assert_eq!(
+        epoch_end(&mut c, "ofle", 4, -1, 0).0,
+        UNKNOWN_TOPIC_OR_PARTITION
     );
 }

@@ -41,6 +41,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -92,6 +93,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 5),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -354,6 +356,12 @@ pub async fn dispatch(
         ApiKey::DescribeTopicPartitions => {
             run(api, version, body, out, |r| {
                 describe_topic_partitions::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            run(api, version, body, out, |r| {
+                offset_for_leader_epoch::handle(ctx, r)
             })
             .await
         }
