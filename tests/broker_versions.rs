@@ -2,7 +2,7 @@
 //! differential tests compare the same against Apache Kafka; these run without a JVM):
 //! Produce v13 and OffsetCommit/OffsetFetch v10 name topics by id; ListOffsets' tiered-storage
 //! queries; DescribeTopicPartitions pages with its cursor; ApiVersions v5 checks the cluster
-//! and node the client names; DeleteGroups v3; OffsetForLeaderEpoch.
+//! and node the client names; DeleteGroups v3; OffsetForLeaderEpoch; ListConfigResources.
 
 mod common;
 
@@ -424,5 +424,51 @@ fn offset_for_leader_epoch_ends_epoch_0_at_the_high_watermark() {
     assert_eq!(
         epoch_end(&mut c, "ofle", 4, -1, 0).0,
         UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+fn config_resources(c: &mut TcpStream, version: i16, types: Vec<i8>) -> (i16, Vec<(i8, String)>) {
+    let req = ListConfigResourcesRequest::default().with_resource_types(types);
+    let r: ListConfigResourcesResponse = roundtrip(
+        c,
+        &request(ApiKey::ListConfigResources, version, &req),
+        version,
+    );
+    let mut got: Vec<(i8, String)> = r
+        .config_resources
+        .iter()
+        .map(|c| (c.resource_type, c.resource_name.to_string()))
+        .collect();
+    got.sort();
+    (r.error_code, got)
+}
+
+#[test]
+fn list_config_resources_lists_topics_and_this_broker() {
+    const UNSUPPORTED_VERSION: i16 = 35;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(dir.path(), &[]);
+    let mut c = b.connect();
+    create(&mut c, "lcr-b", 1);
+    create(&mut c, "lcr-a", 2);
+    let topics = vec![(2, "lcr-a".to_string()), (2, "lcr-b".to_string())];
+    let broker = (4, "0".to_string());
+    let all = [topics.clone(), vec![broker.clone()]].concat();
+    assert_eq!(config_resources(&mut c, 1, vec![]), (0, all.clone()));
+    assert_eq!(config_resources(&mut c, 1, vec![2]), (0, topics));
+    assert_eq!(config_resources(&mut c, 1, vec![4]), (0, vec![broker]));
+    assert_eq!(
+        config_resources(&mut c, 1, vec![16, 32]),
+        (0, vec![]),
+        "none of these"
+    );
+    assert_eq!(
+        config_resources(&mut c, 1, vec![2, 99]),
+        (UNSUPPORTED_VERSION, vec![])
+    );
+    assert_eq!(
+        config_resources(&mut c, 0, vec![]),
+        (0, vec![]),
+        "v0: client metrics only"
     );
 }

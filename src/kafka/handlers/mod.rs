@@ -35,6 +35,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -94,6 +95,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::ListConfigResources, 0, 1),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -362,6 +364,12 @@ pub async fn dispatch(
         ApiKey::OffsetForLeaderEpoch => {
             run(api, version, body, out, |r| {
                 offset_for_leader_epoch::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::ListConfigResources => {
+            run(api, version, body, out, |r| {
+                list_config_resources::handle(ctx, r, version)
             })
             .await
         }

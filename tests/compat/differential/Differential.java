@@ -1422,6 +1422,42 @@ public class Differential {
             o.put("offsetforleaderepoch.v3.epoch-0", a.at(3, t, 0, -1, 0));
         });
 
+        SCENARIOS.put("listconfigresources", (b, o, sfx) -> {
+            String t = "lcr-" + sfx, g = "lcr-" + sfx;
+            createTopic(b, t, 1);
+            offsetCommit(b, g, -1, "", t, 0, 1);
+            MetadataResponseData md = metadata(b, null, false);
+            int node = md == null || md.brokers().isEmpty() ? -1 : md.brokers().iterator().next().nodeId();
+            class Lcr {
+                String ask(int version, List<Byte> types) throws IOException {
+                    ListConfigResourcesRequestData req = new ListConfigResourcesRequestData();
+                    if (version >= 1) req.setResourceTypes(types);
+                    ListConfigResourcesResponseData r = (ListConfigResourcesResponseData) b.call(ApiKeys.LIST_CONFIG_RESOURCES, version, req);
+                    if (r == null) return CLOSED;
+                    // This scenario's resources by name, a broker's (named by its node id) as NODE (the other
+                    // scenarios' topics are not compared).
+                    TreeSet<String> mine = new TreeSet<>();
+                    for (ListConfigResourcesResponseData.ConfigResource c : r.configResources()) {
+                        String n = c.resourceName();
+                        if (n.contains(sfx)) mine.add(c.resourceType() + ":" + n.replace(sfx, "SFX"));
+                        else if (n.equals(String.valueOf(node)) && c.resourceType() != 2) mine.add(c.resourceType() + ":NODE");
+                        else if (n.equals("__consumer_offsets")) mine.add(c.resourceType() + ":" + n);
+                    }
+                    return err(r.errorCode()) + " " + mine;
+                }
+            }
+            Lcr l = new Lcr();
+            o.put("listconfigresources.v1.all", l.ask(1, List.of()));
+            o.put("listconfigresources.v1.topics", l.ask(1, List.of((byte) 2)));
+            o.put("listconfigresources.v1.brokers", l.ask(1, List.of((byte) 4)));
+            o.put("listconfigresources.v1.broker-loggers", l.ask(1, List.of((byte) 8)));
+            o.put("listconfigresources.v1.client-metrics", l.ask(1, List.of((byte) 16)));
+            o.put("listconfigresources.v1.groups", l.ask(1, List.of((byte) 32)));
+            o.put("listconfigresources.v1.topics-and-groups", l.ask(1, List.of((byte) 2, (byte) 32)));
+            o.put("listconfigresources.v1.unknown-type", l.ask(1, List.of((byte) 99)));
+            o.put("listconfigresources.v0", l.ask(0, List.of()));
+        });
+
         SCENARIOS.put("describecluster", (b, o, sfx) -> {
             DescribeClusterResponseData r = (DescribeClusterResponseData) b.call(ApiKeys.DESCRIBE_CLUSTER, 1,
                     new DescribeClusterRequestData().setEndpointType((byte) 1));
