@@ -2,7 +2,8 @@
 //! differential tests compare the same against Apache Kafka; these run without a JVM):
 //! Produce v13 and OffsetCommit/OffsetFetch v10 name topics by id; ListOffsets' tiered-storage
 //! queries; DescribeTopicPartitions pages with its cursor; ApiVersions v5 checks the cluster
-//! and node the client names; DeleteGroups v3; OffsetForLeaderEpoch; ListConfigResources.
+//! and node the client names; DeleteGroups v3; OffsetForLeaderEpoch; ListConfigResources;
+//! AlterReplicaLogDirs.
 
 mod common;
 
@@ -470,5 +471,39 @@ fn list_config_resources_lists_topics_and_this_broker() {
         config_resources(&mut c, 0, vec![]),
         (0, vec![]),
         "v0: client metrics only"
+    );
+}
+
+#[test]
+fn alter_replica_log_dirs_knows_its_one_log_dir() {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    const LOG_DIR_NOT_FOUND: i16 = 57;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let b = Broker::start(&data, &[]);
+    let mut c = b.connect();
+    create(&mut c, "ld", 1);
+    let mut ask = |path: &str, partition: i32| {
+        let req =
+            AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+                .with_path(s(path))
+                .with_topics(vec![AlterReplicaLogDirTopic::default()
+                    .with_name(TopicName(s("ld")))
+                    .with_partitions(vec![partition])])]);
+        let r: AlterReplicaLogDirsResponse =
+            roundtrip(&mut c, &request(ApiKey::AlterReplicaLogDirs, 2, &req), 2);
+        r.results[0].partitions[0].error_code
+    };
+    let ours = std::fs::canonicalize(&data).expect("data dir");
+    let ours = ours.to_string_lossy();
+    assert_eq!(ask(&ours, 0), 0, "already there");
+    assert_eq!(ask(&ours, 3), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(ask("/elsewhere", 0), LOG_DIR_NOT_FOUND);
+    assert_eq!(
+        ask("/elsewhere", 3),
+        LOG_DIR_NOT_FOUND,
+        "the dir is checked first"
     );
 }

@@ -70,6 +70,7 @@ pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
 pub const REBOOTSTRAP_REQUIRED: i16 = ResponseError::RebootstrapRequired.code();
 pub const UNKNOWN_LEADER_EPOCH: i16 = ResponseError::UnknownLeaderEpoch.code();
+pub const LOG_DIR_NOT_FOUND: i16 = ResponseError::LogDirNotFound.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const INVALID_TOPIC_EXCEPTION: i16 = ResponseError::InvalidTopicException.code();
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = ResponseError::InvalidReplicaAssignment.code();

@@ -13,6 +13,7 @@ use crate::kafka::response::ResponseBuf;
 use crate::shard::Shard;
 
 pub mod alter_configs;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -96,6 +97,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ListConfigResources, 0, 1),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -370,6 +372,12 @@ pub async fn dispatch(
         ApiKey::ListConfigResources => {
             run(api, version, body, out, |r| {
                 list_config_resources::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            run(api, version, body, out, |r| {
+                alter_replica_log_dirs::handle(ctx, r)
             })
             .await
         }

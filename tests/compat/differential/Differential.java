@@ -1476,6 +1476,25 @@ public class Differential {
                 if (ld == null || ld.results().stream().anyMatch(d -> !d.topics().isEmpty())) break;
                 sleep(100);
             }
+            // AlterReplicaLogDirs: to the one log dir (where the replica is) or to one the broker lacks.
+            DescribeLogDirsResponseData cur = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, 4,
+                    new DescribeLogDirsRequestData().setTopics(lt));
+            String logDir = cur == null || cur.results().isEmpty() ? "" : cur.results().get(0).logDir();
+            BiFunction<String, Integer, String> move = (path, part) -> {
+                try {
+                    AlterReplicaLogDirsRequestData.AlterReplicaLogDirTopicCollection mt = new AlterReplicaLogDirsRequestData.AlterReplicaLogDirTopicCollection();
+                    mt.add(new AlterReplicaLogDirsRequestData.AlterReplicaLogDirTopic().setName(t).setPartitions(List.of(part)));
+                    AlterReplicaLogDirsRequestData.AlterReplicaLogDirCollection dc = new AlterReplicaLogDirsRequestData.AlterReplicaLogDirCollection();
+                    dc.add(new AlterReplicaLogDirsRequestData.AlterReplicaLogDir().setPath(path).setTopics(mt));
+                    AlterReplicaLogDirsResponseData ar = (AlterReplicaLogDirsResponseData) b.call(ApiKeys.ALTER_REPLICA_LOG_DIRS, 2,
+                            new AlterReplicaLogDirsRequestData().setDirs(dc));
+                    return ar == null ? CLOSED : err(ar.results().get(0).partitions().get(0).errorCode());
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("alterreplicalogdirs.same-dir", move.apply(logDir, 0));
+            o.put("alterreplicalogdirs.same-dir.unknown-partition", move.apply(logDir, 4));
+            o.put("alterreplicalogdirs.other-dir", move.apply("/nonexistent-" + sfx, 0));
+            o.put("alterreplicalogdirs.other-dir.unknown-partition", move.apply("/nonexistent-" + sfx, 4));
             for (int v = 4; v <= 5; v++) {
                 DescribeLogDirsResponseData ld = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, v,
                         new DescribeLogDirsRequestData().setTopics(lt));

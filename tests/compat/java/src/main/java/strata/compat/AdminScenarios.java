@@ -51,7 +51,7 @@ final class AdminScenarios {
         scenario("java admin describeCluster", AdminScenarios::cluster);
         scenario("java admin listOffsets earliest/latest/forTimestamp", AdminScenarios::listOffsets);
         scenario("java admin listOffsets maxTimestamp", AdminScenarios::listOffsetsMaxTimestamp);
-        scenario("java admin describeLogDirs", AdminScenarios::logDirs);
+        scenario("java admin describeLogDirs, alterReplicaLogDirs", AdminScenarios::logDirs);
         scenario("java admin deleteRecords", AdminScenarios::deleteRecords);
     }
 
@@ -345,6 +345,19 @@ final class AdminScenarios {
             var dirs = claimedOrGap("DescribeLogDirs (key 35)",
                     () -> admin.describeLogDirs(List.of(node)).allDescriptions().get(30, TimeUnit.SECONDS));
             check(!dirs.get(node).isEmpty(), "no log dirs described");
+            // alterReplicaLogDirs: to the one log dir (nothing to move), or to one the broker lacks.
+            String t = unique("java-admin-logdir");
+            Main.createTopic(admin, t, 1);
+            String dir = dirs.get(node).keySet().iterator().next();
+            var replica = new org.apache.kafka.common.TopicPartitionReplica(t, 0, node);
+            admin.alterReplicaLogDirs(Map.of(replica, dir)).all().get(30, TimeUnit.SECONDS);
+            try {
+                admin.alterReplicaLogDirs(Map.of(replica, dir + "-elsewhere")).all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("moving a replica to a log dir the broker lacks succeeded");
+            } catch (ExecutionException e) {
+                checkEq("LogDirNotFoundException", e.getCause().getClass().getSimpleName(), "unknown log dir");
+            }
+            admin.deleteTopics(List.of(t)).all().get(30, TimeUnit.SECONDS);
             return dirs.get(node).keySet().toString();
         }
     }
