@@ -30,9 +30,7 @@ const TOPIC_OPERATIONS: i32 =
 
 /// Kafka's internal topics (`Topic.isInternal`).
 fn is_internal(name: &str) -> bool {
-    name == crate::group::offsets::OFFSETS_TOPIC
-        || name == "__transaction_state"
-        || name == "__share_group_state"
+    super::produce::KAFKA_INTERNAL_TOPICS.contains(&name)
 }
 
 pub async fn handle(

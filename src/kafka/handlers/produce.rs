@@ -136,7 +136,7 @@ const TOPIC_IDS_FROM: i16 = 13;
 
 /// Kafka's internal topics, which clients may not write to (the group coordinator writes
 /// `__consumer_offsets` itself, not through Produce).
-const KAFKA_INTERNAL_TOPICS: &[&str] = &[
+pub const KAFKA_INTERNAL_TOPICS: &[&str] = &[
     crate::group::offsets::OFFSETS_TOPIC,
     "__transaction_state",
     "__share_group_state",
