@@ -160,3 +160,6 @@ pub const RPC_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Payloads smaller than this are copied into the frame's header buffer (one socket write for
 /// a batch of small Raft messages); larger ones are written from their own buffers, uncopied.
 pub const RPC_COPY_BELOW_BYTES: usize = 4096;
+/// Most partitions one DescribeTopicPartitions answer carries (Kafka's
+/// `max.request.partition.size.limit`, 2000); the rest follow through its cursor.
+pub const DESCRIBE_TOPIC_PARTITIONS_LIMIT: i32 = 2000;

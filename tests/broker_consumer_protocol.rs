@@ -142,8 +142,8 @@ fn consumer_protocol_on_the_wire_and_across_a_restart() {
     };
     assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));
     assert_eq!(range(ApiKey::ConsumerGroupDescribe), Some((0, 1)));
-    assert_eq!(range(ApiKey::OffsetCommit).map(|r| r.1), Some(9));
-    assert_eq!(range(ApiKey::OffsetFetch).map(|r| r.1), Some(9));
+    assert_eq!(range(ApiKey::OffsetCommit).map(|r| r.1), Some(10));
+    assert_eq!(range(ApiKey::OffsetFetch).map(|r| r.1), Some(10));
 
     let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
         .with_name(TopicName(s("orders")))

@@ -171,7 +171,7 @@ fn the_newest_metadata_describe_cluster_and_api_versions_versions_are_answered()
             .find(|a| a.api_key == k as i16)
             .map(|a| (a.min_version, a.max_version))
     };
-    assert_eq!(range(ApiKey::ApiVersions), Some((0, 4)));
+    assert_eq!(range(ApiKey::ApiVersions), Some((0, 5)));
     assert_eq!(range(ApiKey::Metadata), Some((0, 13)));
     assert_eq!(range(ApiKey::DescribeCluster), Some((0, 2)));
     // Metadata v13 (a top-level error code, KIP-1102) auto-creates and describes a topic.

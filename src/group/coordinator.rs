@@ -299,8 +299,11 @@ impl Coordinator {
     }
 
     /// A static member came back with a new member id: fence the old one and, if the group is
-    /// stable and the member's protocols did not change, hand back the current generation
-    /// without a rebalance (KIP-345).
+    /// stable and its new protocols would not change the group's selected protocol, hand back
+    /// the current generation without a rebalance (KIP-345; Kafka's rule since KAFKA-13435: a
+    /// restarted consumer's subscription metadata differs, as it owns no partitions yet, and
+    /// that alone must not rebalance the group). Before JoinGroup v9 the answer names the old
+    /// leader id, so that a returning leader does not assign again for a stable group.
     fn replace_static(
         g: &mut Group,
         old: &str,
@@ -322,20 +325,24 @@ impl Coordinator {
         if let Some(s) = m.sync.take() {
             s.fill(SyncOutcome::error(GroupError::FencedInstanceId));
         }
-        let unchanged = m.protocols == req.protocols;
+        m.protocols = req.protocols.clone();
         m.id = id.clone();
         m.client_id = req.client_id.clone();
         m.client_host = req.client_host.clone();
         m.session_timeout = req.session_timeout;
         m.rebalance_timeout = req.rebalance_timeout;
         m.deadline = now + req.session_timeout;
+        let current_leader = g.leader.clone().unwrap_or_default();
         if g.leader.as_deref() == Some(old) {
             g.leader = Some(id.clone());
         }
-        if stable && unchanged {
+        if stable && g.select_protocol() == g.protocol {
             let is_leader = g.leader.as_deref() == Some(id.as_str());
             let skip = is_leader && req.supports_skip_assignment;
-            let outcome = g.current_generation(&id, skip, skip);
+            let mut outcome = g.current_generation(&id, skip, skip);
+            if !req.supports_skip_assignment {
+                outcome.leader = current_leader;
+            }
             return (Answer::Now(outcome), Some(g.record()));
         }
         let mut req = req;
@@ -775,6 +782,18 @@ mod tests {
         );
         let ja3 = now(c.join(join_req(&a, None), t2, &mut next).0);
         assert_eq!((ja3.generation, ja3.members.len()), (3, 1));
+        // Until the leader's next assignment arrives, a keeps its last one (as in Kafka,
+        // whose DescribeGroups shows it during CompletingRebalance).
+        let g = c.group("g").expect("group");
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        let kept: Vec<Bytes> = g.members.iter().map(|m| m.assignment.clone()).collect();
+        assert_eq!(kept, vec![Bytes::from("A")]);
+        let (fa3, _) = sync(&mut c, &a, 3, &[(&a, "A3")], t2);
+        c.complete_sync("g", 3, true, t2);
+        assert_eq!(
+            wait(fa3).take().map(|o| o.assignment),
+            Some(Bytes::from("A3"))
+        );
     }
 
     #[test]
@@ -889,6 +908,23 @@ mod tests {
         );
         let (f2, _) = sync(&mut c, &j.member_id, 1, &[], t0);
         assert_eq!(now(f2).assignment, Bytes::from("A"));
+        // Back once more with other subscription metadata (a restarted consumer owns no
+        // partitions yet) but the same protocols: still no rebalance; the answer names the old
+        // leader id (JoinGroup before v9), so the returning leader does not assign again.
+        let mut again = join_req("", Some("i1"));
+        again.protocols = vec![
+            ("range".into(), Bytes::from_static(b"r, owning nothing")),
+            ("roundrobin".into(), Bytes::from_static(b"rr")),
+        ];
+        let j2 = now(c.join(again, t0, &mut next).0);
+        assert_eq!((j2.error, j2.generation), (None, 1), "no rebalance");
+        assert_eq!(j2.leader, j.member_id, "the old leader id");
+        assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+        // Protocols that change the group's choice do rebalance.
+        let mut other = join_req("", Some("i1"));
+        other.protocols = vec![("roundrobin".into(), Bytes::from_static(b"rr"))];
+        let _ = c.join(other, t0, &mut next);
+        assert_ne!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
     }
 
     #[test]

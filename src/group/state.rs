@@ -263,8 +263,9 @@ impl Group {
             .iter()
             .map(|m| self.current_generation(&m.id, m.id == leader, false))
             .collect();
+        // Each member keeps its assignment of the last generation until the leader's new one
+        // arrives (SyncGroup), as in Kafka: DescribeGroups shows it meanwhile.
         for (m, answer) in self.members.iter_mut().zip(answers) {
-            m.assignment = Bytes::new();
             if let Some(slot) = m.join.take() {
                 slot.fill(answer);
             }

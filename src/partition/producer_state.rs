@@ -4,10 +4,14 @@
 //!
 //! The state is derived from the log: it is snapshotted next to the segments and rebuilt on
 //! open from the snapshot plus the batches after it.
+//!
+//! It also answers what DescribeProducers asks of a partition ([`ActiveProducer`]: epoch,
+//! last sequence and last timestamp of every producer it remembers), through
+//! [`super::Partition::active_producers`]: the read lives here, beside the state it reads.
 
 use std::collections::{HashMap, VecDeque};
 
-use rkyv::{rancor, Archive, Deserialize, Serialize};
+use rkyv::{rancor, util::AlignedVec, Archive, Deserialize, Serialize};
 
 use crate::storage::batch::BatchHeader;
 
@@ -48,18 +52,52 @@ pub struct ProducerEntry {
     pub batches: Vec<BatchSeq>,
 }
 
+/// A producer's last batch's largest timestamp.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerTime {
+    pub producer_id: i64,
+    pub timestamp: i64,
+}
+
 /// The on-disk snapshot: the state as of `offset` (every batch below it applied).
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub offset: i64,
     pub producers: Vec<ProducerEntry>,
+    pub last_timestamps: Vec<ProducerTime>,
 }
 
+/// The first snapshot format (no timestamps), still read: a snapshot without
+/// [`SNAPSHOT_FORMAT_2`] in front is one of these.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+struct SnapshotV1 {
+    offset: i64,
+    producers: Vec<ProducerEntry>,
+}
+
+/// What a snapshot of the current format starts with (rkyv follows).
+const SNAPSHOT_FORMAT_2: &[u8; 8] = b"STRPSv2\0";
+
 pub const SNAPSHOT_FILE: &str = "producer.snapshot";
+
+/// What DescribeProducers reports of one producer of a partition (Kafka's ProducerStateEntry
+/// without transactions: no coordinator epoch, no open transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence of its last batch; -1 when none is remembered.
+    pub last_sequence: i32,
+    /// The largest timestamp of its last batch; -1 when unknown (a snapshot of the first
+    /// format does not have it).
+    pub last_timestamp: i64,
+}
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ProducerState {
     producers: HashMap<i64, (i16, VecDeque<BatchSeq>)>,
+    /// By producer id: the largest timestamp of its last batch.
+    last_timestamps: HashMap<i64, i64>,
 }
 
 /// The last sequence of a batch: Kafka's `lastSequence`, from `lastOffsetDelta` rather than
@@ -143,6 +181,23 @@ impl ProducerState {
         while entry.1.len() > BATCHES_PER_PRODUCER {
             entry.1.pop_front();
         }
+        self.last_timestamps.insert(h.producer_id, h.max_timestamp);
+    }
+
+    /// Every producer this partition remembers, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut all: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(pid, (epoch, batches))| ActiveProducer {
+                producer_id: *pid,
+                epoch: *epoch,
+                last_sequence: batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: self.last_timestamps.get(pid).copied().unwrap_or(-1),
+            })
+            .collect();
+        all.sort_by_key(|p| p.producer_id);
+        all
     }
 
     pub fn len(&self) -> usize {
@@ -173,7 +228,20 @@ impl ProducerState {
             })
             .collect();
         producers.sort_by_key(|p| p.producer_id);
-        Snapshot { offset, producers }
+        let mut last_timestamps: Vec<ProducerTime> = self
+            .last_timestamps
+            .iter()
+            .map(|(pid, ts)| ProducerTime {
+                producer_id: *pid,
+                timestamp: *ts,
+            })
+            .collect();
+        last_timestamps.sort_by_key(|t| t.producer_id);
+        Snapshot {
+            offset,
+            producers,
+            last_timestamps,
+        }
     }
 
     pub fn from_snapshot(s: &Snapshot) -> ProducerState {
@@ -188,17 +256,50 @@ impl ProducerState {
                     )
                 })
                 .collect(),
+            last_timestamps: s
+                .last_timestamps
+                .iter()
+                .map(|t| (t.producer_id, t.timestamp))
+                .collect(),
         }
     }
 }
 
 impl Snapshot {
     pub fn encode(&self) -> Result<Vec<u8>, rancor::Error> {
-        Ok(rkyv::to_bytes::<rancor::Error>(self)?.to_vec())
+        let body = rkyv::to_bytes::<rancor::Error>(self)?;
+        let mut out = Vec::with_capacity(SNAPSHOT_FORMAT_2.len() + body.len());
+        out.extend_from_slice(SNAPSHOT_FORMAT_2);
+        out.extend_from_slice(&body);
+        Ok(out)
     }
 
+    /// A snapshot of either format; `None` for bytes that are neither (the state is then
+    /// rebuilt from the log).
     pub fn decode(bytes: &[u8]) -> Option<Snapshot> {
-        rkyv::from_bytes::<Snapshot, rancor::Error>(bytes).ok()
+        // rkyv reads from an aligned buffer: copy, as the file's bytes come in any buffer.
+        let aligned = |b: &[u8]| {
+            let mut v = AlignedVec::<16>::with_capacity(b.len());
+            v.extend_from_slice(b);
+            v
+        };
+        match bytes.strip_prefix(SNAPSHOT_FORMAT_2.as_slice()) {
+            Some(body) => rkyv::from_bytes::<Snapshot, rancor::Error>(&aligned(body)).ok(),
+            None => rkyv::from_bytes::<SnapshotV1, rancor::Error>(&aligned(bytes))
+                .ok()
+                .map(|v1| Snapshot {
+                    offset: v1.offset,
+                    producers: v1.producers,
+                    last_timestamps: Vec::new(),
+                }),
+        }
+    }
+}
+
+impl super::Partition {
+    /// The producers this partition remembers (DescribeProducers), read on its core.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        self.producers.borrow().active()
     }
 }
 
@@ -286,6 +387,59 @@ mod tests {
         let back = Snapshot::decode(&snap.encode().expect("encode")).expect("decode");
         assert_eq!(back, snap);
         assert_eq!(ProducerState::from_snapshot(&back), s);
+    }
+
+    #[test]
+    fn active_producers_report_epoch_last_sequence_and_last_timestamp() {
+        let mut s = ProducerState::default();
+        s.record(&batch(9, 2, 0, 3), 0);
+        s.record(&batch(4, 0, 0, 1), 3);
+        s.record(&batch(9, 2, 3, 2), 4);
+        let active = s.active();
+        assert_eq!(active.len(), 2);
+        assert_eq!(
+            (
+                active[0].producer_id,
+                active[0].epoch,
+                active[0].last_sequence
+            ),
+            (4, 0, 0)
+        );
+        assert_eq!(
+            (
+                active[1].producer_id,
+                active[1].epoch,
+                active[1].last_sequence
+            ),
+            (9, 2, 4)
+        );
+        let ts = batch(9, 2, 3, 2).max_timestamp;
+        assert!(ts >= 0);
+        assert_eq!(active[1].last_timestamp, ts);
+        let back = ProducerState::from_snapshot(
+            &Snapshot::decode(&s.to_snapshot(6).encode().expect("encode")).expect("decode"),
+        );
+        assert_eq!(back.active(), active, "timestamps survive a snapshot");
+    }
+
+    #[test]
+    fn a_snapshot_of_the_first_format_is_still_read_without_timestamps() {
+        let mut s = ProducerState::default();
+        s.record(&batch(7, 1, 0, 2), 10);
+        let v2 = s.to_snapshot(12);
+        let v1 = SnapshotV1 {
+            offset: v2.offset,
+            producers: v2.producers.clone(),
+        };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&v1)
+            .expect("encode")
+            .to_vec();
+        let back = Snapshot::decode(&bytes).expect("decode v1");
+        assert_eq!((back.offset, &back.producers), (12, &v2.producers));
+        let active = ProducerState::from_snapshot(&back).active();
+        assert_eq!(active[0].last_timestamp, -1);
+        assert_eq!(active[0].last_sequence, 1);
+        assert_eq!(Snapshot::decode(b"garbage"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The calls a shard runs for another core (or for itself), one type each, with its own reply
 //! type: produce (two-stage: appended, then durable), fetch, waiting for data, ListOffsets
-//! lookups, DeleteRecords, partition sizes (DescribeLogDirs), group operations, and the catalog's writes and broadcast (see [`super::catalog`]).
+//! lookups, DeleteRecords, partition sizes (DescribeLogDirs), a partition's producers
+//! (DescribeProducers), group operations, and the catalog's writes and broadcast (see [`super::catalog`]).
 //!
 //! Each call only finds the partition and asks it; what the answer means is the partition's
 //! and the caller's business.
@@ -30,7 +31,14 @@ macro_rules! routed {
     };
 }
 
-routed!(Fetch, WaitForData, ListOffset, Group, DeleteRecords);
+routed!(
+    Fetch,
+    WaitForData,
+    ListOffset,
+    Group,
+    DeleteRecords,
+    DescribeProducers
+);
 
 /// Append `records` to `tp`, report the first stage, then make them as durable as the flush
 /// policy asks.
@@ -167,6 +175,22 @@ impl Call<Shard> for DeleteRecords {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
             Ok(p.delete_records(self.offset).await?)
+        })
+    }
+}
+
+/// The producers `tp` remembers: epoch, last sequence and last timestamp of each
+/// (DescribeProducers).
+pub struct DescribeProducers {
+    pub tp: TopicPartition,
+}
+
+impl Call<Shard> for DescribeProducers {
+    type Reply = Result<Vec<crate::partition::producer_state::ActiveProducer>, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(p.active_producers())
         })
     }
 }

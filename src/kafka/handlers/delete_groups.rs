@@ -1,5 +1,7 @@
-//! DeleteGroups (key 42, v0–v2): deletes empty groups with their committed offsets
-//! (tombstones in `__consumer_offsets`); a group with members is NON_EMPTY_GROUP.
+//! DeleteGroups (key 42, v0–v3): deletes empty groups with their committed offsets
+//! (tombstones in `__consumer_offsets`); a group with members is NON_EMPTY_GROUP. v3's error
+//! message stays null, as Kafka 4.4 leaves it for NON_EMPTY_GROUP and GROUP_ID_NOT_FOUND
+//! (compared by the differential tests).
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};

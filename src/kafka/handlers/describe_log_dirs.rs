@@ -1,7 +1,8 @@
 //! DescribeLogDirs (key 35): the broker's one log directory (the data dir) with the size of
 //! every partition in it, or of the topics asked for. Sizes come from the partitions' owners
 //! (one call per core, [`crate::shard::calls::PartitionSizes`]); there are no future replicas
-//! and no followers, so every offset lag is 0.
+//! and no followers, so every offset lag is 0. The one log dir is never cordoned (v5,
+//! KIP-1066: new partitions always go to it).
 
 use std::collections::BTreeMap;
 use std::path::Path;

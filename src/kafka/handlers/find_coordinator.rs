@@ -1,6 +1,8 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of the group's
 //! `__consumer_offsets` partition (a one-node broker coordinates every group), v0–v3 one key,
-//! v4 many. Transactions are not supported, so transaction coordinators are not available.
+//! v4+ many. Transactions and share groups (KIP-932, key type 2 from v6) are not supported,
+//! so their coordinators are not available; a key type Kafka does not know is an invalid
+//! request. v5 only adds TRANSACTION_ABORTABLE, which comes with transactions.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -10,6 +12,9 @@ use super::{str_bytes, Ctx};
 use crate::kafka::errors;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// Share groups (KIP-932), from v6.
+const KEY_TYPE_SHARE: i8 = 2;
 
 pub async fn handle(
     ctx: &Ctx,
@@ -36,11 +41,26 @@ pub async fn handle(
         Some((leader, host.trim_matches(['[', ']']).to_string(), port.parse().ok()?))
     };
     let answer = |key: &StrBytes| -> (i16, Option<String>) {
-        if req.key_type != KEY_TYPE_GROUP {
-            return (
-                errors::COORDINATOR_NOT_AVAILABLE,
-                Some("transactions are not supported".into()),
-            );
+        match req.key_type {
+            KEY_TYPE_GROUP => {}
+            KEY_TYPE_TRANSACTION => {
+                return (
+                    errors::COORDINATOR_NOT_AVAILABLE,
+                    Some("transactions are not supported".into()),
+                )
+            }
+            KEY_TYPE_SHARE if version >= 6 => {
+                return (
+                    errors::COORDINATOR_NOT_AVAILABLE,
+                    Some("share groups are not supported".into()),
+                )
+            }
+            other => {
+                return (
+                    errors::INVALID_REQUEST,
+                    Some(format!("unknown coordinator key type {other}")),
+                )
+            }
         }
         if key.is_empty() {
             return (errors::INVALID_GROUP_ID, Some("empty group id".into()));

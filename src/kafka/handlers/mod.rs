@@ -13,6 +13,7 @@ use crate::kafka::response::ResponseBuf;
 use crate::shard::Shard;
 
 pub mod alter_configs;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -25,6 +26,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_call;
@@ -33,12 +36,14 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -60,11 +65,11 @@ pub struct Ctx {
 
 /// The APIs Strata implements and the versions it accepts (each within what the codec knows).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 13),
-    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 11),
     (ApiKey::Metadata, 0, 13),
-    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::ApiVersions, 0, 5),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
@@ -72,22 +77,27 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::InitProducerId, 0, 4),
-    (ApiKey::FindCoordinator, 0, 4),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::OffsetCommit, 2, 10),
+    (ApiKey::OffsetFetch, 1, 10),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::DeleteGroups, 0, 3),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeLogDirs, 1, 5),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::ListConfigResources, 0, 1),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -203,7 +213,7 @@ pub async fn dispatch(
     match api {
         ApiKey::ApiVersions => {
             run(api, version, body, out, |r| async move {
-                Some(api_versions::handle(r, version))
+                Some(api_versions::handle(&ctx.broker, r, version))
             })
             .await
         }
@@ -338,6 +348,36 @@ pub async fn dispatch(
         ApiKey::DescribeLogDirs => {
             run(api, version, body, out, |r| {
                 describe_log_dirs::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeProducers => {
+            run(api, version, body, out, |r| {
+                describe_producers::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeTopicPartitions => {
+            run(api, version, body, out, |r| {
+                describe_topic_partitions::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            run(api, version, body, out, |r| {
+                offset_for_leader_epoch::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::ListConfigResources => {
+            run(api, version, body, out, |r| {
+                list_config_resources::handle(ctx, r, version)
+            })
+            .await
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            run(api, version, body, out, |r| {
+                alter_replica_log_dirs::handle(ctx, r)
             })
             .await
         }

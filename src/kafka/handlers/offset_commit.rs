@@ -1,20 +1,28 @@
-//! OffsetCommit (key 8, v2–v9): store a group's offsets in `__consumer_offsets`, on the core
+//! OffsetCommit (key 8, v2–v10): store a group's offsets in `__consumer_offsets`, on the core
 //! that owns the group's partition. Members commit with their generation (checked by the
 //! coordinator: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS,
 //! FENCED_INSTANCE_ID); simple consumers (generation -1, no member id) only while the group
 //! has no members. For a consumer-protocol (KIP-848) group the same field is the member epoch
 //! (v9+): an older one gets STALE_MEMBER_EPOCH, a newer one FENCED_MEMBER_EPOCH; such a
-//! member committing with an older version gets UNSUPPORTED_VERSION, as in Kafka.
+//! member committing with an older version gets UNSUPPORTED_VERSION, as in Kafka. From v10
+//! topics are given by id (an unknown id: UNKNOWN_TOPIC_ID for each of its partitions).
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
 use super::{group_call, Ctx};
 use crate::group::offsets::{Committed, MAX_METADATA_BYTES};
 use crate::group::{GroupOp, GroupReply};
 use crate::kafka::errors;
+
+/// The first version that names topics by id (KIP-848).
+const TOPIC_IDS_FROM: i16 = 10;
+
+/// A request topic's name ("" for an unknown id), id and, per partition, the commit to store
+/// or the error code to answer with.
+type PlannedTopic = (String, uuid::Uuid, Vec<(i32, Result<Committed, i16>)>);
 
 pub async fn handle(
     ctx: &Ctx,
@@ -23,22 +31,37 @@ pub async fn handle(
 ) -> Option<OffsetCommitResponse> {
     let group = req.group_id.0.to_string();
     let now = crate::storage::clock::Clock::now_ms(&crate::storage::SystemClock);
-    // Per partition: Ok(commit) to store, or the error code to answer with.
-    let mut plan: Vec<(
-        kafka_protocol::messages::TopicName,
-        Vec<(i32, Result<Committed, i16>)>,
-    )> = Vec::new();
+    // Per topic (its name, or "" for an unknown id, and its id) and partition: Ok(commit) to
+    // store, or the error code to answer with.
+    let mut plan: Vec<PlannedTopic> = Vec::new();
     let request_error = group.is_empty().then_some(errors::INVALID_GROUP_ID);
     {
         let cat = ctx.shard.catalog();
         for t in &req.topics {
-            let count = cat.topic(&t.name.0).map(|m| m.partitions);
+            let meta = if version >= TOPIC_IDS_FROM {
+                cat.topic_by_id(t.topic_id.as_bytes())
+            } else {
+                cat.topic(&t.name.0)
+            };
+            let name = meta.map_or_else(
+                || {
+                    if version >= TOPIC_IDS_FROM {
+                        String::new()
+                    } else {
+                        t.name.0.to_string()
+                    }
+                },
+                |m| m.name.clone(),
+            );
+            let unknown_id = version >= TOPIC_IDS_FROM && meta.is_none();
+            let count = meta.map(|m| m.partitions);
             let parts = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let outcome = match request_error {
                         Some(code) => Err(code),
+                        None if unknown_id => Err(errors::UNKNOWN_TOPIC_ID),
                         None if !count
                             .is_some_and(|n| p.partition_index >= 0 && p.partition_index < n) =>
                         {
@@ -61,15 +84,15 @@ pub async fn handle(
                     (p.partition_index, outcome)
                 })
                 .collect();
-            plan.push((t.name.clone(), parts));
+            plan.push((name, t.topic_id, parts));
         }
     }
     let commits: Vec<(String, i32, Committed)> = plan
         .iter()
-        .flat_map(|(t, parts)| {
+        .flat_map(|(t, _, parts)| {
             parts
                 .iter()
-                .filter_map(move |(p, o)| o.as_ref().ok().map(|c| (t.0.to_string(), *p, c.clone())))
+                .filter_map(move |(p, o)| o.as_ref().ok().map(|c| (t.clone(), *p, c.clone())))
         })
         .collect();
     let stored = if commits.is_empty() {
@@ -91,7 +114,7 @@ pub async fn handle(
     };
     let topics = plan
         .into_iter()
-        .map(|(name, parts)| {
+        .map(|(name, topic_id, parts)| {
             let partitions = parts
                 .into_iter()
                 .map(|(p, o)| {
@@ -101,7 +124,8 @@ pub async fn handle(
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
-                .with_name(name)
+                .with_name(TopicName(super::str_bytes(&name)))
+                .with_topic_id(topic_id)
                 .with_partitions(partitions)
         })
         .collect();

@@ -1,6 +1,9 @@
 //! OffsetFetch (key 9): a group's committed offsets (v1–v7: one group; v8+: many; v9: with the
 //! member id and epoch, checked for consumer-protocol groups: STALE_MEMBER_EPOCH,
-//! UNKNOWN_MEMBER_ID). A partition without a commit answers offset -1, as Kafka does.
+//! UNKNOWN_MEMBER_ID; v10: topics given and answered by id, an unknown id is UNKNOWN_TOPIC_ID
+//! for each of its partitions, and a committed topic that no longer exists is left out of an
+//! answer of all topics, as it has no id). A partition without a commit answers offset -1, as
+//! Kafka does.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -71,6 +74,9 @@ fn fields(c: &Option<Committed>) -> (i64, i32, Option<String>) {
     }
 }
 
+/// The first version that names topics by id (KIP-848).
+const TOPIC_IDS_FROM: i16 = 10;
+
 pub async fn handle(
     ctx: &Ctx,
     req: OffsetFetchRequest,
@@ -78,10 +84,25 @@ pub async fn handle(
 ) -> Option<OffsetFetchResponse> {
     if version >= 8 {
         let mut groups = Vec::new();
+        let by_id = version >= TOPIC_IDS_FROM;
         for g in req.groups {
+            // v10: ids to names; the unknown ids are answered apart.
+            let mut unknown: Vec<(uuid::Uuid, Vec<i32>)> = Vec::new();
             let wanted = g.topics.map(|ts| {
+                let cat = ctx.shard.catalog();
                 ts.into_iter()
-                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .filter_map(|t| {
+                        if !by_id {
+                            return Some((t.name.0.to_string(), t.partition_indexes));
+                        }
+                        match cat.topic_by_id(t.topic_id.as_bytes()) {
+                            Some(m) => Some((m.name.clone(), t.partition_indexes)),
+                            None => {
+                                unknown.push((t.topic_id, t.partition_indexes));
+                                None
+                            }
+                        }
+                    })
                     .collect()
             });
             let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
@@ -89,9 +110,12 @@ pub async fn handle(
                 (version >= 9).then(|| (g.member_id.map(|m| m.to_string()), g.member_epoch));
             groups.push(match lookup(ctx, &g.group_id.0, member, wanted).await {
                 Err(code) => out.with_error_code(code),
-                Ok(answer) => out.with_topics(
-                    answer
+                Ok(answer) => out.with_topics({
+                    let cat = ctx.shard.catalog();
+                    let id_of = |t: &str| cat.topic(t).map(|m| uuid::Uuid::from_bytes(m.id));
+                    let mut topics: Vec<OffsetFetchResponseTopics> = answer
                         .into_iter()
+                        .filter(|(t, _)| !by_id || id_of(t).is_some())
                         .map(|(t, parts)| {
                             let partitions = parts
                                 .iter()
@@ -106,10 +130,28 @@ pub async fn handle(
                                 .collect();
                             OffsetFetchResponseTopics::default()
                                 .with_name(TopicName(str_bytes(&t)))
+                                .with_topic_id(id_of(&t).unwrap_or_default())
                                 .with_partitions(partitions)
                         })
-                        .collect(),
-                ),
+                        .collect();
+                    topics.extend(unknown.into_iter().map(|(id, parts)| {
+                        let partitions = parts
+                            .into_iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(str_bytes("")))
+                                    .with_error_code(errors::UNKNOWN_TOPIC_ID)
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_topic_id(id)
+                            .with_partitions(partitions)
+                    }));
+                    topics
+                }),
             });
         }
         return Some(OffsetFetchResponse::default().with_groups(groups));

@@ -10,6 +10,11 @@
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, one with it INVALID_TXN_STATE (there are no
 //! transactions yet, so its partition is never in one); a transactional id with ordinary
 //! batches is accepted; Kafka's internal topics get INVALID_TOPIC_EXCEPTION.
+//!
+//! Topics are named (v3–v12) or given by id (v13, KIP-516: an unknown id is UNKNOWN_TOPIC_ID).
+//! v10–v12 change nothing this broker answers: their `CurrentLeader`/`NodeEndpoints` (KIP-951)
+//! come only with NOT_LEADER_OR_FOLLOWER, which the only broker never answers, and
+//! TRANSACTION_ABORTABLE (KIP-890) only with transactions.
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -50,7 +55,7 @@ struct StagedTopic {
 
 /// Validates the request, starts every partition's append on its owner and waits until all
 /// of them are appended (or refused).
-pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
+pub async fn stage(ctx: &Ctx, req: ProduceRequest, version: i16) -> Staged {
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
     let has_transactional_id = req.transactional_id.is_some();
@@ -58,8 +63,23 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     let partitions: usize = topic_data.iter().map(|t| t.partitions.len()).sum();
     let mut topics = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
-        let name = topic.name;
-        let known = ctx.shard.catalog().topic(&name).map(|t| t.partitions);
+        let (name, known) = {
+            let cat = ctx.shard.catalog();
+            let meta = if version >= TOPIC_IDS_FROM {
+                cat.topic_by_id(topic.topic_id.as_bytes())
+            } else {
+                cat.topic(&topic.name)
+            };
+            match meta {
+                Some(m) => (m.name.clone(), Some(m.partitions)),
+                None => (topic.name, None),
+            }
+        };
+        let unknown = if version >= TOPIC_IDS_FROM {
+            errors::UNKNOWN_TOPIC_ID
+        } else {
+            errors::UNKNOWN_TOPIC_OR_PARTITION
+        };
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for (index, records) in topic.partitions {
             let transactional = records.as_deref().is_some_and(is_transactional);
@@ -69,6 +89,8 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
                 Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
             } else if KAFKA_INTERNAL_TOPICS.contains(&name.as_str()) {
                 Some(errors::INVALID_TOPIC_EXCEPTION)
+            } else if known.is_none() {
+                Some(unknown)
             } else if !known.is_some_and(|n| index >= 0 && index < n) {
                 Some(errors::UNKNOWN_TOPIC_OR_PARTITION)
             } else if records.is_none() {
@@ -109,9 +131,12 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, _version: i16) -> Staged {
     Staged { acks, topics }
 }
 
+/// The first version that names topics by id (KIP-516).
+const TOPIC_IDS_FROM: i16 = 13;
+
 /// Kafka's internal topics, which clients may not write to (the group coordinator writes
 /// `__consumer_offsets` itself, not through Produce).
-const KAFKA_INTERNAL_TOPICS: &[&str] = &[
+pub const KAFKA_INTERNAL_TOPICS: &[&str] = &[
     crate::group::offsets::OFFSETS_TOPIC,
     "__transaction_state",
     "__share_group_state",

@@ -293,6 +293,22 @@ public class Differential {
         return new ProduceResponseData.PartitionProduceResponse().setErrorCode((short) -2);
     }
 
+    /** Produce v13+: the topic named by its id (KIP-516) only. */
+    static ProduceResponseData.PartitionProduceResponse produceById(Broker b, int version, Uuid id, int partition,
+            MemoryRecords records) throws IOException {
+        ProduceRequestData.TopicProduceDataCollection tc = new ProduceRequestData.TopicProduceDataCollection();
+        tc.add(new ProduceRequestData.TopicProduceData().setTopicId(id).setPartitionData(List.of(
+                new ProduceRequestData.PartitionProduceData().setIndex(partition).setRecords(records))));
+        ProduceResponseData r = (ProduceResponseData) b.call(ApiKeys.PRODUCE, version,
+                new ProduceRequestData().setAcks((short) -1).setTimeoutMs(10000).setTopicData(tc));
+        if (r == null) return null;
+        for (ProduceResponseData.TopicProduceResponse t : r.responses()) {
+            if (!t.topicId().equals(id)) return new ProduceResponseData.PartitionProduceResponse().setErrorCode((short) -3);
+            for (ProduceResponseData.PartitionProduceResponse p : t.partitionResponses()) return p;
+        }
+        return new ProduceResponseData.PartitionProduceResponse().setErrorCode((short) -2);
+    }
+
     static String produceErr(Broker b, String topic, int partition, short acks, byte[]... batches) throws IOException {
         ProduceResponseData.PartitionProduceResponse p = produce(b, PRODUCE_V, acks, topic, partition, records(batches));
         return p == null ? CLOSED : err(p.errorCode());
@@ -500,10 +516,16 @@ public class Differential {
     }
 
     static String deleteGroup(Broker b, String group) throws IOException {
-        DeleteGroupsResponseData r = (DeleteGroupsResponseData) b.call(ApiKeys.DELETE_GROUPS, DEL_G_V,
+        return deleteGroup(b, group, DEL_G_V);
+    }
+
+    /** From v3 the answer carries an error message (compared as whether there is one). */
+    static String deleteGroup(Broker b, String group, int version) throws IOException {
+        DeleteGroupsResponseData r = (DeleteGroupsResponseData) b.call(ApiKeys.DELETE_GROUPS, version,
                 new DeleteGroupsRequestData().setGroupsNames(List.of(group)));
         if (r == null) return CLOSED;
-        return err(r.results().iterator().next().errorCode());
+        DeleteGroupsResponseData.DeletableGroupResult g = r.results().iterator().next();
+        return err(g.errorCode()) + (version >= 3 ? " message=" + g.errorMessage() : "");
     }
 
     static String leave(Broker b, String group, String member) throws IOException {
@@ -558,6 +580,26 @@ public class Differential {
             // A version below the broker's minimum for another API: Kafka closes the connection.
             ApiMessage p = b.call(ApiKeys.METADATA, (short) 0, (short) 0, new MetadataRequestData().setTopics(List.of()), true);
             o.put("metadata.v0", p == null ? CLOSED : "answered");
+            // v5 (KIP-1242): the client names the cluster and node it means to reach.
+            MetadataResponseData md = metadata(b, null, false);
+            String cluster = md == null ? "" : md.clusterId();
+            int node = md == null || md.brokers().isEmpty() ? -1 : md.brokers().iterator().next().nodeId();
+            BiFunction<String, Integer, String> v5 = (c, n) -> {
+                try {
+                    ApiVersionsResponseData a5 = (ApiVersionsResponseData) b.call(ApiKeys.API_VERSIONS, 5, new ApiVersionsRequestData()
+                            .setClientSoftwareName("strata-differential").setClientSoftwareVersion("1").setClusterId(c).setNodeId(n));
+                    return a5 == null ? CLOSED : err(a5.errorCode()) + " keys=" + !a5.apiKeys().isEmpty();
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("apiversions.v5.unnamed", v5.apply(null, -1));
+            o.put("apiversions.v5.right", v5.apply(cluster, node));
+            o.put("apiversions.v5.wrong-cluster", v5.apply("not-" + cluster, node));
+            o.put("apiversions.v5.wrong-node", v5.apply(cluster, node + 7));
+            o.put("apiversions.v5.cluster-only", v5.apply(cluster, -1));
+            o.put("apiversions.v5.wrong-cluster-only", v5.apply("not-" + cluster, -1));
+            o.put("apiversions.v5.node-only", v5.apply(null, node));
+            o.put("apiversions.v5.wrong-node-only", v5.apply(null, node + 7));
+            o.put("apiversions.v5.then-metadata", metadata(b, null, false) == null ? CLOSED : "answered");
         });
 
         SCENARIOS.put("metadata", (b, o, sfx) -> {
@@ -757,6 +799,15 @@ public class Differential {
             o.put("produce.log-append-time", p == null ? CLOSED : err(p.errorCode()) + " logAppendTime-set=" + (p.logAppendTimeMs() >= now));
             p = produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now, 1).encode()));
             o.put("produce.create-time.log-append-time", p == null ? CLOSED : String.valueOf(p.logAppendTimeMs()));
+            // Every version up to 13; v13 names the topic by id (KIP-516).
+            for (int v = 10; v <= 12; v++)
+                o.put("produce.v" + v, produceResult(produce(b, v, (short) -1, t, 0, records(batch(now, 1).encode()))));
+            Uuid id = topicId(b, t);
+            o.put("produce.v13.by-id", produceResult(produceById(b, 13, id, 0, records(batch(now, 1).encode()))));
+            o.put("produce.v13.by-id.unknown-partition", produceResult(produceById(b, 13, id, 5, records(batch(now, 1).encode()))));
+            o.put("produce.v13.unknown-id", produceResult(produceById(b, 13, Uuid.randomUuid(), 0, records(batch(now, 1).encode()))));
+            o.put("produce.v13.zero-id", produceResult(produceById(b, 13, Uuid.ZERO_UUID, 0, records(batch(now, 1).encode()))));
+            o.put("produce.v13.then-latest", listOffsetResult(listOffset(b, LO_V, t, 0, -1)));
         });
 
         SCENARIOS.put("fetch", (b, o, sfx) -> {
@@ -788,6 +839,10 @@ public class Differential {
             o.put("fetch.v13.zero-id", fetchResult(fetch(b, 13, "", Uuid.ZERO_UUID, 0, 0)));
             o.put("fetch.v13.by-id", fetchResult(fetch(b, 13, "", id, 0, 0)));
             o.put("fetch.v13.unknown-id", fetchResult(fetch(b, 13, "", Uuid.randomUuid(), 0, 0)));
+            for (int v = 14; v <= 18; v++) {
+                o.put("fetch.v" + v + ".by-id", fetchResult(fetch(b, v, "", id, 0, 0)));
+                o.put("fetch.v" + v + ".unknown-id", fetchResult(fetch(b, v, "", Uuid.randomUuid(), 0, 0)));
+            }
         });
 
         SCENARIOS.put("retention", (b, o, sfx) -> {
@@ -850,6 +905,24 @@ public class Differential {
                     : "offset=" + p.offset() + " timestamp=t0+" + (p.timestamp() - t0));
             p = listOffset(b, 1, t, 0, -1);
             o.put("listoffsets.v1.latest", listOffsetResult(p));
+            // The tiered-storage queries on a topic without remote storage (KIP-405, KIP-1005), each at the first
+            // version that knows it and at the one before; v10 adds a timeout (KIP-1075).
+            for (int v = 7; v <= 11; v++) {
+                final int ver = v;
+                Function<Long, String> at = ts -> {
+                    try {
+                        ListOffsetsResponseData.ListOffsetsPartitionResponse q = listOffset(b, ver, t, 0, ts);
+                        return q == null ? CLOSED : q.errorCode() != 0 ? err(q.errorCode())
+                                : "offset=" + q.offset() + " timestamp=" + q.timestamp() + " epoch=" + q.leaderEpoch();
+                    } catch (IOException e) { throw new UncheckedIOException(e); }
+                };
+                o.put("listoffsets.v" + v + ".earliest", at.apply(-2L));
+                o.put("listoffsets.v" + v + ".earliest-local", at.apply(-4L));
+                o.put("listoffsets.v" + v + ".latest-tiered", at.apply(-5L));
+                o.put("listoffsets.v" + v + ".earliest-pending-upload", at.apply(-6L));
+                o.put("listoffsets.v" + v + ".unknown-special", at.apply(-9L));
+            }
+            o.put("listoffsets.v10.unknown-partition", listOffsetResult(listOffset(b, 10, t, 3, -4)));
         });
 
         SCENARIOS.put("describeconfigs", (b, o, sfx) -> {
@@ -996,6 +1069,51 @@ public class Differential {
             o.put("offsetcommit.simple-to-new-group", offsetCommit(b, "simple-" + sfx, -1, "", t, 0, 7));
             o.put("offsetcommit.simple-to-active-group", offsetCommit(b, g, -1, "", t, 0, 7));
             o.put("offsetfetch.v7.committed", offsetFetch(b, g, t, 0));
+            // v10: topics by id (KIP-848), for a simple consumer's group.
+            String sg10 = "simple-v10-" + sfx;
+            Uuid tid = topicId(b, t);
+            BiFunction<Uuid, Integer, String> commit10 = (id, part) -> {
+                try {
+                    OffsetCommitResponseData r = (OffsetCommitResponseData) b.call(ApiKeys.OFFSET_COMMIT, 10, new OffsetCommitRequestData()
+                            .setGroupId(sg10).setGenerationIdOrMemberEpoch(-1).setMemberId("")
+                            .setTopics(List.of(new OffsetCommitRequestData.OffsetCommitRequestTopic().setTopicId(id).setPartitions(List.of(
+                                    new OffsetCommitRequestData.OffsetCommitRequestPartition().setPartitionIndex(part)
+                                            .setCommittedOffset(11).setCommittedMetadata("m10").setCommittedLeaderEpoch(-1))))));
+                    if (r == null) return CLOSED;
+                    OffsetCommitResponseData.OffsetCommitResponseTopic rt = r.topics().get(0);
+                    return err(rt.partitions().get(0).errorCode()) + " id-echoed=" + rt.topicId().equals(id);
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("offsetcommit.v10.by-id", commit10.apply(tid, 0));
+            o.put("offsetcommit.v10.by-id.unknown-partition", commit10.apply(tid, 9));
+            o.put("offsetcommit.v10.unknown-id", commit10.apply(Uuid.randomUuid(), 0));
+            o.put("offsetcommit.v10.zero-id", commit10.apply(Uuid.ZERO_UUID, 0));
+            BiFunction<Uuid, Boolean, String> fetch10 = (id, all) -> {
+                try {
+                    OffsetFetchRequestData req = new OffsetFetchRequestData().setRequireStable(false).setGroups(List.of(
+                            new OffsetFetchRequestData.OffsetFetchRequestGroup().setGroupId(sg10).setTopics(all ? null
+                                    : List.of(new OffsetFetchRequestData.OffsetFetchRequestTopics().setTopicId(id)
+                                            .setPartitionIndexes(List.of(0, 1))))));
+                    OffsetFetchResponseData r = (OffsetFetchResponseData) b.call(ApiKeys.OFFSET_FETCH, 10, req);
+                    if (r == null) return CLOSED;
+                    OffsetFetchResponseData.OffsetFetchResponseGroup gr = r.groups().get(0);
+                    StringBuilder sb = new StringBuilder(err(gr.errorCode()));
+                    for (OffsetFetchResponseData.OffsetFetchResponseTopics rt : gr.topics()) {
+                        sb.append(" [id=").append(rt.topicId().equals(tid) ? "topic" : rt.topicId().equals(id) ? "asked" : rt.topicId().toString());
+                        for (OffsetFetchResponseData.OffsetFetchResponsePartitions p : rt.partitions())
+                            sb.append(" ").append(p.partitionIndex()).append(":").append(err(p.errorCode())).append(",offset=")
+                                    .append(p.committedOffset()).append(",epoch=").append(p.committedLeaderEpoch())
+                                    .append(",metadata=").append(p.metadata());
+                        sb.append("]");
+                    }
+                    return sb.toString();
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("offsetfetch.v10.by-id", fetch10.apply(tid, false));
+            o.put("offsetfetch.v10.unknown-id", fetch10.apply(Uuid.randomUuid(), false));
+            o.put("offsetfetch.v10.all", fetch10.apply(null, true));
+            o.put("offsetfetch.v9.after-v10-commit", offsetFetchV8(b, sg10, t, 0));
+
             o.put("offsetfetch.v8.committed", offsetFetchV8(b, g, t, 0));
             o.put("offsetfetch.v8.simple", offsetFetchV8(b, "simple-" + sfx, t, 0));
             o.put("offsetfetch.v8.uncommitted-partition", offsetFetchV8(b, g, "nope-" + sfx, 0));
@@ -1028,6 +1146,8 @@ public class Differential {
 
             o.put("deletegroups.non-empty", deleteGroup(b, g));
             o.put("deletegroups.unknown", deleteGroup(b, "nog-" + sfx));
+            o.put("deletegroups.v3.non-empty", deleteGroup(b, g, 3));
+            o.put("deletegroups.v3.unknown", deleteGroup(b, "nog-" + sfx, 3));
             o.put("leavegroup.unknown-member", leave(b, g, "nobody"));
             o.put("leavegroup.ok", leave(b, g, member));
             o.put("describegroups.after-leave", describeGroup(b, g));
@@ -1042,7 +1162,7 @@ public class Differential {
             o.put("describegroups.unknown", describeGroup(b, "nog-" + sfx));
             o.put("describegroups.v6.unknown", describeGroup(b, "nog-" + sfx, 6));
             o.put("describegroups.v6.simple", describeGroup(b, "simple-" + sfx, 6));
-            o.put("deletegroups.simple", deleteGroup(b, "simple-" + sfx));
+            o.put("deletegroups.simple", deleteGroup(b, "simple-" + sfx, 3));
         });
 
         SCENARIOS.put("rebalance", (b, o, sfx) -> {
@@ -1165,6 +1285,177 @@ public class Differential {
             FindCoordinatorResponseData fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, FC_V,
                     new FindCoordinatorRequestData().setKeyType((byte) 1).setCoordinatorKeys(List.of("tx-" + sfx)));
             o.put("findcoordinator.transaction", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            for (int v = 5; v <= 6; v++) {
+                fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, v,
+                        new FindCoordinatorRequestData().setKeyType((byte) 0).setCoordinatorKeys(List.of("g-" + sfx)));
+                o.put("findcoordinator.v" + v + ".group", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            }
+            fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, 6, new FindCoordinatorRequestData()
+                    .setKeyType((byte) 2).setCoordinatorKeys(List.of("sg-" + sfx + ":" + Uuid.randomUuid() + ":0")));
+            o.put("findcoordinator.v6.share", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            fc = (FindCoordinatorResponseData) b.call(ApiKeys.FIND_COORDINATOR, FC_V,
+                    new FindCoordinatorRequestData().setKeyType((byte) 7).setCoordinatorKeys(List.of("x-" + sfx)));
+            o.put("findcoordinator.unknown-key-type", fc == null ? CLOSED : err(fc.coordinators().get(0).errorCode()));
+            InitProducerIdResponseData ip = (InitProducerIdResponseData) b.call(ApiKeys.INIT_PRODUCER_ID, 5,
+                    new InitProducerIdRequestData().setTransactionalId(null).setTransactionTimeoutMs(60000)
+                            .setProducerId(-1).setProducerEpoch((short) -1));
+            o.put("initproducerid.v5", ip == null ? CLOSED : err(ip.errorCode()) + " pid>=0:" + (ip.producerId() >= 0)
+                    + " epoch=" + ip.producerEpoch());
+        });
+
+        SCENARIOS.put("describeproducers", (b, o, sfx) -> {
+            String t = "dp-" + sfx;
+            createTopic(b, t, 2);
+            long[] pid = {-1};
+            short[] epoch = {-1};
+            initProducerId(b, o, "describeproducers.init", null, -1, (short) -1, pid, epoch);
+            long now = System.currentTimeMillis();
+            produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now, 2).idem(pid[0], epoch[0], 0).encode()));
+            produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now + 10, 3).idem(pid[0], epoch[0], 2).encode()));
+            produce(b, PRODUCE_V, (short) -1, t, 1, records(batch(now, 1).encode()));      // not idempotent
+            DescribeProducersRequestData.TopicRequestCollection dtc = new DescribeProducersRequestData.TopicRequestCollection();
+            dtc.add(new DescribeProducersRequestData.TopicRequest().setName(t).setPartitionIndexes(List.of(0, 1, 9)));
+            dtc.add(new DescribeProducersRequestData.TopicRequest().setName("nope-" + sfx).setPartitionIndexes(List.of(0)));
+            DescribeProducersRequestData req = new DescribeProducersRequestData().setTopics(dtc);
+            DescribeProducersResponseData r = null;
+            // Kafka's replica manager may not lead a partition of a new topic yet: NOT_LEADER_OR_FOLLOWER, retried.
+            for (int i = 0; i < 50; i++) {
+                r = (DescribeProducersResponseData) b.call(ApiKeys.DESCRIBE_PRODUCERS, 0, req);
+                if (r == null || r.topics().stream().flatMap(x -> x.partitions().stream())
+                        .noneMatch(x -> x.errorCode() == Errors.NOT_LEADER_OR_FOLLOWER.code())) break;
+                sleep(200);
+            }
+            if (r == null) { o.put("describeproducers", CLOSED); return; }
+            for (DescribeProducersResponseData.TopicResponse tr : r.topics()) {
+                String name = tr.name().equals(t) ? "topic" : "unknown-topic";
+                for (DescribeProducersResponseData.PartitionResponse pr : tr.partitions()) {
+                    StringBuilder v = new StringBuilder(err(pr.errorCode()));
+                    for (DescribeProducersResponseData.ProducerState ps : pr.activeProducers())
+                        v.append(" [pid-matches=").append(ps.producerId() == pid[0]).append(" epoch=").append(ps.producerEpoch())
+                                .append(" lastSeq=").append(ps.lastSequence()).append(" lastTs=now+").append(ps.lastTimestamp() - now)
+                                .append(" coordinatorEpoch=").append(ps.coordinatorEpoch())
+                                .append(" txnStart=").append(ps.currentTxnStartOffset()).append("]");
+                    o.put("describeproducers." + name + ".p" + pr.partitionIndex(), v);
+                }
+            }
+        });
+
+        SCENARIOS.put("describetopicpartitions", (b, o, sfx) -> {
+            String a = "dtp-" + sfx + "-a", c = "dtp-" + sfx + "-c";
+            createTopic(b, a, 3);
+            createTopic(b, c, 1);
+            class Dtp {
+                String ask(String key, List<String> names, int limit, String curTopic, int curPartition) throws IOException {
+                    DescribeTopicPartitionsRequestData req = new DescribeTopicPartitionsRequestData().setResponsePartitionLimit(limit)
+                            .setTopics(names.stream().map(n -> new DescribeTopicPartitionsRequestData.TopicRequest().setName(n)).toList());
+                    if (curTopic != null)
+                        req.setCursor(new DescribeTopicPartitionsRequestData.Cursor().setTopicName(curTopic).setPartitionIndex(curPartition));
+                    DescribeTopicPartitionsResponseData r = (DescribeTopicPartitionsResponseData) b.call(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, 0, req);
+                    if (r == null) { o.put(key, CLOSED); return null; }
+                    List<String> topics = new ArrayList<>();
+                    for (DescribeTopicPartitionsResponseData.DescribeTopicPartitionsResponseTopic t : r.topics()) {
+                        StringBuilder v = new StringBuilder(t.name() == null ? "null" : t.name().replace(sfx, "SFX"));
+                        v.append(":").append(err(t.errorCode())).append(" id-set=").append(!t.topicId().equals(Uuid.ZERO_UUID))
+                                .append(" internal=").append(t.isInternal()).append(" ops=").append(t.topicAuthorizedOperations());
+                        for (DescribeTopicPartitionsResponseData.DescribeTopicPartitionsResponsePartition p : t.partitions())
+                            v.append(" p").append(p.partitionIndex()).append("(").append(err(p.errorCode()))
+                                    .append(" leader-set=").append(p.leaderId() >= 0).append(" epoch=").append(p.leaderEpoch())
+                                    .append(" replicas=").append(p.replicaNodes().size()).append(" isr=").append(p.isrNodes().size())
+                                    .append(" elr=").append(p.eligibleLeaderReplicas()).append(" lastElr=").append(p.lastKnownElr())
+                                    .append(" offline=").append(p.offlineReplicas()).append(")");
+                        topics.add(v.toString());
+                    }
+                    DescribeTopicPartitionsResponseData.Cursor next = r.nextCursor();
+                    String nextS = next == null ? "none" : next.topicName().replace(sfx, "SFX") + "/" + next.partitionIndex();
+                    o.put(key, topics + " next=" + nextS);
+                    return nextS;
+                }
+            }
+            Dtp d = new Dtp();
+            List<String> named = List.of(c, a, "dtp-" + sfx + "-missing", "bad/name");
+            d.ask("describetopicpartitions.named.all", named, 2000, null, 0);
+            d.ask("describetopicpartitions.named.page1", named, 2, null, 0);
+            d.ask("describetopicpartitions.named.page2", named, 2, a, 2);
+            d.ask("describetopicpartitions.named.page-at-topic-end", named, 3, null, 0);
+            d.ask("describetopicpartitions.named.limit-0", named, 0, null, 0);
+            d.ask("describetopicpartitions.cursor-not-listed", List.of(a), 10, c, 0);
+            d.ask("describetopicpartitions.cursor-negative", List.of(a), 10, a, -1);
+            d.ask("describetopicpartitions.cursor-beyond-partitions", List.of(a, c), 10, a, 7);
+            d.ask("describetopicpartitions.internal", List.of("__consumer_offsets"), 1, null, 0);
+            // All topics: from the cursor on (the topics after this scenario's differ between the brokers: only
+            // whether the answer goes on is compared).
+            d.ask("describetopicpartitions.all-from-cursor", List.of(), 3, a, 1);
+            o.values.computeIfPresent("describetopicpartitions.all-from-cursor", (k, v) -> v.replaceAll(" next=(?!none).+$", " next=(a later topic)"));
+        });
+
+        SCENARIOS.put("offsetforleaderepoch", (b, o, sfx) -> {
+            String t = "ofle-" + sfx, empty = "ofle-empty-" + sfx;
+            createTopic(b, t, 1);
+            createTopic(b, empty, 1);
+            long now = System.currentTimeMillis();
+            produce(b, PRODUCE_V, (short) -1, t, 0, records(batch(now, 3).encode()));
+            class Ask {
+                String at(int version, String topic, int partition, int current, int epoch) throws IOException {
+                    OffsetForLeaderEpochRequestData.OffsetForLeaderTopicCollection tc = new OffsetForLeaderEpochRequestData.OffsetForLeaderTopicCollection();
+                    tc.add(new OffsetForLeaderEpochRequestData.OffsetForLeaderTopic().setTopic(topic).setPartitions(List.of(
+                            new OffsetForLeaderEpochRequestData.OffsetForLeaderPartition().setPartition(partition)
+                                    .setCurrentLeaderEpoch(current).setLeaderEpoch(epoch))));
+                    OffsetForLeaderEpochResponseData r = (OffsetForLeaderEpochResponseData) b.call(ApiKeys.OFFSET_FOR_LEADER_EPOCH, version,
+                            new OffsetForLeaderEpochRequestData().setReplicaId(-1).setTopics(tc));
+                    if (r == null) return CLOSED;
+                    OffsetForLeaderEpochResponseData.EpochEndOffset e = r.topics().iterator().next().partitions().get(0);
+                    return err(e.errorCode()) + " epoch=" + e.leaderEpoch() + " end=" + e.endOffset();
+                }
+            }
+            Ask a = new Ask();
+            // Kafka's leader may not have its epoch yet right after creation: wait for a plain answer.
+            for (int i = 0; i < 50 && !a.at(4, t, 0, -1, 0).startsWith("NONE"); i++) sleep(100);
+            o.put("offsetforleaderepoch.epoch-0", a.at(4, t, 0, -1, 0));
+            o.put("offsetforleaderepoch.epoch-0.empty-topic", a.at(4, empty, 0, -1, 0));
+            o.put("offsetforleaderepoch.epoch-0.current-0", a.at(4, t, 0, 0, 0));
+            o.put("offsetforleaderepoch.epoch-1", a.at(4, t, 0, -1, 1));
+            o.put("offsetforleaderepoch.epoch-undefined", a.at(4, t, 0, -1, -1));
+            o.put("offsetforleaderepoch.current-newer", a.at(4, t, 0, 3, 0));
+            o.put("offsetforleaderepoch.unknown-partition", a.at(4, t, 5, -1, 0));
+            o.put("offsetforleaderepoch.unknown-topic", a.at(4, "nope-" + sfx, 0, -1, 0));
+            o.put("offsetforleaderepoch.v2.epoch-0", a.at(2, t, 0, -1, 0));
+            o.put("offsetforleaderepoch.v3.epoch-0", a.at(3, t, 0, -1, 0));
+        });
+
+        SCENARIOS.put("listconfigresources", (b, o, sfx) -> {
+            String t = "lcr-" + sfx, g = "lcr-" + sfx;
+            createTopic(b, t, 1);
+            offsetCommit(b, g, -1, "", t, 0, 1);
+            MetadataResponseData md = metadata(b, null, false);
+            int node = md == null || md.brokers().isEmpty() ? -1 : md.brokers().iterator().next().nodeId();
+            class Lcr {
+                String ask(int version, List<Byte> types) throws IOException {
+                    ListConfigResourcesRequestData req = new ListConfigResourcesRequestData();
+                    if (version >= 1) req.setResourceTypes(types);
+                    ListConfigResourcesResponseData r = (ListConfigResourcesResponseData) b.call(ApiKeys.LIST_CONFIG_RESOURCES, version, req);
+                    if (r == null) return CLOSED;
+                    // This scenario's resources by name, a broker's (named by its node id) as NODE (the other
+                    // scenarios' topics are not compared).
+                    TreeSet<String> mine = new TreeSet<>();
+                    for (ListConfigResourcesResponseData.ConfigResource c : r.configResources()) {
+                        String n = c.resourceName();
+                        if (n.contains(sfx)) mine.add(c.resourceType() + ":" + n.replace(sfx, "SFX"));
+                        else if (n.equals(String.valueOf(node)) && c.resourceType() != 2) mine.add(c.resourceType() + ":NODE");
+                        else if (n.equals("__consumer_offsets")) mine.add(c.resourceType() + ":" + n);
+                    }
+                    return err(r.errorCode()) + " " + mine;
+                }
+            }
+            Lcr l = new Lcr();
+            o.put("listconfigresources.v1.all", l.ask(1, List.of()));
+            o.put("listconfigresources.v1.topics", l.ask(1, List.of((byte) 2)));
+            o.put("listconfigresources.v1.brokers", l.ask(1, List.of((byte) 4)));
+            o.put("listconfigresources.v1.broker-loggers", l.ask(1, List.of((byte) 8)));
+            o.put("listconfigresources.v1.client-metrics", l.ask(1, List.of((byte) 16)));
+            o.put("listconfigresources.v1.groups", l.ask(1, List.of((byte) 32)));
+            o.put("listconfigresources.v1.topics-and-groups", l.ask(1, List.of((byte) 2, (byte) 32)));
+            o.put("listconfigresources.v1.unknown-type", l.ask(1, List.of((byte) 99)));
+            o.put("listconfigresources.v0", l.ask(0, List.of()));
         });
 
         SCENARIOS.put("describecluster", (b, o, sfx) -> {
@@ -1174,6 +1465,43 @@ public class Differential {
                     + " controller-known=" + (r.controllerId() >= 0) + " cluster-id-set=" + (r.clusterId() != null && !r.clusterId().isEmpty()));
             r = (DescribeClusterResponseData) b.call(ApiKeys.DESCRIBE_CLUSTER, 1, new DescribeClusterRequestData().setEndpointType((byte) 2));
             o.put("describecluster.controllers-endpoint", r == null ? CLOSED : err(r.errorCode()));
+            // DescribeLogDirs v5 (IsCordoned) of one topic: one log dir, not cordoned.
+            String t = "ld-" + sfx;
+            createTopic(b, t, 1);
+            DescribeLogDirsRequestData.DescribableLogDirTopicCollection lt = new DescribeLogDirsRequestData.DescribableLogDirTopicCollection();
+            lt.add(new DescribeLogDirsRequestData.DescribableLogDirTopic().setTopic(t).setPartitions(List.of(0)));
+            for (int i = 0; i < 50; i++) {   // Kafka creates the log a moment after the topic has a leader
+                DescribeLogDirsResponseData ld = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, 4,
+                        new DescribeLogDirsRequestData().setTopics(lt));
+                if (ld == null || ld.results().stream().anyMatch(d -> !d.topics().isEmpty())) break;
+                sleep(100);
+            }
+            // AlterReplicaLogDirs: to the one log dir (where the replica is) or to one the broker lacks.
+            DescribeLogDirsResponseData cur = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, 4,
+                    new DescribeLogDirsRequestData().setTopics(lt));
+            String logDir = cur == null || cur.results().isEmpty() ? "" : cur.results().get(0).logDir();
+            BiFunction<String, Integer, String> move = (path, part) -> {
+                try {
+                    AlterReplicaLogDirsRequestData.AlterReplicaLogDirTopicCollection mt = new AlterReplicaLogDirsRequestData.AlterReplicaLogDirTopicCollection();
+                    mt.add(new AlterReplicaLogDirsRequestData.AlterReplicaLogDirTopic().setName(t).setPartitions(List.of(part)));
+                    AlterReplicaLogDirsRequestData.AlterReplicaLogDirCollection dc = new AlterReplicaLogDirsRequestData.AlterReplicaLogDirCollection();
+                    dc.add(new AlterReplicaLogDirsRequestData.AlterReplicaLogDir().setPath(path).setTopics(mt));
+                    AlterReplicaLogDirsResponseData ar = (AlterReplicaLogDirsResponseData) b.call(ApiKeys.ALTER_REPLICA_LOG_DIRS, 2,
+                            new AlterReplicaLogDirsRequestData().setDirs(dc));
+                    return ar == null ? CLOSED : err(ar.results().get(0).partitions().get(0).errorCode());
+                } catch (IOException e) { throw new UncheckedIOException(e); }
+            };
+            o.put("alterreplicalogdirs.same-dir", move.apply(logDir, 0));
+            o.put("alterreplicalogdirs.same-dir.unknown-partition", move.apply(logDir, 4));
+            o.put("alterreplicalogdirs.other-dir", move.apply("/nonexistent-" + sfx, 0));
+            o.put("alterreplicalogdirs.other-dir.unknown-partition", move.apply("/nonexistent-" + sfx, 4));
+            for (int v = 4; v <= 5; v++) {
+                DescribeLogDirsResponseData ld = (DescribeLogDirsResponseData) b.call(ApiKeys.DESCRIBE_LOG_DIRS, v,
+                        new DescribeLogDirsRequestData().setTopics(lt));
+                o.put("describelogdirs.v" + v, ld == null ? CLOSED : err(ld.errorCode()) + " dirs=" + ld.results().size()
+                        + ld.results().stream().map(d -> " [" + err(d.errorCode()) + " cordoned=" + d.isCordoned() + " topics="
+                                + d.topics().size() + " total-set=" + (d.totalBytes() > 0) + "]").reduce("", String::concat));
+            }
         });
     }
 

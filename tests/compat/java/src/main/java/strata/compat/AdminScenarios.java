@@ -43,13 +43,15 @@ final class AdminScenarios {
     static void all() {
         scenario("java admin createTopics/listTopics/describeTopics/deleteTopics", AdminScenarios::topics);
         scenario("java admin describeConfigs/incrementalAlterConfigs", AdminScenarios::configs);
+        scenario("java admin describeTopics in pages (DescribeTopicPartitions, KIP-966)", AdminScenarios::topicPages);
+        scenario("java admin describeProducers", AdminScenarios::producers);
         scenario("java admin createPartitions", AdminScenarios::partitions);
         scenario("java admin consumer groups: list/describe/listOffsets/alterOffsets/deleteOffsets/delete",
                 AdminScenarios::groups);
         scenario("java admin describeCluster", AdminScenarios::cluster);
         scenario("java admin listOffsets earliest/latest/forTimestamp", AdminScenarios::listOffsets);
         scenario("java admin listOffsets maxTimestamp", AdminScenarios::listOffsetsMaxTimestamp);
-        scenario("java admin describeLogDirs", AdminScenarios::logDirs);
+        scenario("java admin describeLogDirs, alterReplicaLogDirs", AdminScenarios::logDirs);
         scenario("java admin deleteRecords", AdminScenarios::deleteRecords);
     }
 
@@ -88,6 +90,58 @@ final class AdminScenarios {
             }
         }
         return "";
+    }
+
+    /** describeTopics by name goes through DescribeTopicPartitions, here two partitions an answer at a time. */
+    static String topicPages() throws Exception {
+        String a = unique("java-admin-pages-a"), b = unique("java-admin-pages-b");
+        try (Admin admin = Main.admin()) {
+            Main.createTopic(admin, a, 5);
+            Main.createTopic(admin, b, 2);
+            var opts = new org.apache.kafka.clients.admin.DescribeTopicsOptions().partitionSizeLimitPerResponse(2);
+            Map<String, TopicDescription> all = admin.describeTopics(List.of(a, b), opts).allTopicNames()
+                    .get(30, TimeUnit.SECONDS);
+            checkEq(5, all.get(a).partitions().size(), "partitions of " + a);
+            checkEq(2, all.get(b).partitions().size(), "partitions of " + b);
+            for (TopicDescription d : all.values()) {
+                for (int i = 0; i < d.partitions().size(); i++) {
+                    var p = d.partitions().get(i);
+                    checkEq(i, p.partition(), "partition order of " + d.name());
+                    check(p.leader() != null && p.replicas().size() == 1 && p.isr().size() == 1, "partition %s", p);
+                }
+            }
+            try {
+                admin.describeTopics(List.of(unique("java-admin-pages-missing")), opts).allTopicNames().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("describeTopics of a missing topic succeeded");
+            } catch (ExecutionException e) {
+                checkEq("UnknownTopicOrPartitionException", e.getCause().getClass().getSimpleName(), "missing topic");
+            }
+            admin.deleteTopics(List.of(a, b)).all().get(30, TimeUnit.SECONDS);
+        }
+        return "7 partitions of 2 topics, 2 an answer";
+    }
+
+    /** describeProducers: the idempotent producer (the default) shows with its epoch and last sequence. */
+    static String producers() throws Exception {
+        String t = unique("java-admin-producers");
+        try (Admin admin = Main.admin()) {
+            Main.createTopic(admin, t, 1);
+            long before = System.currentTimeMillis();
+            try (KafkaProducer<String, String> p = ClientScenarios.producer(null)) {
+                for (int i = 0; i < 10; i++) p.send(new ProducerRecord<>(t, 0, "k", "v" + i)).get(30, TimeUnit.SECONDS);
+            }
+            TopicPartition tp = new TopicPartition(t, 0);
+            var d = admin.describeProducers(List.of(tp)).all().get(30, TimeUnit.SECONDS).get(tp);
+            checkEq(1, d.activeProducers().size(), "active producers");
+            var s = d.activeProducers().get(0);
+            checkEq(0, s.producerEpoch(), "producer epoch");
+            checkEq(9, s.lastSequence(), "last sequence after 10 records sent one by one");
+            check(s.lastTimestamp() >= before && s.lastTimestamp() <= System.currentTimeMillis(), "last timestamp %d",
+                    s.lastTimestamp());
+            check(s.coordinatorEpoch().isEmpty() && s.currentTransactionStartOffset().isEmpty(), "no transaction: %s", s);
+            admin.deleteTopics(List.of(t)).all().get(30, TimeUnit.SECONDS);
+            return "pid " + s.producerId();
+        }
     }
 
     static Config describe(Admin admin, ConfigResource r) throws Exception {
@@ -291,6 +345,19 @@ final class AdminScenarios {
             var dirs = claimedOrGap("DescribeLogDirs (key 35)",
                     () -> admin.describeLogDirs(List.of(node)).allDescriptions().get(30, TimeUnit.SECONDS));
             check(!dirs.get(node).isEmpty(), "no log dirs described");
+            // alterReplicaLogDirs: to the one log dir (nothing to move), or to one the broker lacks.
+            String t = unique("java-admin-logdir");
+            Main.createTopic(admin, t, 1);
+            String dir = dirs.get(node).keySet().iterator().next();
+            var replica = new org.apache.kafka.common.TopicPartitionReplica(t, 0, node);
+            admin.alterReplicaLogDirs(Map.of(replica, dir)).all().get(30, TimeUnit.SECONDS);
+            try {
+                admin.alterReplicaLogDirs(Map.of(replica, dir + "-elsewhere")).all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("moving a replica to a log dir the broker lacks succeeded");
+            } catch (ExecutionException e) {
+                checkEq("LogDirNotFoundException", e.getCause().getClass().getSimpleName(), "unknown log dir");
+            }
+            admin.deleteTopics(List.of(t)).all().get(30, TimeUnit.SECONDS);
             return dirs.get(node).keySet().toString();
         }
     }

@@ -1,0 +1,71 @@
+//! OffsetForLeaderEpoch (key 23, v2–v4): where a leader epoch ends in each asked partition,
+//! which a client asks to validate its position after a leader change (KIP-320). This broker
+//! has led every partition since its creation, in epoch 0 (what Metadata reports): epoch 0
+//! ends at the high watermark; a later or undefined epoch has no end (-1, -1), as Kafka
+//! answers an epoch its cache does not know. A current leader epoch in the request newer than
+//! 0 is UNKNOWN_LEADER_EPOCH (-1 asks for no check).
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use super::Ctx;
+use crate::kafka::errors;
+use crate::shard::calls::ListOffset;
+use crate::shard::{OffsetQuery, TopicPartition};
+
+/// The leader epoch of every partition (one broker, never re-elected).
+const LEADER_EPOCH: i32 = 0;
+
+pub async fn handle(
+    ctx: &Ctx,
+    req: OffsetForLeaderEpochRequest,
+) -> Option<OffsetForLeaderEpochResponse> {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.topic.0.to_string();
+        let count = ctx.shard.catalog().topic(&name).map(|m| m.partitions);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let base = EpochEndOffset::default().with_partition(p.partition);
+            if !count.is_some_and(|n| p.partition >= 0 && p.partition < n) {
+                partitions.push(base.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            }
+            if p.current_leader_epoch > LEADER_EPOCH {
+                partitions.push(base.with_error_code(errors::UNKNOWN_LEADER_EPOCH));
+                continue;
+            }
+            if p.leader_epoch != LEADER_EPOCH {
+                partitions.push(base);
+                continue;
+            }
+            let tp = TopicPartition {
+                topic: name.clone(),
+                partition: p.partition,
+            };
+            let end = ctx
+                .shard
+                .run(ListOffset {
+                    tp,
+                    query: OffsetQuery::Latest,
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.into()));
+            partitions.push(match end {
+                Ok(Some((offset, _))) => {
+                    base.with_leader_epoch(LEADER_EPOCH).with_end_offset(offset)
+                }
+                Ok(None) => base,
+                Err(e) => base.with_error_code(errors::shard_code(&e)),
+            });
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions),
+        );
+    }
+    Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
+}
