@@ -351,3 +351,63 @@ fn group_commits_survive_the_loss_of_each_broker() {
         std::thread::sleep(Duration::from_secs(2));
     }
 }
+
+/// A rolling restart (SIGTERM, start again, one broker after the other) under load: a
+/// producer with default retries sees no error, and everything it was told is stored is.
+#[test]
+fn a_rolling_restart_under_load_shows_the_producer_no_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peers: String = (1..=3)
+        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut brokers: Vec<Broker> = (1..=3)
+        .map(|id| {
+            let id = id.to_string();
+            Broker::start(
+                &dir.path().join(format!("b{id}")),
+                &["--cores", "1", "--node-id", &id, "--peers", &peers],
+            )
+        })
+        .collect();
+    let all = bootstrap(&brokers);
+    create_topic(&all, &brokers);
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer: Arc<BaseProducer<Acks>> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &all)
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create_with_context(Acks::default())
+            .expect("producer"),
+    );
+    let writer = {
+        let (p, stop) = (producer.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let v = format!("roll-{n}");
+                let part = (n % PARTITIONS as u64) as i32;
+                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v)).is_ok() {
+                    n += 1;
+                }
+                p.poll(Duration::from_millis(2));
+            }
+            let _ = p.flush(Duration::from_secs(120));
+            n
+        })
+    };
+    for b in brokers.iter_mut() {
+        std::thread::sleep(Duration::from_secs(2));
+        b.stop();
+        b.start_again();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let sent = writer.join().expect("writer");
+    let acked = producer.context().acked.lock().expect("lock").len();
+    let failed = producer.context().failed.lock().expect("lock").clone();
+    eprintln!("rolling restart: {sent} sent, {acked} acknowledged, {} failed", failed.len());
+    assert!(failed.is_empty(), "the producer saw errors: {:?}", &failed[..failed.len().min(5)]);
+    assert_eq!(acked as u64, sent);
+}

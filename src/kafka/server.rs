@@ -103,6 +103,9 @@ pub fn run(config: BrokerConfig, shutdown: Arc<AtomicBool>) -> Result<(), Server
     first_error.map_or(Ok(()), Err)
 }
 
+/// How long a clean stop waits for its partitions' leadership to move to other brokers.
+const LEADERSHIP_HANDOVER_WAIT: Duration = Duration::from_secs(3);
+
 async fn core_main(
     core: usize,
     config: Arc<BrokerConfig>,
@@ -189,6 +192,16 @@ async fn core_main(
         }
     };
     futures_lite::future::or(accept, stop).await;
+    if let Some(r) = &shard.replication {
+        // A clean stop hands leadership over first: producers see a new leader at once,
+        // not after an election timeout.
+        let asked = r.host.hand_over_leadership();
+        let start = std::time::Instant::now();
+        while r.host.leading() > 0 && start.elapsed() < LEADERSHIP_HANDOVER_WAIT {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(core, asked, still_leading = r.host.leading(), "handed leadership over");
+    }
     drop((housekeeping, peers));
     shard.close_all().await;
     tracing::info!(core, "core stopped cleanly");

@@ -227,6 +227,35 @@ impl<D: ReplicaDevice> Host<D> {
         Some(out)
     }
 
+    /// Asks every group this host leads to hand leadership to its most caught-up follower
+    /// (before a clean shutdown, so clients move on without waiting for an election).
+    /// Returns how many were asked.
+    pub fn hand_over_leadership(&self) -> usize {
+        let mut asked = 0;
+        let mut groups = self.groups.borrow_mut();
+        for (id, g) in groups.iter_mut() {
+            let Some(r) = g.replica.as_mut() else { continue };
+            if r.role() == Role::Leader {
+                if let Some(to) = r.best_follower() {
+                    r.transfer_leader(to);
+                    self.dirty.borrow_mut().insert(*id);
+                    asked += 1;
+                }
+            }
+        }
+        self.wake.notify();
+        asked
+    }
+
+    /// How many of this host's groups it leads, as last published.
+    pub fn leading(&self) -> usize {
+        self.groups
+            .borrow()
+            .values()
+            .filter(|g| g.handle.published().role == Role::Leader)
+            .count()
+    }
+
     pub fn groups(&self) -> Vec<GroupId> {
         self.groups.borrow().keys().copied().collect()
     }

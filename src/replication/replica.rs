@@ -235,6 +235,18 @@ impl<D: ReplicaDevice> Replica<D> {
             .map_err(|e| ReplicaError::Raft(e.to_string()))
     }
 
+    /// The follower with the most of the log (the one to hand leadership to), if any.
+    pub fn best_follower(&self) -> Option<NodeId> {
+        let me = self.node.raft.id;
+        self.node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .max_by_key(|(_, p)| p.matched)
+            .map(|(id, _)| *id)
+    }
+
     /// Asks the leader to hand leadership to `to` (a clean shutdown does this).
     pub fn transfer_leader(&mut self, to: NodeId) {
         self.node.transfer_leader(to);
