@@ -19,6 +19,12 @@
 //! of that partition, so they are stored, recovered and replicated (one day) like any data.
 //! `cluster` holds the topic catalog, an immutable value each core reads without a lock and one
 //! core owns and persists; `config` and `tune` the broker's and the host's settings.
+//!
+//! A broker started with `--peers` is part of a cluster: each partition of a replicated topic
+//! is a Raft group of its replicas (`replication`: raft-rs driven over the partition's own
+//! segment log, one entry per stored batch), driven on the partition's core by the core's
+//! replication host; `rpc` carries the groups' messages between brokers; the catalog itself
+//! is the controller group's log (`shard::controller`). Without `--peers` none of it runs.
 //! `rpc` is the transport between the brokers of a cluster (per core, batched, CRC-checked),
 //! started only when `--peers` lists them.
 //!
