@@ -180,6 +180,23 @@ impl Controller {
 }
 
 impl Shard {
+    /// While this broker leads the controller, makes sure `__consumer_offsets` exists: a
+    /// client may ask any broker for its group's coordinator, and only the controller can
+    /// create the topic (Kafka's brokers forward the creation to it).
+    pub(super) async fn create_internal_topics(self: Rc<Self>) {
+        use crate::group::offsets::{OFFSETS_PARTITIONS, OFFSETS_TOPIC};
+        let Some(c) = &self.controller else { return };
+        loop {
+            glommio::timer::sleep(std::time::Duration::from_millis(500)).await;
+            if c.is_active() && self.catalog().topic(OFFSETS_TOPIC).is_none() {
+                let configs = crate::group::offsets_topic_configs();
+                if let Err(e) = self.ensure_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, configs).await {
+                    tracing::debug!(error = %e, "creating the offsets topic failed; retrying");
+                }
+            }
+        }
+    }
+
     /// Installs committed catalogs as the controller's log commits them (runs for the life of
     /// the broker on [`super::CATALOG_CORE`]).
     pub(super) async fn apply_controller_log(self: Rc<Self>) {

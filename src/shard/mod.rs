@@ -164,6 +164,7 @@ impl Shard {
         }
         if shard.controller.is_some() {
             glommio::spawn_local(shard.clone().apply_controller_log()).detach();
+            glommio::spawn_local(shard.clone().create_internal_topics()).detach();
         }
         let owned: Vec<TopicPartition> = shard
             .catalog()
