@@ -38,7 +38,7 @@ for _ in $(seq "$ROUNDS"); do
   for rf in 3 1; do
     c0=$(ticks)
     out=$("$BIN" bench produce --brokers "$B" --topic "bench-rf$rf" --message-size 16384 --acks all \
-      --duration "$SECS" --json 2>/dev/null | tail -1)
+      --duration "$SECS" --json 2>"$dir/bench.err" | tail -1) || { cat "$dir/bench.err"; exit 1; }
     c1=$(ticks)
     python3 - "$rf" "$out" "$((c1 - c0))" "$hz" <<'PY'
 import json, sys

@@ -42,10 +42,16 @@ fn topic_entry(t: &TopicMeta, node: i32, cluster: Option<&Cluster>) -> MetadataR
                 };
                 let nodes: Vec<BrokerId> = replicas.iter().map(|r| BrokerId(*r as i32)).collect();
                 let leadership = c.view.leaders.get(&tp);
-                let leader = leadership.and_then(|l| match l.role {
-                    Role::Leader => Some(node),
-                    _ => l.leader.map(broker_of),
-                });
+                let leader = match leadership {
+                    Some(l) => match l.role {
+                        Role::Leader => Some(node),
+                        _ => l.leader.map(broker_of),
+                    },
+                    // This broker holds no replica, so it does not follow the group: it names
+                    // the preferred replica, which is the leader unless a failover moved it
+                    // (the client then hears NOT_LEADER_OR_FOLLOWER there and asks a replica).
+                    None => replicas.first().map(|r| *r as i32),
+                };
                 MetadataResponsePartition::default()
                     .with_partition_index(p)
                     .with_error_code(if leader.is_some() {
