@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::broker::{free_port, Broker};
+use common::broker::{free_port, start_cluster, Broker};
 
 /// The broker's log without terminal colour codes.
 fn plain_log(b: &Broker) -> String {
@@ -30,19 +30,7 @@ fn plain_log(b: &Broker) -> String {
 #[test]
 fn three_brokers_learn_each_others_kafka_listeners() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let peers: String = (1..=3)
-        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let brokers: Vec<Broker> = (1..=3)
-        .map(|id| {
-            let id = id.to_string();
-            Broker::start(
-                &dir.path().join(format!("b{id}")),
-                &["--cores", "1", "--node-id", &id, "--peers", &peers],
-            )
-        })
-        .collect();
+    let brokers = start_cluster(dir.path(), 3);
     let start = Instant::now();
     for (i, b) in brokers.iter().enumerate() {
         for (j, other) in brokers.iter().enumerate().filter(|(j, _)| *j != i) {

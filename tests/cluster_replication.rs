@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::broker::{free_port, Broker};
+use common::broker::{start_cluster, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -100,19 +100,7 @@ fn leader_of(bootstrap: &str, partition: i32) -> Option<i32> {
 #[test]
 fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let peers: String = (1..=3)
-        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut brokers: Vec<Broker> = (1..=3)
-        .map(|id| {
-            let id = id.to_string();
-            Broker::start(
-                &dir.path().join(format!("b{id}")),
-                &["--cores", "1", "--node-id", &id, "--peers", &peers],
-            )
-        })
-        .collect();
+    let mut brokers = start_cluster(dir.path(), 3);
     let all = bootstrap(&brokers);
     create_topic(&all, &brokers);
 
@@ -257,19 +245,7 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
 #[test]
 fn group_commits_survive_the_loss_of_each_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let peers: String = (1..=3)
-        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut brokers: Vec<Broker> = (1..=3)
-        .map(|id| {
-            let id = id.to_string();
-            Broker::start(
-                &dir.path().join(format!("b{id}")),
-                &["--cores", "1", "--node-id", &id, "--peers", &peers],
-            )
-        })
-        .collect();
+    let mut brokers = start_cluster(dir.path(), 3);
     let all = bootstrap(&brokers);
     create_topic(&all, &brokers);
     let producer: BaseProducer<Acks> = ClientConfig::new()
@@ -357,19 +333,7 @@ fn group_commits_survive_the_loss_of_each_broker() {
 #[test]
 fn a_rolling_restart_under_load_shows_the_producer_no_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let peers: String = (1..=3)
-        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut brokers: Vec<Broker> = (1..=3)
-        .map(|id| {
-            let id = id.to_string();
-            Broker::start(
-                &dir.path().join(format!("b{id}")),
-                &["--cores", "1", "--node-id", &id, "--peers", &peers],
-            )
-        })
-        .collect();
+    let mut brokers = start_cluster(dir.path(), 3);
     let all = bootstrap(&brokers);
     create_topic(&all, &brokers);
     let stop = Arc::new(AtomicBool::new(false));

@@ -21,6 +21,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` brokers of one cluster (`--cores 1` each, node ids 1..=n, inter-broker ports free),
+/// their data dirs `b1`, `b2`, ... under `dir`.
+pub fn start_cluster(dir: &Path, n: usize) -> Vec<Broker> {
+    let peers: String = (1..=n)
+        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    (1..=n)
+        .map(|id| {
+            let id = id.to_string();
+            Broker::start(
+                &dir.join(format!("b{id}")),
+                &["--cores", "1", "--node-id", &id, "--peers", &peers],
+            )
+        })
+        .collect()
+}
+
 impl Broker {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
         let mut b = Broker {

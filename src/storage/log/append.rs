@@ -35,24 +35,7 @@ impl PartitionLog {
         let incoming = batches.len() as u64;
         let incoming_records = batches.record_count();
         let (payload, headers) = batches.into_parts();
-        loop {
-            let now = self.clock.now_ms();
-            let must_roll = {
-                let st = self.state.borrow();
-                st.rolling
-                    || needs_roll(
-                        st.active(),
-                        &self.config.borrow(),
-                        now,
-                        incoming,
-                        incoming_records,
-                    )
-            };
-            if !must_roll {
-                break;
-            }
-            self.roll_if_needed(incoming, incoming_records).await?;
-        }
+        self.roll_while_needed(incoming, incoming_records).await?;
         let now = self.clock.now_ms();
         // No copy when `payload` is the only handle on its buffer.
         let mut buf = BytesMut::from(payload);
@@ -131,24 +114,8 @@ impl PartitionLog {
             .ok()
             .filter(|h| h.total_size() == batch.len())
             .ok_or_else(|| StorageError::Corrupt("a stored batch is not one whole batch".into()))?;
-        loop {
-            let now = self.clock.now_ms();
-            let must_roll = {
-                let st = self.state.borrow();
-                st.rolling
-                    || needs_roll(
-                        st.active(),
-                        &self.config.borrow(),
-                        now,
-                        1,
-                        h.record_count as i64,
-                    )
-            };
-            if !must_roll {
-                break;
-            }
-            self.roll_if_needed(1, h.record_count as i64).await?;
-        }
+        self.roll_while_needed(batch.len() as u64, h.record_count as i64)
+            .await?;
         let now = self.clock.now_ms();
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
@@ -180,6 +147,22 @@ impl PartitionLog {
             log_append_time: -1,
             record_count: h.record_count as i64,
         })
+    }
+
+    /// Rolls the active segment (waiting for a roll in progress) until it can take `incoming`
+    /// bytes holding `records` records.
+    async fn roll_while_needed(&self, incoming: u64, records: i64) -> Result<()> {
+        loop {
+            let now = self.clock.now_ms();
+            let must_roll = {
+                let st = self.state.borrow();
+                st.rolling || needs_roll(st.active(), &self.config.borrow(), now, incoming, records)
+            };
+            if !must_roll {
+                return Ok(());
+            }
+            self.roll_if_needed(incoming, records).await?;
+        }
     }
 
     /// Rolls the active segment if it still needs it once the permit is held.
