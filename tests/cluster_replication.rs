@@ -372,6 +372,18 @@ fn a_rolling_restart_under_load_shows_the_producer_no_error() {
     let acked = producer.context().acked.lock().expect("lock").len();
     let failed = producer.context().failed.lock().expect("lock").clone();
     eprintln!("rolling restart: {sent} sent, {acked} acknowledged, {} failed", failed.len());
-    assert!(failed.is_empty(), "the producer saw errors: {:?}", &failed[..failed.len().min(5)]);
-    assert_eq!(acked as u64, sent);
+    let logs = || {
+        brokers
+            .iter()
+            .map(|b| b.log_tail(40))
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    assert!(
+        failed.is_empty(),
+        "the producer saw errors: {:?}\n{}",
+        &failed[..failed.len().min(5)],
+        logs()
+    );
+    assert_eq!(acked as u64, sent, "not everything was acknowledged\n{}", logs());
 }

@@ -324,12 +324,18 @@ impl<D: ReplicaDevice> Host<D> {
                 // Removed while processing: the replica goes with this scope.
                 continue;
             };
-            match result {
-                Ok(msgs) => out.extend(msgs.into_iter().map(|m| (m.to, group, m))),
-                Err(e) => {
-                    tracing::error!(group, error = %e, "replica failed; it answers nothing more");
+            let failed = match result {
+                Ok(msgs) => {
+                    out.extend(msgs.into_iter().map(|m| (m.to, group, m)));
+                    false
                 }
-            }
+                Err(e) => {
+                    if !matches!(e, ReplicaError::Stopped(_)) {
+                        tracing::error!(group, error = %e, "replica failed; it answers nothing more");
+                    }
+                    true
+                }
+            };
             let mut still = Vec::new();
             for (p, ack, slot) in g.waiting.drain(..) {
                 if Rc::strong_count(&slot) == 1 {
@@ -354,7 +360,18 @@ impl<D: ReplicaDevice> Host<D> {
                 }
             }
             g.waiting = still;
-            let published = publish(&r);
+            // A failed replica no longer claims anything: clients are sent elsewhere and the
+            // other replicas elect a leader without it.
+            let published = if failed {
+                Published {
+                    role: Role::Follower,
+                    leader: None,
+                    leader_ready: false,
+                    ..publish(&r)
+                }
+            } else {
+                publish(&r)
+            };
             if published != g.handle.published.get() {
                 g.handle.published.set(published);
                 g.handle.changed.notify();
