@@ -2,7 +2,8 @@
 //! producer writes keyed records without pause to a compacted topic with 4 KiB segments and a
 //! dirty ratio of 0.01, and the broker starts a cleaner pass every 100 ms, so a clean is running
 //! (or its files are half written, half renamed) at most moments; the broker is killed at a
-//! random moment, restarted, and a fresh consumer reads the whole log: for every key, the value
+//! random moment, restarted (1000 keys: each pass rewrites some 50 segments, so the cleaner is
+//! busy most of the time and most kills land inside a clean), and a fresh consumer reads the whole log: for every key, the value
 //! read is the latest one acknowledged before the kill or a later one sent for that key, never
 //! an older one and never a lost key. The swap's own failpoints are in tests/storage_compact.rs;
 //! this is the same promise through the whole broker and a real client.
@@ -24,7 +25,7 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{Offset, TopicPartitionList};
 
 const TOPIC: &str = "table";
-const KEYS: u64 = 40;
+const KEYS: u64 = 1000;
 const ROUNDS: usize = 15;
 
 /// Per key, the highest sequence number the broker acknowledged (record `seq` has key
