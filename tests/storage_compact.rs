@@ -347,12 +347,7 @@ fn a_crash_at_any_step_of_a_swap_loses_nothing() {
             check(&p, &model, false).await;
             assert_eq!(p.stats().log_end, end, "after a crash at {step:?}");
             assert_eq!(p.stats().log_start, 0, "after a crash at {step:?}");
-            let leftovers: Vec<String> = std::fs::read_dir(dir.path())
-                .expect("dir")
-                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
-                .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
-                .collect();
-            assert!(leftovers.is_empty(), "{leftovers:?}");
+            assert_no_unfinished_swap(dir.path());
             // Cleaning again finishes the job.
             p.clean(&mut big_map(), true, None).await.expect("clean");
             check(&p, &model, false).await;
@@ -953,6 +948,16 @@ fn a_batch_beyond_the_decompression_bound_is_left_uncleaned_and_refused_by_compa
     });
 }
 
+/// After a reopen, no `.cleaned` or `.swap` file is left: each was rolled back or forward.
+fn assert_no_unfinished_swap(dir: &Path) {
+    let leftovers: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// The segment files (`.log`) in a partition's folder.
 fn log_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -999,12 +1004,7 @@ fn small_cleaned_segments_are_merged_and_a_crash_inside_a_merge_loses_nothing() 
                     let p = open_p(dir.path(), compact_config(), clock.clone()).await;
                     check(&p, &model, false).await;
                     assert_eq!(p.stats().log_end, end, "after a crash at {step:?}");
-                    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
-                        .expect("dir")
-                        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
-                        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
-                        .collect();
-                    assert!(leftovers.is_empty(), "{leftovers:?}");
+                    assert_no_unfinished_swap(dir.path());
                     p.clean(&mut big_map(), true, None)
                         .await
                         .expect("clean again");
