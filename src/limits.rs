@@ -163,3 +163,14 @@ pub const RPC_COPY_BELOW_BYTES: usize = 4096;
 /// Most partitions one DescribeTopicPartitions answer carries (Kafka's
 /// `max.request.partition.size.limit`, 2000); the rest follow through its cursor.
 pub const DESCRIBE_TOPIC_PARTITIONS_LIMIT: i32 = 2000;
+
+/// How often each core enforces retention and starts its log cleaner unless told otherwise
+/// (Kafka's `log.retention.check.interval.ms` is 5 minutes).
+pub const DEFAULT_RETENTION_CHECK_INTERVAL: std::time::Duration =
+    std::time::Duration::from_secs(30);
+/// The longest `log-retention-check-interval-ms` accepted: a day.
+pub const MAX_RETENTION_CHECK_INTERVAL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The widest offset range one segment may hold (its indexes store offsets relative to its
+/// base in 32 bits; Kafka keeps a merged segment within `Int.MaxValue` the same way).
+pub const MAX_SEGMENT_OFFSET_SPAN: i64 = i32::MAX as i64;

@@ -117,6 +117,10 @@ struct ServeArgs {
     /// Create unknown topics when a client asks for their metadata.
     #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS")]
     auto_create_topics: Option<bool>,
+    /// How often each core enforces retention and starts its log cleaner, in ms (Kafka's
+    /// log.retention.check.interval.ms; default 30000).
+    #[arg(long, env = "STRATA_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    log_retention_check_interval_ms: Option<u64>,
     /// A topic default, as Kafka names it: `--topic-default retention.ms=86400000` (repeatable).
     #[arg(long = "topic-default", value_parser = cli::parse_key_value)]
     topic_defaults: Vec<(String, String)>,
@@ -205,6 +209,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         offsets_retention_minutes: args.offsets_retention_minutes,
         cache_bytes_per_core: args.cache_bytes_per_core,
         idle_spin_us: args.idle_spin_us,
+        log_retention_check_interval_ms: args.log_retention_check_interval_ms,
         node_id: args.node_id,
         peers: args.peers,
         rpc_listen: args.rpc_listen,

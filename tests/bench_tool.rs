@@ -319,3 +319,71 @@ fn raw_producer_runs_for_a_duration_and_at_a_rate() {
     );
     assert_eq!(p["records"], 500, "acks=0 counts what was sent: {p}");
 }
+
+/// `--keys`: the records carry keys, so a compacted topic takes them (it refuses keyless
+/// records with INVALID_RECORD, which the tool counts as failed).
+#[test]
+fn keyed_records_are_what_a_compacted_topic_takes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &["--topic-default", "cleanup.policy=compact"],
+    );
+    let args = |topic: &'static str, keys: &'static str| {
+        [
+            "produce",
+            "--topic",
+            topic,
+            "--partitions",
+            "1",
+            "--records",
+            "500",
+            "--message-size",
+            "100",
+            "--keys",
+            keys,
+        ]
+    };
+    let keyed = bench(Some(&b), &args("keyed", "7"));
+    assert_eq!(keyed["records"], 500);
+    assert_eq!(keyed["failed"], 0);
+    let keys: std::collections::BTreeSet<Vec<u8>> = read_keys(&b, "keyed");
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    let keyless = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["bench", "--brokers", &b.bootstrap()])
+        .args(args("keyless", "0"))
+        .output()
+        .expect("run strata bench");
+    let err = String::from_utf8_lossy(&keyless.stderr);
+    assert!(
+        !keyless.status.success() && err.contains("500 records were not acknowledged"),
+        "{err}"
+    );
+}
+
+fn read_keys(b: &Broker, topic: &str) -> std::collections::BTreeSet<Vec<u8>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", "keys")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut keys = std::collections::BTreeSet::new();
+    let mut n = 0;
+    let start = std::time::Instant::now();
+    while n < 500 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "read {n}"
+        );
+        if let Some(m) = c.poll(std::time::Duration::from_millis(100)) {
+            let m = m.expect("message");
+            keys.insert(m.key().expect("keyed").to_vec());
+            n += 1;
+        }
+    }
+    keys
+}

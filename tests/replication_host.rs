@@ -31,7 +31,12 @@ impl Transport for Loopback {
         if down.contains(&to) || down.contains(&self.from) {
             return;
         }
-        if let Some(h) = self.hosts.borrow().get((to - 1) as usize).and_then(|h| h.upgrade()) {
+        if let Some(h) = self
+            .hosts
+            .borrow()
+            .get((to - 1) as usize)
+            .and_then(|h| h.upgrade())
+        {
             h.deliver(group, &payload);
         }
     }
@@ -56,7 +61,9 @@ async fn wait_leader(handles: &[Rc<GroupHandle>], except: Option<usize>) -> usiz
 
 #[test]
 fn hosts_replicate_answer_acks_and_fail_over() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     run(async {
         let mut hosts = Vec::new();
         let mut transports = Vec::new();
@@ -104,9 +111,18 @@ fn hosts_replicate_answer_acks_and_fail_over() {
         }
         hosts[l].stop();
         let n = wait_leader(&handles, Some(l)).await;
-        let p = handles[n].propose(batch("after"), Ack::Quorum).await.expect("acks=all");
-        assert_eq!(p.base_offset, 50, "the new leader continues after every acknowledged batch");
-        let ack1 = handles[n].propose(batch("one"), Ack::Leader).await.expect("acks=1");
+        let p = handles[n]
+            .propose(batch("after"), Ack::Quorum)
+            .await
+            .expect("acks=all");
+        assert_eq!(
+            p.base_offset, 50,
+            "the new leader continues after every acknowledged batch"
+        );
+        let ack1 = handles[n]
+            .propose(batch("one"), Ack::Leader)
+            .await
+            .expect("acks=1");
         assert_eq!(ack1.base_offset, 51);
         for h in &hosts {
             h.stop();

@@ -66,13 +66,19 @@ async fn all_batches(r: &R) -> Vec<bytes::Bytes> {
 
 #[test]
 fn replicas_on_segment_logs_agree_truncate_and_recover() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     run(async {
         let mut nodes: Vec<Option<R>> = Vec::new();
         for (i, d) in dirs.iter().enumerate() {
             nodes.push(Some(open_replica(d.path(), i as u64 + 1).await));
         }
-        nodes[0].as_mut().expect("node").campaign().expect("campaign");
+        nodes[0]
+            .as_mut()
+            .expect("node")
+            .campaign()
+            .expect("campaign");
         let mut l = None;
         for _ in 0..50 {
             round(&mut nodes, false, None).await;
@@ -103,10 +109,17 @@ fn replicas_on_segment_logs_agree_truncate_and_recover() {
         for (i, b) in reference.iter().enumerate() {
             let h = BatchHeader::parse(b).expect("header");
             assert_eq!(h.base_offset, i as i64);
-            assert_eq!(h.partition_leader_epoch as u64, term, "the term is the leader epoch");
+            assert_eq!(
+                h.partition_leader_epoch as u64, term,
+                "the term is the leader epoch"
+            );
         }
         for r in nodes.iter().flatten() {
-            assert!(all_batches(r).await == reference, "replica {} differs", r.id());
+            assert!(
+                all_batches(r).await == reference,
+                "replica {} differs",
+                r.id()
+            );
         }
 
         // The leader is cut off; what it accepts now is never committed.
@@ -117,7 +130,10 @@ fn replicas_on_segment_logs_agree_truncate_and_recover() {
             stranded.push(n.propose(batch(&format!("stranded-{i}"))).expect("propose"));
             round(&mut nodes, false, Some(old)).await;
         }
-        assert_eq!(nodes[l].as_ref().map(|n| n.device().log().log_end()), Some(305));
+        assert_eq!(
+            nodes[l].as_ref().map(|n| n.device().log().log_end()),
+            Some(305)
+        );
         let mut new = None;
         for _ in 0..200 {
             round(&mut nodes, true, Some(old)).await;
@@ -137,13 +153,22 @@ fn replicas_on_segment_logs_agree_truncate_and_recover() {
             round(&mut nodes, true, None).await;
         }
         let old_node = nodes[l].as_ref().expect("old leader");
-        assert!(stranded.iter().all(|p| old_node.outcome(p) == Outcome::Lost));
+        assert!(stranded
+            .iter()
+            .all(|p| old_node.outcome(p) == Outcome::Lost));
         let reference = all_batches(nodes[new].as_ref().expect("new leader")).await;
         assert_eq!(reference.len(), 310);
         let text = String::from_utf8_lossy(&reference[305]);
-        assert!(text.contains("two-5"), "offset 305 holds the new leader's batch");
+        assert!(
+            text.contains("two-5"),
+            "offset 305 holds the new leader's batch"
+        );
         for r in nodes.iter().flatten() {
-            assert!(all_batches(r).await == reference, "replica {} differs after the heal", r.id());
+            assert!(
+                all_batches(r).await == reference,
+                "replica {} differs after the heal",
+                r.id()
+            );
         }
 
         // Reopened from its files, a replica has the same log and term.
@@ -154,7 +179,10 @@ fn replicas_on_segment_logs_agree_truncate_and_recover() {
         }
         let r = open_replica(dirs[victim].path(), victim as u64 + 1).await;
         assert_eq!(Some(r.term()), before_term);
-        assert!(all_batches(&r).await == reference, "the reopened replica lost its log");
+        assert!(
+            all_batches(&r).await == reference,
+            "the reopened replica lost its log"
+        );
         nodes[victim] = Some(r);
         for _ in 0..30 {
             round(&mut nodes, true, None).await;
@@ -165,7 +193,10 @@ fn replicas_on_segment_logs_agree_truncate_and_recover() {
             for _ in 0..10 {
                 round(&mut nodes, false, None).await;
             }
-            assert_eq!(nodes[new].as_ref().map(|n| n.outcome(&p)), Some(Outcome::Committed));
+            assert_eq!(
+                nodes[new].as_ref().map(|n| n.outcome(&p)),
+                Some(Outcome::Committed)
+            );
         }
     });
 }

@@ -119,7 +119,11 @@ impl ReplicaDevice for SimDevice {
             .map_or(0, |h| h.next_offset())
     }
     async fn append_batches(&self, batches: &[Bytes]) -> Result<(), DeviceError> {
-        self.0.borrow_mut().batches.current.extend_from_slice(batches);
+        self.0
+            .borrow_mut()
+            .batches
+            .current
+            .extend_from_slice(batches);
         Ok(())
     }
     async fn truncate_batches(&self, offset: i64) -> Result<(), DeviceError> {
@@ -337,7 +341,9 @@ impl Sim {
         if faults || self.now < STEPS + HEAL_STEPS / 2 {
             for i in 0..NODES as usize {
                 let propose = self.rng.chance(300);
-                let Some(n) = self.nodes[i].as_mut() else { continue };
+                let Some(n) = self.nodes[i].as_mut() else {
+                    continue;
+                };
                 if propose && n.role() == Role::Leader {
                     let value = self.next_value;
                     self.next_value += 1;
@@ -350,7 +356,9 @@ impl Sim {
 
         // I/O and sends.
         for i in 0..NODES as usize {
-            let Some(n) = self.nodes[i].as_mut() else { continue };
+            let Some(n) = self.nodes[i].as_mut() else {
+                continue;
+            };
             let msgs: Vec<Message> = match block_on(n.process()) {
                 Ok(m) => m,
                 Err(e) => {
@@ -379,7 +387,9 @@ impl Sim {
 
     fn check(&mut self) {
         for i in 0..NODES as usize {
-            let Some(n) = self.nodes[i].as_ref() else { continue };
+            let Some(n) = self.nodes[i].as_ref() else {
+                continue;
+            };
             if n.role() == Role::Leader {
                 let term = n.term();
                 match self.leaders.get(&term) {
@@ -406,7 +416,10 @@ impl Sim {
             let commit = n.commit_index();
             for index in self.checked[i] + 1..=commit {
                 let Some(meta) = n.store().meta(index) else {
-                    self.fail(format!("node {} committed {index} but does not hold it", n.id()))
+                    self.fail(format!(
+                        "node {} committed {index} but does not hold it",
+                        n.id()
+                    ))
                 };
                 let data = if meta.next_offset > meta.base_offset {
                     match self.disks[i].batch_at(meta.base_offset) {
@@ -437,7 +450,9 @@ impl Sim {
         // Fates of proposals.
         let mut still = Vec::new();
         for (node, p, value) in std::mem::take(&mut self.pending) {
-            let Some(n) = self.nodes[node as usize].as_ref() else { continue };
+            let Some(n) = self.nodes[node as usize].as_ref() else {
+                continue;
+            };
             match n.outcome(&p) {
                 Outcome::Pending => still.push((node, p, value)),
                 Outcome::Committed => {
@@ -461,7 +476,9 @@ impl Sim {
         let leader = (0..NODES as usize)
             .find(|&i| self.nodes[i].as_ref().is_some_and(|n| n.leader_ready()))
             .unwrap_or_else(|| self.fail("no leader after the network healed".into()));
-        let hw = self.nodes[leader].as_ref().map_or(0, |n| n.high_watermark());
+        let hw = self.nodes[leader]
+            .as_ref()
+            .map_or(0, |n| n.high_watermark());
         // Every replica holds the same committed log: dense offsets, each acked value at its
         // offset exactly once.
         let mut logs = Vec::new();
@@ -470,12 +487,17 @@ impl Sim {
             let mut next = 0i64;
             let mut values = BTreeMap::new();
             for b in all {
-                let h = BatchHeader::parse(&b).unwrap_or_else(|| self.fail("unparsable batch".into()));
+                let h =
+                    BatchHeader::parse(&b).unwrap_or_else(|| self.fail("unparsable batch".into()));
                 if h.base_offset >= hw {
                     break;
                 }
                 if h.base_offset != next {
-                    self.fail(format!("node {}: offset {} follows {next}", i + 1, h.base_offset));
+                    self.fail(format!(
+                        "node {}: offset {} follows {next}",
+                        i + 1,
+                        h.base_offset
+                    ));
                 }
                 let v = value_of(&b).unwrap_or_else(|| self.fail("batch without a value".into()));
                 values.insert(h.base_offset, v);
@@ -483,7 +505,10 @@ impl Sim {
                 assert_eq!(iter_batches(&b).count(), 1);
             }
             if next != hw {
-                self.fail(format!("node {} holds up to {next}, the high watermark is {hw}", i + 1));
+                self.fail(format!(
+                    "node {} holds up to {next}, the high watermark is {hw}",
+                    i + 1
+                ));
             }
             logs.push(values);
         }
@@ -515,7 +540,12 @@ fn run(seed: u64) -> (usize, u64, u64, u64) {
         sim.step(true);
     }
     sim.finish();
-    (sim.acked.len(), sim.crashes, sim.lost, sim.leaders.len() as u64)
+    (
+        sim.acked.len(),
+        sim.crashes,
+        sim.lost,
+        sim.leaders.len() as u64,
+    )
 }
 
 #[test]
@@ -547,6 +577,9 @@ fn replication_survives_drops_partitions_and_crashes() {
     }
     eprintln!("{seeds} seeds: {acked} acknowledged values, {crashes} crashes, {terms} terms with a leader");
     // The faults must not have stopped all progress: the test proves nothing otherwise.
-    assert!(acked > seeds as usize * 50, "too little progress: {acked} acknowledged");
+    assert!(
+        acked > seeds as usize * 50,
+        "too little progress: {acked} acknowledged"
+    );
     assert!(crashes > seeds, "too few crashes: {crashes}");
 }

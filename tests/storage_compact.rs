@@ -15,7 +15,7 @@ use common::*;
 use proptest::prelude::*;
 use strata::partition::Partition;
 use strata::storage::batch::build_batch_nullable;
-use strata::storage::compact::swap::ALL_STEPS;
+use strata::storage::compact::swap::{SwapStep, ALL_STEPS};
 use strata::storage::compact::{KeyMap, KEY_MAP_ENTRY_BYTES};
 use strata::storage::{Clock, LogConfig, ManualClock, PartitionLog};
 
@@ -347,12 +347,7 @@ fn a_crash_at_any_step_of_a_swap_loses_nothing() {
             check(&p, &model, false).await;
             assert_eq!(p.stats().log_end, end, "after a crash at {step:?}");
             assert_eq!(p.stats().log_start, 0, "after a crash at {step:?}");
-            let leftovers: Vec<String> = std::fs::read_dir(dir.path())
-                .expect("dir")
-                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
-                .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
-                .collect();
-            assert!(leftovers.is_empty(), "{leftovers:?}");
+            assert_no_unfinished_swap(dir.path());
             // Cleaning again finishes the job.
             p.clean(&mut big_map(), true, None).await.expect("clean");
             check(&p, &model, false).await;
@@ -951,4 +946,91 @@ fn a_batch_beyond_the_decompression_bound_is_left_uncleaned_and_refused_by_compa
             "{err:?}"
         );
     });
+}
+
+/// After a reopen, no `.cleaned` or `.swap` file is left: each was rolled back or forward.
+fn assert_no_unfinished_swap(dir: &Path) {
+    let leftovers: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The segment files (`.log`) in a partition's folder.
+fn log_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .count()
+}
+
+/// A first clean leaves the old segments nearly empty; the next one merges consecutive
+/// segments whose sizes add up to at most `segment.bytes` into one (Kafka's cleaner groups
+/// segments the same way), through the same crash-safe swap: a crash after any step of a
+/// merge's swap leaves the old segments or the merged one, every key's latest value readable.
+#[test]
+fn small_cleaned_segments_are_merged_and_a_crash_inside_a_merge_loses_nothing() {
+    for step in std::iter::once(None).chain(ALL_STEPS.into_iter().map(Some)) {
+        run(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+            let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+            let mut model = Model::new();
+            singles(&p, &mut model, 3).await;
+            fill(&p, &mut model, 400, 5, 0).await;
+            p.clean(&mut big_map(), true, None)
+                .await
+                .expect("first clean");
+            let small = p.stats().segments;
+            assert!(small > 5, "{small} segments");
+            fill(&p, &mut model, 40, 5, 0).await;
+            let end = p.stats().log_end;
+            let result = p.clean(&mut big_map(), true, step).await;
+            let p = match step {
+                None => {
+                    let report = result.expect("clean").expect("forced");
+                    assert!(report.segments_merged > 0, "{report:?}");
+                    p
+                }
+                Some(step) => {
+                    assert!(
+                        result.is_err(),
+                        "the failpoint after {step:?} stops the merge"
+                    );
+                    drop(p); // a crash: no close
+                    let p = open_p(dir.path(), compact_config(), clock.clone()).await;
+                    check(&p, &model, false).await;
+                    assert_eq!(p.stats().log_end, end, "after a crash at {step:?}");
+                    assert_no_unfinished_swap(dir.path());
+                    p.clean(&mut big_map(), true, None)
+                        .await
+                        .expect("clean again");
+                    p
+                }
+            };
+            check(&p, &model, false).await;
+            let merged = p.stats().segments;
+            assert!(
+                merged < small / 2,
+                "{merged} segments after the merge, {small} before"
+            );
+            assert_eq!(
+                log_files(dir.path()),
+                merged,
+                "the merged-away files are gone"
+            );
+            drop(p);
+            let p = open_p(dir.path(), compact_config(), clock).await;
+            check(&p, &model, false).await;
+            assert_eq!(p.stats().segments, merged, "after a reopen");
+            assert_eq!(p.stats().log_end, end);
+            // The log goes on where it was.
+            fill(&p, &mut model, 20, 3, 0).await;
+            assert_eq!(p.stats().log_end, end + 20);
+            check(&p, &model, false).await;
+        });
+    }
 }

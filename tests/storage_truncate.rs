@@ -60,7 +60,9 @@ fn truncation_across_segments_then_appends_continue_and_survive_reopen() {
         assert_eq!(log.log_end(), 0);
         assert!(read_all(&log, 0).await.is_empty());
         // Not at a batch boundary: refused, nothing lost.
-        log.append(&numbered_batch("c", 0, 10, 1)).await.expect("append");
+        log.append(&numbered_batch("c", 0, 10, 1))
+            .await
+            .expect("append");
         log.flush(log.log_end()).await.expect("flush");
         assert!(log.truncate_from(5).await.is_err());
     });

@@ -53,6 +53,10 @@ pub struct ProduceBench {
     /// Bytes of each record's value.
     #[arg(long, default_value_t = 1024)]
     pub message_size: usize,
+    /// Key the records `k0` … `k{N-1}` in turn (librdkafka client): a compacted topic refuses
+    /// keyless records, and the cleaner keeps the latest of each key. 0: no key.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
     /// librdkafka batch.size (bytes per partition batch).
     #[arg(long, default_value_t = 1_000_000)]
     pub batch_size: usize,
@@ -266,8 +270,12 @@ fn progress(label: &str, start: Instant, records: u64, bytes: u64) {
 
 pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
     if a.client_kind == ClientKind::Raw {
+        if a.keys > 0 {
+            bail!("--keys is for the librdkafka client (the raw client's batches carry no key)");
+        }
         return raw::produce(brokers, &a);
     }
+    let keys = a.keys;
     ensure_topic(brokers, &a.topic, a.partitions)?;
     let reports = Reports::new()?;
     let payload = vec![b'x'; a.message_size];
@@ -310,9 +318,13 @@ pub fn produce(brokers: &str, a: ProduceBench) -> Result<()> {
                 } else {
                     Instant::now()
                 };
-                let rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
+                let key = (keys > 0).then(|| format!("k{}", i % keys));
+                let mut rec: BaseRecord<'_, [u8], [u8], Box<Instant>> =
                     BaseRecord::with_opaque_to(&topic, Box::new(intended))
                         .payload(payload.as_slice());
+                if let Some(k) = &key {
+                    rec = rec.key(k.as_bytes());
+                }
                 send_waiting(&producer, rec)?;
                 i += 1;
             }

@@ -65,7 +65,11 @@ pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
             replication_factor,
             configs,
         } => {
-            let mut t = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication_factor));
+            let mut t = NewTopic::new(
+                &name,
+                partitions,
+                TopicReplication::Fixed(replication_factor),
+            );
             for (k, v) in &configs {
                 t = t.set(k, v);
             }

@@ -130,10 +130,12 @@ impl Catalog {
             brokers: Vec::new(),
         };
         if let Some(bytes) = meta::read_checked(&path)? {
-            catalog.fill(&bytes).map_err(|reason| StorageError::BadFile {
-                path: path.display().to_string(),
-                reason,
-            })?;
+            catalog
+                .fill(&bytes)
+                .map_err(|reason| StorageError::BadFile {
+                    path: path.display().to_string(),
+                    reason,
+                })?;
         }
         Ok(catalog)
     }

@@ -24,8 +24,6 @@ use crate::shard::{self, Shard};
 
 /// How often each core looks for partitions whose flush.ms has passed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
-/// How often retention runs (Kafka's `log.retention.check.interval.ms` is 5 minutes).
-const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 /// How often executors look at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 /// Registered (locked) memory per core for DMA buffers; beyond it buffers come from the heap.
@@ -159,11 +157,12 @@ async fn core_main(
     });
     let housekeeping = glommio::spawn_local({
         let shard = shard.clone();
+        let retention_interval = config.retention_check_interval;
         async move {
             let mut last_retention = std::time::Instant::now();
             loop {
                 glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
-                let retention = last_retention.elapsed() >= RETENTION_INTERVAL;
+                let retention = last_retention.elapsed() >= retention_interval;
                 if retention {
                     last_retention = std::time::Instant::now();
                 }
@@ -200,7 +199,12 @@ async fn core_main(
         while r.host.leading() > 0 && start.elapsed() < LEADERSHIP_HANDOVER_WAIT {
             glommio::timer::sleep(Duration::from_millis(20)).await;
         }
-        tracing::info!(core, asked, still_leading = r.host.leading(), "handed leadership over");
+        tracing::info!(
+            core,
+            asked,
+            still_leading = r.host.leading(),
+            "handed leadership over"
+        );
     }
     drop((housekeeping, peers));
     shard.close_all().await;

@@ -533,6 +533,7 @@ impl Partition {
             dir = %self.log.dir().display(),
             cleaned_upto = report.cleaned_upto,
             segments = report.segments_rewritten,
+            merged = report.segments_merged,
             removed = report.records_removed,
             bytes_before = report.bytes_before,
             bytes_after = report.bytes_after,

@@ -76,7 +76,9 @@ impl Partition {
             loop {
                 handle.changed.notified().await;
                 match me.upgrade() {
-                    Some(p) if p.group().is_some_and(|g| Rc::ptr_eq(&g, &handle)) => p.data.notify(),
+                    Some(p) if p.group().is_some_and(|g| Rc::ptr_eq(&g, &handle)) => {
+                        p.data.notify()
+                    }
                     _ => break,
                 }
             }

@@ -112,7 +112,9 @@ pub fn decode_index(buf: &[u8]) -> (Vec<EntryMeta>, usize) {
         let fits = meta.next_offset >= meta.base_offset
             && (kind == EntryKind::Data) == (meta.next_offset > meta.base_offset)
             && out.last().is_none_or(|p| {
-                p.index + 1 == meta.index && p.next_offset == meta.base_offset && p.term <= meta.term
+                p.index + 1 == meta.index
+                    && p.next_offset == meta.base_offset
+                    && p.term <= meta.term
             });
         if !fits {
             break;
@@ -131,7 +133,11 @@ mod tests {
         EntryMeta {
             index,
             term,
-            kind: if next > base { EntryKind::Data } else { EntryKind::Empty },
+            kind: if next > base {
+                EntryKind::Data
+            } else {
+                EntryKind::Empty
+            },
             base_offset: base,
             next_offset: next,
             payload: Bytes::new(),

@@ -191,10 +191,14 @@ impl<D: ReplicaDevice> Host<D> {
     pub fn remove(&self, group: GroupId) -> Option<Replica<D>> {
         let g = self.groups.borrow_mut().remove(&group)?;
         for (_, _, slot) in g.waiting {
-            slot.set(Err(ReplicaError::Stopped("the partition was closed".into())));
+            slot.set(Err(ReplicaError::Stopped(
+                "the partition was closed".into(),
+            )));
         }
         for (_, _, slot) in g.handle.proposals.borrow_mut().drain(..) {
-            slot.set(Err(ReplicaError::Stopped("the partition was closed".into())));
+            slot.set(Err(ReplicaError::Stopped(
+                "the partition was closed".into(),
+            )));
         }
         g.replica
     }
@@ -218,7 +222,11 @@ impl<D: ReplicaDevice> Host<D> {
 
     /// Runs a closure on a group's replica when the pump does not hold it (tests, leadership
     /// transfer on shutdown).
-    pub fn with_replica<T>(&self, group: GroupId, f: impl FnOnce(&mut Replica<D>) -> T) -> Option<T> {
+    pub fn with_replica<T>(
+        &self,
+        group: GroupId,
+        f: impl FnOnce(&mut Replica<D>) -> T,
+    ) -> Option<T> {
         let mut groups = self.groups.borrow_mut();
         let r = groups.get_mut(&group)?.replica.as_mut()?;
         let out = f(r);
@@ -234,7 +242,9 @@ impl<D: ReplicaDevice> Host<D> {
         let mut asked = 0;
         let mut groups = self.groups.borrow_mut();
         for (id, g) in groups.iter_mut() {
-            let Some(r) = g.replica.as_mut() else { continue };
+            let Some(r) = g.replica.as_mut() else {
+                continue;
+            };
             if r.role() == Role::Leader {
                 if let Some(to) = r.best_follower() {
                     r.transfer_leader(to);
@@ -295,14 +305,20 @@ impl<D: ReplicaDevice> Host<D> {
             self.dirty.borrow_mut().clear();
             self.groups.borrow().keys().copied().collect()
         } else {
-            std::mem::take(&mut *self.dirty.borrow_mut()).into_iter().collect()
+            std::mem::take(&mut *self.dirty.borrow_mut())
+                .into_iter()
+                .collect()
         };
         let mut out: Vec<(NodeId, GroupId, Message)> = Vec::new();
         for group in todo {
             let taken = {
                 let mut groups = self.groups.borrow_mut();
-                let Some(g) = groups.get_mut(&group) else { continue };
-                let Some(mut r) = g.replica.take() else { continue };
+                let Some(g) = groups.get_mut(&group) else {
+                    continue;
+                };
+                let Some(mut r) = g.replica.take() else {
+                    continue;
+                };
                 if tick {
                     r.tick();
                 }

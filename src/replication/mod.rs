@@ -34,8 +34,8 @@ pub mod replica;
 pub mod store;
 
 pub use device::{DeviceError, ReplicaDevice};
-pub use log_device::LogDevice;
 pub use entries::{EntryKind, EntryMeta};
+pub use log_device::LogDevice;
 pub use replica::{Outcome, Proposed, Replica, ReplicaError, ReplicaSettings, Role};
 pub use store::EntryStore;
 

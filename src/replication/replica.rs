@@ -272,8 +272,7 @@ impl<D: ReplicaDevice> Replica<D> {
             }
         }
         // No batch among them: the log ends where the durable entry before them ends.
-        self.store
-            .end_offset_at(unstable.offset.saturating_sub(1))
+        self.store.end_offset_at(unstable.offset.saturating_sub(1))
     }
 
     /// Proposes one record batch (as the client sent it, validated by the caller); stamps its
@@ -436,10 +435,7 @@ impl<D: ReplicaDevice> Replica<D> {
         Ok(())
     }
 
-    async fn apply_conf(
-        &mut self,
-        cc: &impl raft_proto::ConfChangeI,
-    ) -> Result<(), ReplicaError> {
+    async fn apply_conf(&mut self, cc: &impl raft_proto::ConfChangeI) -> Result<(), ReplicaError> {
         let conf = self
             .node
             .apply_conf_change(cc)

@@ -62,7 +62,9 @@ impl Inner {
         if index < self.first_index() {
             return None;
         }
-        self.metas.get((index - self.first_index()) as usize).map(|(m, _)| m)
+        self.metas
+            .get((index - self.first_index()) as usize)
+            .map(|(m, _)| m)
     }
     fn end_offset(&self) -> i64 {
         self.metas
@@ -174,7 +176,10 @@ impl EntryStore {
             }
         }
         let batch_end = device.batch_end();
-        let keep = metas.iter().take_while(|m| m.next_offset <= batch_end).count();
+        let keep = metas
+            .iter()
+            .take_while(|m| m.next_offset <= batch_end)
+            .count();
         if keep < metas.len() {
             valid = metas[..keep].iter().map(|m| m.encoded_len()).sum::<usize>();
             metas.truncate(keep);
@@ -195,7 +200,11 @@ impl EntryStore {
                      it was written unreplicated and is not adopted"
                 )));
             }
-            tracing::warn!(from = end, to = batch_end, "cutting batches that have no entry");
+            tracing::warn!(
+                from = end,
+                to = batch_end,
+                "cutting batches that have no entry"
+            );
             device.truncate_batches(end).await?;
         }
         let mut pos = 0u64;
@@ -257,7 +266,9 @@ impl EntryStore {
         if index < inner.first_index() {
             return inner.start_offset;
         }
-        inner.meta(index).map_or(inner.end_offset(), |m| m.next_offset)
+        inner
+            .meta(index)
+            .map_or(inner.end_offset(), |m| m.next_offset)
     }
 
     /// The first offset of the first entry of `term` or later, with that entry's term:
@@ -318,7 +329,12 @@ impl EntryStore {
             if first.index <= inner.last_index() {
                 let at = (first.index - inner.first_index()) as usize;
                 let (m, p) = &inner.metas[at];
-                (Some((at, m.base_offset, *p)), m.base_offset, *p, first.index)
+                (
+                    Some((at, m.base_offset, *p)),
+                    m.base_offset,
+                    *p,
+                    first.index,
+                )
             } else {
                 (None, inner.end_offset(), inner.index_len, first.index)
             }
@@ -532,6 +548,8 @@ impl Storage for StoreHandle {
         // The front of the log is never dropped below what a follower may need yet, so no
         // snapshot is ever asked for; rebuilding a replica from segment files comes with
         // retention under replication.
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
     }
 }

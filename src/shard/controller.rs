@@ -99,10 +99,11 @@ impl Controller {
             return Err(CatalogError::NotController(self.leader()));
         }
         let bytes = next.encode()?;
-        let batch = build_batch(0, crate::storage::Clock::now_ms(&SystemClock), &[(
-            Some(CATALOG_KEY),
-            &bytes,
-        )]);
+        let batch = build_batch(
+            0,
+            crate::storage::Clock::now_ms(&SystemClock),
+            &[(Some(CATALOG_KEY), &bytes)],
+        );
         let p = self
             .handle
             .propose(BytesMut::from(&batch[..]), Ack::Quorum)
@@ -132,11 +133,7 @@ impl Controller {
         let mut from = self.applied.get().max(self.log.log_start());
         let mut newest = None;
         while from < hw {
-            let read = self
-                .log
-                .read(from, 4 << 20, hw)
-                .await
-                .map_err(storage)?;
+            let read = self.log.read(from, 4 << 20, hw).await.map_err(storage)?;
             let batches = read.batches();
             if batches.is_empty() {
                 break;

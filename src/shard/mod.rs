@@ -252,10 +252,17 @@ impl Shard {
     /// for a partition that is not replicated (one-node broker, or a topic from before).
     fn replica_of(&self, tp: &TopicPartition) -> Option<registry::ReplicaOf> {
         let r = self.replication.as_ref()?;
-        let replicas: Vec<u64> = self.catalog.borrow().replicas(&tp.topic, tp.partition)?.to_vec();
+        let replicas: Vec<u64> = self
+            .catalog
+            .borrow()
+            .replicas(&tp.topic, tp.partition)?
+            .to_vec();
         let group = replicas::group_id(tp);
         r.link.route(group, Some(tp));
-        let voters = replicas.iter().map(|b| replicas::raft_id(*b as i32)).collect();
+        let voters = replicas
+            .iter()
+            .map(|b| replicas::raft_id(*b as i32))
+            .collect();
         let settings = crate::replication::ReplicaSettings::new(
             replicas::raft_id(r.broker),
             voters,

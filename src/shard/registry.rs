@@ -69,9 +69,9 @@ impl Registry {
     ) -> Result<Rc<Partition>, ShardError> {
         if replica.as_ref().is_some_and(|r| !r.member) {
             // Replicated elsewhere: this broker holds no copy (Kafka: NOT_LEADER_OR_FOLLOWER).
-            return Err(ShardError::Partition(crate::partition::PartitionError::NotLeader {
-                leader: None,
-            }));
+            return Err(ShardError::Partition(
+                crate::partition::PartitionError::NotLeader { leader: None },
+            ));
         }
         if let Some(p) = self.get(tp) {
             return Ok(p);

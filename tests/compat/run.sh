@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs real third-party Kafka clients against a fresh Strata broker:
-#   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka.
+#   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka,
+#   quixstreams (a stateful app restoring its state from a compacted changelog, tests/compat/quixstreams_state.py).
 # Each produces and consumes, with every compression codec, and consumes as a group member
 # (tests/compat/groups.py) and with the KIP-848 consumer protocol
 # (tests/compat/groups_consumer_protocol.py); idempotent producers through dropped responses; Spark Structured
@@ -25,7 +26,7 @@ fi
 venv=${STRATA_COMPAT_VENV:-$root/target/compat-venv}
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
 "$venv/bin/pip" install -q confluent-kafka kafka-python aiokafka lz4 python-snappy zstandard cramjam \
-  pyspark==4.2.0 pyarrow "pandas<3"
+  pyspark==4.2.0 pyarrow "pandas<3" quixstreams==3.28.1
 # pyspark 4.2.0: the newest release whose spark-sql-kafka-0-10 connector Maven Central serves
 # (tests/compat/spark/connector/pom.xml pins the same version).
 if ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then   # Spark, Maven and the Java suite need a JDK 17+
@@ -88,6 +89,17 @@ fpid=$!
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$fport) 2>/dev/null && break; sleep 0.1; done
 if "$venv/bin/python" "$here/idempotence.py" "127.0.0.1:$fport"; then passed=$((passed+3)); else failed=$((failed+1)); tail -20 "$work/faulty.log"; fi
 kill -TERM $fpid; wait $fpid || true
+
+echo "== quixstreams: a stateful app restores its state from a changelog topic the broker compacts"
+# A broker of its own: 4 KiB segments, a low dirty ratio and a cleaner pass every 500 ms, so that
+# the changelog is compacted while the test runs.
+qport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" serve --data-dir "$work/quix" --listen "127.0.0.1:$qport" --topic-default segment.bytes=4096 \
+  --topic-default min.cleanable.dirty.ratio=0.01 --log-retention-check-interval-ms 500 >"$work/quix.log" 2>&1 &
+qpid=$!
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$qport) 2>/dev/null && break; sleep 0.1; done
+if timeout 180 "$venv/bin/python" "$here/quixstreams_state.py" "127.0.0.1:$qport"; then passed=$((passed+3)); else failed=$((failed+1)); tail -20 "$work/quix.log"; fi
+kill -TERM $qpid; wait $qpid || true
 
 echo "== Spark Structured Streaming and strata stream: the attendance query"
 if "$venv/bin/python" "$here/spark/attendance.py" "$broker" "$bin" "${spark_jars[@]}" >"$work/spark.log" 2>&1; then

@@ -86,7 +86,12 @@ pub async fn handle(
                 .map(|_| None)
             } else {
                 ctx.shard
-                    .create_topic_replicated(name.clone(), partitions, t.replication_factor, configs)
+                    .create_topic_replicated(
+                        name.clone(),
+                        partitions,
+                        t.replication_factor,
+                        configs,
+                    )
                     .await
                     .map(Some)
             };

@@ -24,7 +24,11 @@ pub async fn handle(
     let b = &ctx.broker;
     let offsets_topic = super::group_call::ensure_offsets_topic(ctx).await;
     let view = ctx.shard.cluster_view().await;
-    let me = (b.node_id, b.advertised_host.clone(), b.advertised_port as i32);
+    let me = (
+        b.node_id,
+        b.advertised_host.clone(),
+        b.advertised_port as i32,
+    );
     // Where a group's coordinator is: this broker, or the leader of its partition.
     let locate = |key: &StrBytes| -> Option<(i32, String, i32)> {
         let Some(view) = &view else {
@@ -38,7 +42,11 @@ pub async fn handle(
         let leader = crate::shard::replicas::broker_of(l.leader?);
         let (_, listener) = view.listeners.iter().find(|(id, _)| *id == leader)?;
         let (host, port) = listener.rsplit_once(':')?;
-        Some((leader, host.trim_matches(['[', ']']).to_string(), port.parse().ok()?))
+        Some((
+            leader,
+            host.trim_matches(['[', ']']).to_string(),
+            port.parse().ok()?,
+        ))
     };
     let answer = |key: &StrBytes| -> (i16, Option<String>) {
         match req.key_type {
@@ -105,13 +113,15 @@ pub async fn handle(
     } else {
         resp
     };
-    Some(if let (errors::NONE, Some((node, host, port))) = (code, locate(&req.key)) {
-        resp.with_node_id(BrokerId(node))
-            .with_host(str_bytes(&host))
-            .with_port(port)
-    } else {
-        resp.with_node_id(BrokerId(-1))
-            .with_host(str_bytes(""))
-            .with_port(-1)
-    })
+    Some(
+        if let (errors::NONE, Some((node, host, port))) = (code, locate(&req.key)) {
+            resp.with_node_id(BrokerId(node))
+                .with_host(str_bytes(&host))
+                .with_port(port)
+        } else {
+            resp.with_node_id(BrokerId(-1))
+                .with_host(str_bytes(""))
+                .with_port(-1)
+        },
+    )
 }

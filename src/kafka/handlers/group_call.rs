@@ -5,8 +5,8 @@ use super::Ctx;
 use crate::group::offsets::{OFFSETS_PARTITIONS, OFFSETS_TOPIC};
 use crate::group::{group_partition, offsets_topic_configs, GroupOp, GroupReply};
 use crate::kafka::errors;
-use crate::shard::calls::Group;
 use crate::partition::PartitionError;
+use crate::shard::calls::Group;
 use crate::shard::{ShardError, TopicPartition};
 
 /// Runs `op` on its group's coordinator partition.

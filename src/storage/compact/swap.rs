@@ -1,20 +1,23 @@
 //! Swapping a cleaned segment in, crash-safely (Kafka's `.cleaned` / `.swap` protocol).
 //!
-//! For a segment with base offset `B` (`B` = its 20-digit file stem):
+//! A cleaned copy replaces one segment, or a group of consecutive ones merged into one file
+//! (Kafka merges small cleaned segments the same way): the segments with base offsets in
+//! `[B, E)`, `B` the first one's base (its 20-digit file stem), `E` the next offset of the last.
 //! 1. the cleaned copy is written to `B.log.cleaned` and fsynced;
-//! 2. it is renamed to `B.log.swap` and the folder fsynced: **the commit point**;
-//! 3. the old `B.log`, `B.index` and `B.timeindex` are deleted;
-//! 4. `B.log.swap` is renamed to `B.log` and the folder fsynced;
+//! 2. it is renamed to `B.log.swap` (one segment) or `B-E.log.swap` (a merge: the name says
+//!    which segments it replaces) and the folder fsynced: **the commit point**;
+//! 3. the old segments' `.log`, `.index` and `.timeindex` files are deleted;
+//! 4. the `.swap` file is renamed to `B.log` and the folder fsynced;
 //! 5. the indexes are rebuilt from the new file (derived data: a missing one is rebuilt on
 //!    open).
 //!
 //! Recovery on open ([`finish_swaps`], before segments are listed): a `.cleaned` file is an
-//! unfinished copy and is deleted (the old segment is intact: roll back); a `.swap` file is a
-//! complete, synced copy, so whatever is left of the old segment is deleted and the swap is
-//! renamed into place (roll forward). A crash at any point leaves the old segment or the new
-//! one, never a mix and never neither. Each segment is swapped on its own: a crash between two
-//! segments of one clean leaves some cleaned and some not, which loses nothing (a record is
-//! only dropped when a newer record of its key is kept in a later offset).
+//! unfinished copy and is deleted (the old segments are intact: roll back); a `.swap` file is a
+//! complete, synced copy, so whatever is left of the segments it replaces is deleted and the
+//! swap is renamed into place (roll forward). A crash at any point leaves the old segments or
+//! the new one, never a mix and never neither. Each copy is swapped on its own: a crash
+//! between two copies of one clean leaves some cleaned and some not, which loses nothing (a
+//! record is only dropped when a newer record of its key is kept in a later offset).
 
 use std::path::{Path, PathBuf};
 
@@ -48,8 +51,25 @@ pub const ALL_STEPS: [SwapStep; 4] = [
 pub fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{}{CLEANED_SUFFIX}", file_stem(base)))
 }
-pub fn swap_path(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{}{SWAP_SUFFIX}", file_stem(base)))
+/// The `.swap` name of a copy replacing the segments in `[base, end)`; `end` is `None` for a
+/// copy of the one segment `base`.
+pub fn swap_path(dir: &Path, base: i64, end: Option<i64>) -> PathBuf {
+    match end {
+        None => dir.join(format!("{}{SWAP_SUFFIX}", file_stem(base))),
+        Some(end) => dir.join(format!(
+            "{}-{}{SWAP_SUFFIX}",
+            file_stem(base),
+            file_stem(end)
+        )),
+    }
+}
+
+/// The base and, for a merge, the end of a `.swap` file's stem (`B` or `B-E`).
+fn parse_swap_stem(stem: &str) -> Option<(i64, Option<i64>)> {
+    match stem.split_once('-') {
+        None => Some((stem.parse().ok()?, None)),
+        Some((b, e)) => Some((b.parse().ok()?, Some(e.parse().ok()?))),
+    }
 }
 pub fn log_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{}.log", file_stem(base)))
@@ -79,25 +99,49 @@ pub fn write_cleaned(dir: &Path, base: i64, bytes: &[u8]) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Step 2: the commit point.
-pub fn commit(dir: &Path, base: i64) -> Result<()> {
-    std::fs::rename(cleaned_path(dir, base), swap_path(dir, base))?;
+/// Step 2: the commit point. `end`: see [`swap_path`].
+pub fn commit(dir: &Path, base: i64, end: Option<i64>) -> Result<()> {
+    std::fs::rename(cleaned_path(dir, base), swap_path(dir, base, end))?;
     sync_dir(dir)
 }
 
-/// Step 3: the old segment's files go.
-pub fn delete_old(dir: &Path, base: i64) -> Result<()> {
-    let stem = file_stem(base);
-    for ext in ["log", "index", "timeindex"] {
-        remove_if_there(&dir.join(format!("{stem}.{ext}")))?;
+/// Step 3: the old segments' files go (those with these base offsets).
+pub fn delete_old(dir: &Path, bases: &[i64]) -> Result<()> {
+    for &base in bases {
+        let stem = file_stem(base);
+        for ext in ["log", "index", "timeindex"] {
+            remove_if_there(&dir.join(format!("{stem}.{ext}")))?;
+        }
     }
     Ok(())
 }
 
-/// Step 4: the cleaned file takes the segment's name.
-pub fn install(dir: &Path, base: i64) -> Result<()> {
-    std::fs::rename(swap_path(dir, base), log_path(dir, base))?;
+/// Step 4: the cleaned file takes the (first) segment's name.
+pub fn install(dir: &Path, base: i64, end: Option<i64>) -> Result<()> {
+    std::fs::rename(swap_path(dir, base, end), log_path(dir, base))?;
     sync_dir(dir)
+}
+
+/// The base offsets of the segment files (`.log`, `.index`, `.timeindex`) in `dir` within
+/// `[from, to)`: what a merge's swap replaces.
+fn segments_within(dir: &Path, from: i64, to: i64) -> Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        let Some((stem, ext)) = name.split_once('.') else {
+            continue;
+        };
+        if !matches!(ext, "log" | "index" | "timeindex") {
+            continue;
+        }
+        if let Ok(base) = stem.parse::<i64>() {
+            if (from..to).contains(&base) && !bases.contains(&base) {
+                bases.push(base);
+            }
+        }
+    }
+    Ok(bases)
 }
 
 /// Finishes or rolls back every swap a crash interrupted in `dir` (see the module doc).
@@ -118,12 +162,16 @@ pub fn finish_swaps(dir: &Path) -> Result<usize> {
             remove_if_there(&dir.join(&name))?;
             changed = true;
         } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
-            let Ok(base) = stem.parse::<i64>() else {
+            let Some((base, end)) = parse_swap_stem(stem) else {
                 continue;
             };
-            tracing::warn!(dir = %dir.display(), segment = base, "finishing an interrupted swap of a cleaned segment");
-            delete_old(dir, base)?;
-            std::fs::rename(swap_path(dir, base), log_path(dir, base))?;
+            tracing::warn!(dir = %dir.display(), segment = base, merged_upto = ?end, "finishing an interrupted swap of a cleaned segment");
+            let old = match end {
+                None => vec![base],
+                Some(end) => segments_within(dir, base, end)?,
+            };
+            delete_old(dir, &old)?;
+            std::fs::rename(swap_path(dir, base, end), log_path(dir, base))?;
             finished += 1;
             changed = true;
         }

@@ -5,7 +5,9 @@
 //! (KIP-534: a batch whose kept records include a tombstone is stamped, on the first clean
 //! that keeps it, with `now + delete.retention.ms`; see `storage::compact::records`; a
 //! segment's file times play no part); each rewritten segment is
-//! swapped in on its own (see `storage::compact::swap`). Offsets never change: each batch keeps
+//! swapped in on its own (see `storage::compact::swap`), and consecutive segments whose sizes
+//! add up to at most `segment.bytes` are cleaned into one (small cleaned segments are merged,
+//! as Kafka's cleaner does). Offsets never change: each batch keeps
 //! its base offset and `lastOffsetDelta`; a batch left with no record goes (so a segment may
 //! end before the next one starts: reads go on in the next segment, recovery accepts the gap
 //! in a sealed segment read whole), unless it holds the last sequence of an idempotent
@@ -20,7 +22,7 @@
 use std::rc::Rc;
 
 use super::PartitionLog;
-use crate::limits::CLEANER_WRITE_BYTES;
+use crate::limits::{CLEANER_WRITE_BYTES, MAX_SEGMENT_OFFSET_SPAN};
 use crate::storage::batch::{BatchHeader, HEADER_BYTES};
 use crate::storage::compact::records::{batch_records, empty_batch, rebuild};
 use crate::storage::compact::swap::{self, SwapStep};
@@ -53,6 +55,8 @@ pub struct CleanReport {
     /// The first offset not covered by this pass's key map: the next pass's dirty point.
     pub cleaned_upto: i64,
     pub segments_rewritten: usize,
+    /// Segments that were merged into the one before them (a group of `n` counts `n - 1`).
+    pub segments_merged: usize,
     pub bytes_read: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
@@ -80,6 +84,29 @@ impl Tombstones {
     fn horizon(&self) -> i64 {
         self.now.saturating_add(self.delete_retention_ms)
     }
+}
+
+/// Consecutive segments grouped, oldest first, so that each group's total size stays within
+/// `max_bytes` (`segment.bytes`) and its offsets within what a segment's index can address:
+/// each group is cleaned into one segment (Kafka's `groupSegmentsBySize`, on the sizes before
+/// cleaning: segments a clean made small are merged by the next one).
+fn group_by_size(segments: &[Candidate], max_bytes: u64) -> Vec<&[Candidate]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < segments.len() {
+        let mut end = start + 1;
+        let mut size = segments[start].size;
+        while end < segments.len()
+            && size + segments[end].size <= max_bytes
+            && segments[end].next - segments[start].base <= MAX_SEGMENT_OFFSET_SPAN
+        {
+            size += segments[end].size;
+            end += 1;
+        }
+        groups.push(&segments[start..end]);
+        start = end;
+    }
+    groups
 }
 
 impl PartitionLog {
@@ -221,10 +248,19 @@ impl PartitionLog {
         // 2. Every cleanable segment below the map's end, oldest first.
         let now = self.clock.now_ms();
         let mut failpoint = failpoint;
-        for seg in segments.iter().filter(|s| s.base < map_end) {
-            if seg.base < self.log_start() && seg.next <= self.log_start() {
-                continue;
-            }
+        let log_start = self.log_start();
+        let below: Vec<Candidate> = segments
+            .iter()
+            .filter(|s| s.base < map_end && s.next > log_start)
+            .copied()
+            .collect();
+        let max_bytes = self.config.borrow().segment_bytes;
+        for group in group_by_size(&below, max_bytes) {
+            let seg = &Candidate {
+                base: group[0].base,
+                next: group[group.len() - 1].next,
+                size: group.iter().map(|s| s.size).sum(),
+            };
             let tombstones = Tombstones {
                 now,
                 delete_retention_ms: limits.delete_retention_ms,
@@ -233,11 +269,13 @@ impl PartitionLog {
                 .write_cleaned(seg, map, map_end, tombstones, &limits.last_batches)
                 .await?;
             report.bytes_read += seg.size;
-            if !changed {
+            // Several segments merged are a change even if no record went.
+            if !changed && group.len() == 1 {
                 let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
                 continue;
             }
-            self.swap_in(seg, failpoint.take()).await?;
+            self.swap_in(seg, group, failpoint.take()).await?;
+            report.segments_merged += group.len() - 1;
             report.segments_rewritten += 1;
             report.records_removed += removed;
             report.bytes_before += seg.size;
@@ -350,8 +388,16 @@ impl PartitionLog {
         Ok((changed, removed, size))
     }
 
-    /// Swaps the cleaned copy of `seg` in (steps 2–5 of the protocol), its indexes rebuilt.
-    async fn swap_in(&self, seg: &Candidate, failpoint: Option<SwapStep>) -> Result<()> {
+    /// Swaps the cleaned copy of `seg` in (steps 2–5 of the protocol), its indexes rebuilt,
+    /// in place of the segments of `group` (one, or several merged; `seg` spans them).
+    async fn swap_in(
+        &self,
+        seg: &Candidate,
+        group: &[Candidate],
+        failpoint: Option<SwapStep>,
+    ) -> Result<()> {
+        let merged_end = (group.len() > 1).then_some(seg.next);
+        let bases: Vec<i64> = group.iter().map(|s| s.base).collect();
         let fail = |step: SwapStep| -> Result<()> {
             if failpoint == Some(step) {
                 return Err(StorageError::Io(std::io::Error::other(format!(
@@ -384,12 +430,14 @@ impl PartitionLog {
         new_seg.end_at(seg.next);
         fail(SwapStep::CleanedWritten)?;
         let _permit = self.io_permit().await?;
-        let still_there = self
-            .state
-            .borrow()
-            .segments
-            .get(&seg.base)
-            .is_some_and(|s| !s.is_active() && s.next_offset() == seg.next);
+        let still_there = {
+            let st = self.state.borrow();
+            group.iter().all(|g| {
+                st.segments
+                    .get(&g.base)
+                    .is_some_and(|s| !s.is_active() && s.next_offset() == g.next)
+            })
+        };
         if !still_there {
             // Retention or DeleteRecords removed it meanwhile.
             let _ = std::fs::remove_file(swap::cleaned_path(&self.dir, seg.base));
@@ -398,27 +446,32 @@ impl PartitionLog {
         let dir = self.dir.clone();
         let base = seg.base;
         glommio::executor()
-            .spawn_blocking(move || swap::commit(&dir, base))
+            .spawn_blocking(move || swap::commit(&dir, base, merged_end))
             .await?;
         fail(SwapStep::RenamedToSwap)?;
-        swap::delete_old(&self.dir, seg.base)?;
+        swap::delete_old(&self.dir, &bases)?;
         fail(SwapStep::OldDeleted)?;
         let dir = self.dir.clone();
         glommio::executor()
-            .spawn_blocking(move || swap::install(&dir, base))
+            .spawn_blocking(move || swap::install(&dir, base, merged_end))
             .await?;
         fail(SwapStep::RenamedToLog)?;
         new_seg.renamed(swap::log_path(&self.dir, seg.base));
         new_seg.seal(&self.dir).await?;
         {
             let mut st = self.state.borrow_mut();
+            for b in &bases {
+                st.segments.remove(b);
+            }
             st.segments.insert(seg.base, new_seg);
             // Cached batches of the old file must not be served (or cleaned) again: drop the
             // cache up to the segment's end (all of it on disk, in sealed segments).
             st.tail.retain_from(seg.next);
         }
-        self.read_ahead.forget(seg.base);
-        tracing::debug!(dir = %self.dir.display(), segment = seg.base, "swapped in a cleaned segment");
+        for b in &bases {
+            self.read_ahead.forget(*b);
+        }
+        tracing::debug!(dir = %self.dir.display(), segment = seg.base, merged = group.len(), "swapped in a cleaned segment");
         Ok(())
     }
 }

@@ -62,14 +62,14 @@ impl PartitionLog {
         let base = seg.base_offset;
         drop(seg);
         let interval = self.config.borrow().index_interval_bytes;
-        let (seg, scan) = match Segment::recover(&self.dir, base, interval, self.clock.now_ms()).await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                self.failed.set(true);
-                return Err(e);
-            }
-        };
+        let (seg, scan) =
+            match Segment::recover(&self.dir, base, interval, self.clock.now_ms()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.failed.set(true);
+                    return Err(e);
+                }
+            };
         if seg.next_offset() != offset && !(seg.next_offset() == base && offset == base) {
             self.failed.set(true);
             return Err(StorageError::Io(std::io::Error::other(format!(
