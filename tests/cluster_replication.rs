@@ -56,7 +56,11 @@ impl ProducerContext for Acks {
 }
 
 fn bootstrap(brokers: &[Broker]) -> String {
-    brokers.iter().map(|b| b.bootstrap()).collect::<Vec<_>>().join(",")
+    brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn create_topic(bootstrap: &str, brokers: &[Broker]) {
@@ -77,7 +81,11 @@ fn create_topic(bootstrap: &str, brokers: &[Broker]) {
                 assert!(
                     start.elapsed() < Duration::from_secs(60),
                     "cannot create the topic: {other:?}\n{}",
-                    brokers.iter().map(|b| b.log_tail(30)).collect::<Vec<_>>().join("\n----\n")
+                    brokers
+                        .iter()
+                        .map(|b| b.log_tail(30))
+                        .collect::<Vec<_>>()
+                        .join("\n----\n")
                 );
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -124,7 +132,9 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
             while !stop.load(Ordering::SeqCst) {
                 let v = format!("value-{n}");
                 let part = (n % PARTITIONS as u64) as i32;
-                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v)).is_ok() {
+                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v))
+                    .is_ok()
+                {
                     n += 1;
                 }
                 p.poll(Duration::from_millis(1));
@@ -172,7 +182,9 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
     for round in 0..6 {
         std::thread::sleep(Duration::from_secs(2));
         let part = round % PARTITIONS;
-        let Some(leader) = leader_of(&all, part) else { continue };
+        let Some(leader) = leader_of(&all, part) else {
+            continue;
+        };
         let victim = (leader - 1) as usize;
         brokers[victim].kill9();
         kills += 1;
@@ -187,7 +199,11 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
     assert!(samples > 20, "only {samples} high-watermark samples");
     let acked = producer.context().acked.lock().expect("lock").clone();
     let failed = producer.context().failed.lock().expect("lock").clone();
-    assert!(acked.len() > 500, "too little was acknowledged: {} of {sent}", acked.len());
+    assert!(
+        acked.len() > 500,
+        "too little was acknowledged: {} of {sent}",
+        acked.len()
+    );
 
     // Read everything back.
     let c: BaseConsumer = ClientConfig::new()
@@ -199,15 +215,24 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
     let mut ends = HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        let (_, hw) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10)).expect("watermarks");
+        let (_, hw) = c
+            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+            .expect("watermarks");
         ends.insert(p, hw);
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .expect("tpl");
     }
     c.assign(&tpl).expect("assign");
     let mut log: HashMap<i32, Vec<(i64, String)>> = HashMap::new();
     let start = Instant::now();
-    while ends.iter().any(|(p, hw)| log.get(p).map_or(0, Vec::len) < *hw as usize) {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out reading back");
+    while ends
+        .iter()
+        .any(|(p, hw)| log.get(p).map_or(0, Vec::len) < *hw as usize)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out reading back"
+        );
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             log.entry(m.partition()).or_default().push((
                 m.offset(),
@@ -283,7 +308,10 @@ fn group_commits_survive_the_loss_of_each_broker() {
     let mut got = 0;
     let start = Instant::now();
     while got < 300 {
-        assert!(start.elapsed() < Duration::from_secs(90), "consumed only {got}");
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "consumed only {got}"
+        );
         if let Some(Ok(_)) = c.poll(Duration::from_millis(200)) {
             got += 1;
         }
@@ -308,7 +336,11 @@ fn group_commits_survive_the_loss_of_each_broker() {
                 victim + 1
             );
             if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-                panic!("broker {} down: {:?} delivered again", victim + 1, m.payload_view::<str>());
+                panic!(
+                    "broker {} down: {:?} delivered again",
+                    victim + 1,
+                    m.payload_view::<str>()
+                );
             }
             let mut tpl = TopicPartitionList::new();
             for p in 0..PARTITIONS {
@@ -352,7 +384,9 @@ fn a_rolling_restart_under_load_shows_the_producer_no_error() {
             while !stop.load(Ordering::SeqCst) {
                 let v = format!("roll-{n}");
                 let part = (n % PARTITIONS as u64) as i32;
-                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v)).is_ok() {
+                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v))
+                    .is_ok()
+                {
                     n += 1;
                 }
                 p.poll(Duration::from_millis(2));
@@ -371,7 +405,10 @@ fn a_rolling_restart_under_load_shows_the_producer_no_error() {
     let sent = writer.join().expect("writer");
     let acked = producer.context().acked.lock().expect("lock").len();
     let failed = producer.context().failed.lock().expect("lock").clone();
-    eprintln!("rolling restart: {sent} sent, {acked} acknowledged, {} failed", failed.len());
+    eprintln!(
+        "rolling restart: {sent} sent, {acked} acknowledged, {} failed",
+        failed.len()
+    );
     let logs = || {
         brokers
             .iter()
@@ -385,5 +422,10 @@ fn a_rolling_restart_under_load_shows_the_producer_no_error() {
         &failed[..failed.len().min(5)],
         logs()
     );
-    assert_eq!(acked as u64, sent, "not everything was acknowledged\n{}", logs());
+    assert_eq!(
+        acked as u64,
+        sent,
+        "not everything was acknowledged\n{}",
+        logs()
+    );
 }

@@ -15,7 +15,7 @@ use common::*;
 use proptest::prelude::*;
 use strata::partition::Partition;
 use strata::storage::batch::build_batch_nullable;
-use strata::storage::compact::swap::{SwapStep, ALL_STEPS};
+use strata::storage::compact::swap::ALL_STEPS;
 use strata::storage::compact::{KeyMap, KEY_MAP_ENTRY_BYTES};
 use strata::storage::{Clock, LogConfig, ManualClock, PartitionLog};
 

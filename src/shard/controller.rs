@@ -187,7 +187,10 @@ impl Shard {
             glommio::timer::sleep(std::time::Duration::from_millis(500)).await;
             if c.is_active() && self.catalog().topic(OFFSETS_TOPIC).is_none() {
                 let configs = crate::group::offsets_topic_configs();
-                if let Err(e) = self.ensure_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, configs).await {
+                if let Err(e) = self
+                    .ensure_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, configs)
+                    .await
+                {
                     tracing::debug!(error = %e, "creating the offsets topic failed; retrying");
                 }
             }

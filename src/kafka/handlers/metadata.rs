@@ -34,43 +34,46 @@ fn split_listener(listener: &str) -> Option<(String, i32)> {
 
 fn topic_entry(t: &TopicMeta, node: i32, cluster: Option<&Cluster>) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
-        .map(|p| match cluster.and_then(|c| c.catalog.replicas(&t.name, p).map(|r| (c, r))) {
-            Some((c, replicas)) => {
-                let tp = TopicPartition {
-                    topic: t.name.clone(),
-                    partition: p,
-                };
-                let nodes: Vec<BrokerId> = replicas.iter().map(|r| BrokerId(*r as i32)).collect();
-                let leadership = c.view.leaders.get(&tp);
-                let leader = match leadership {
-                    Some(l) => match l.role {
-                        Role::Leader => Some(node),
-                        _ => l.leader.map(broker_of),
-                    },
-                    // This broker holds no replica, so it does not follow the group: it names
-                    // the preferred replica, which is the leader unless a failover moved it
-                    // (the client then hears NOT_LEADER_OR_FOLLOWER there and asks a replica).
-                    None => replicas.first().map(|r| *r as i32),
-                };
-                MetadataResponsePartition::default()
+        .map(
+            |p| match cluster.and_then(|c| c.catalog.replicas(&t.name, p).map(|r| (c, r))) {
+                Some((c, replicas)) => {
+                    let tp = TopicPartition {
+                        topic: t.name.clone(),
+                        partition: p,
+                    };
+                    let nodes: Vec<BrokerId> =
+                        replicas.iter().map(|r| BrokerId(*r as i32)).collect();
+                    let leadership = c.view.leaders.get(&tp);
+                    let leader = match leadership {
+                        Some(l) => match l.role {
+                            Role::Leader => Some(node),
+                            _ => l.leader.map(broker_of),
+                        },
+                        // This broker holds no replica, so it does not follow the group: it names
+                        // the preferred replica, which is the leader unless a failover moved it
+                        // (the client then hears NOT_LEADER_OR_FOLLOWER there and asks a replica).
+                        None => replicas.first().map(|r| *r as i32),
+                    };
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(if leader.is_some() {
+                            errors::NONE
+                        } else {
+                            errors::LEADER_NOT_AVAILABLE
+                        })
+                        .with_leader_id(BrokerId(leader.unwrap_or(-1)))
+                        .with_leader_epoch(leadership.map_or(-1, |l| l.term as i32))
+                        .with_replica_nodes(nodes.clone())
+                        .with_isr_nodes(nodes)
+                }
+                None => MetadataResponsePartition::default()
                     .with_partition_index(p)
-                    .with_error_code(if leader.is_some() {
-                        errors::NONE
-                    } else {
-                        errors::LEADER_NOT_AVAILABLE
-                    })
-                    .with_leader_id(BrokerId(leader.unwrap_or(-1)))
-                    .with_leader_epoch(leadership.map_or(-1, |l| l.term as i32))
-                    .with_replica_nodes(nodes.clone())
-                    .with_isr_nodes(nodes)
-            }
-            None => MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(BrokerId(node))
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)]),
-        })
+                    .with_leader_id(BrokerId(node))
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![BrokerId(node)])
+                    .with_isr_nodes(vec![BrokerId(node)]),
+            },
+        )
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&t.name))))
