@@ -68,6 +68,9 @@ pub struct Settings {
     /// `log.retention.check.interval.ms`, 5 minutes there; 30 s here by default). The cleaner
     /// then visits every partition of the core and cleans those that are due.
     pub log_retention_check_interval_ms: Option<u64>,
+    /// Kafka's `replica.lag.time.max.ms`: a follower that has not caught up with its leader
+    /// for this long leaves the partition's in-sync replicas (default 30000).
+    pub replica_lag_time_max_ms: Option<u64>,
     /// This broker's id in the cluster (Kafka's `node.id`); required with `peers`. Without it
     /// (and without `peers`) the broker is a one-node cluster with id 0, as before clusters.
     pub node_id: Option<i32>,
@@ -119,6 +122,9 @@ impl Settings {
             log_retention_check_interval_ms: self
                 .log_retention_check_interval_ms
                 .or(lower.log_retention_check_interval_ms),
+            replica_lag_time_max_ms: self
+                .replica_lag_time_max_ms
+                .or(lower.replica_lag_time_max_ms),
             node_id: self.node_id.or(lower.node_id),
             peers: self.peers.or(lower.peers),
             rpc_listen: self.rpc_listen.or(lower.rpc_listen),
@@ -233,7 +239,28 @@ impl Settings {
                 ))
             }
         };
+        let replica_lag_time_max = match self.replica_lag_time_max_ms {
+            None => {
+                std::time::Duration::from_millis(crate::limits::DEFAULT_REPLICA_LAG_TIME_MAX_MS)
+            }
+            Some(ms)
+                if (crate::limits::RAFT_TICK_MS..=MAX_RETENTION_CHECK_INTERVAL_MS)
+                    .contains(&ms) =>
+            {
+                std::time::Duration::from_millis(ms)
+            }
+            Some(ms) => {
+                return Err(ConfigError::Value(
+                    "replica-lag-time-max-ms",
+                    format!(
+                        "{ms} (must be in [{}, {MAX_RETENTION_CHECK_INTERVAL_MS}])",
+                        crate::limits::RAFT_TICK_MS
+                    ),
+                ))
+            }
+        };
         Ok(BrokerConfig {
+            replica_lag_time_max,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("strata-data")),
@@ -289,6 +316,8 @@ pub struct BrokerConfig {
     pub idle_spin: std::time::Duration,
     /// See [`Settings::log_retention_check_interval_ms`].
     pub retention_check_interval: std::time::Duration,
+    /// See [`Settings::replica_lag_time_max_ms`].
+    pub replica_lag_time_max: std::time::Duration,
     /// Group coordinator settings.
     pub groups: GroupSettings,
 }

@@ -124,6 +124,10 @@ pub const RAFT_HEARTBEAT_TICKS: usize = 2;
 pub const RAFT_ELECTION_TICKS: usize = 10;
 pub const RAFT_TICK_MS: u64 = 100;
 
+/// Default `replica.lag.time.max.ms` (Kafka's): a follower that has not caught up with the
+/// leader for this long leaves the in-sync replicas.
+pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
+
 /// Largest batch of entries a leader sends in one append message to a follower.
 pub const RAFT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
 

@@ -148,6 +148,10 @@ struct ServeArgs {
     /// other cores faster but takes CPU from whatever shares the cores).
     #[arg(long, env = "STRATA_IDLE_SPIN_US")]
     idle_spin_us: Option<u64>,
+    /// How long a follower may lag behind its leader and stay in the in-sync replicas, in ms
+    /// (Kafka's replica.lag.time.max.ms, default 30000).
+    #[arg(long, env = "STRATA_REPLICA_LAG_TIME_MAX_MS")]
+    replica_lag_time_max_ms: Option<u64>,
     /// This broker's id in the cluster (required with --peers; default 0 alone).
     #[arg(long, env = "STRATA_NODE_ID")]
     node_id: Option<i32>,
@@ -210,6 +214,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_bytes_per_core: args.cache_bytes_per_core,
         idle_spin_us: args.idle_spin_us,
         log_retention_check_interval_ms: args.log_retention_check_interval_ms,
+        replica_lag_time_max_ms: args.replica_lag_time_max_ms,
         node_id: args.node_id,
         peers: args.peers,
         rpc_listen: args.rpc_listen,

@@ -117,7 +117,12 @@ async fn core_main(
 ) -> Result<(), ServerError> {
     let err = |reason: String| ServerError::Core { core, reason };
     let replication = config.peers.as_ref().map(|peers| {
-        shard::replicas::Replication::new(peers.me(), peers.ids().collect(), config.cores)
+        shard::replicas::Replication::new(
+            peers.me(),
+            peers.ids().collect(),
+            config.cores,
+            config.replica_lag_time_max,
+        )
     });
     // What the transport receives goes to this core's replication host.
     let handler: Option<crate::rpc::Handler> = replication.as_ref().map(|r| {

@@ -52,6 +52,11 @@ impl Partition {
         self.group().map(|g| g.published())
     }
 
+    /// Kafka's in-sync replicas (Raft node ids), when replicated and known.
+    pub fn in_sync(&self) -> Option<Vec<crate::replication::NodeId>> {
+        self.group().and_then(|g| g.in_sync())
+    }
+
     /// Makes this partition a replica of `group` (its log becomes the group's Raft log).
     pub async fn attach_replica(
         self: &Rc<Self>,

@@ -75,6 +75,8 @@ impl Slot {
 pub struct GroupHandle {
     pub group: GroupId,
     published: Cell<Published>,
+    /// Kafka's in-sync replicas as the replica last knew them (refreshed at each tick).
+    in_sync: RefCell<Option<Vec<NodeId>>>,
     /// Fired at each publish (new high watermark, new leader).
     pub changed: Notify,
     proposals: RefCell<VecDeque<(BytesMut, Ack, Rc<Slot>)>>,
@@ -85,6 +87,17 @@ pub struct GroupHandle {
 impl GroupHandle {
     pub fn published(&self) -> Published {
         self.published.get()
+    }
+
+    /// The in-sync replicas (sorted node ids), `None` while not known (see
+    /// [`crate::replication::in_sync`]).
+    pub fn in_sync(&self) -> Option<Vec<NodeId>> {
+        self.in_sync.borrow().clone()
+    }
+
+    /// How many replicas are in sync; 0 while not known.
+    pub fn in_sync_count(&self) -> usize {
+        self.in_sync.borrow().as_ref().map_or(0, Vec::len)
     }
 
     /// Proposes one batch and waits for `ack`. `Err(NotLeader)` if this replica is not the
@@ -166,6 +179,7 @@ impl<D: ReplicaDevice> Host<D> {
         let handle = Rc::new(GroupHandle {
             group,
             published: Cell::new(publish(&replica)),
+            in_sync: RefCell::new(replica.in_sync()),
             changed: Notify::default(),
             proposals: RefCell::new(VecDeque::new()),
             host_wake: self.wake.clone(),
@@ -388,6 +402,10 @@ impl<D: ReplicaDevice> Host<D> {
             } else {
                 publish(&r)
             };
+            if tick {
+                let in_sync = if failed { None } else { r.in_sync() };
+                *g.handle.in_sync.borrow_mut() = in_sync;
+            }
             if published != g.handle.published.get() {
                 g.handle.published.set(published);
                 g.handle.changed.notify();

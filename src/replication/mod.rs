@@ -28,6 +28,7 @@ pub mod codec;
 pub mod device;
 pub mod entries;
 pub mod host;
+pub mod in_sync;
 pub mod log_device;
 mod logger;
 pub mod replica;

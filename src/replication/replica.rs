@@ -25,10 +25,12 @@ use thiserror::Error;
 
 use super::device::{DeviceError, ReplicaDevice};
 use super::entries::EntryKind;
+use super::in_sync::InSync;
 use super::store::{EntryStore, StoreHandle};
 use super::NodeId;
 use crate::limits::{
-    RAFT_ELECTION_TICKS, RAFT_HEARTBEAT_TICKS, RAFT_MAX_APPEND_BYTES, RAFT_MAX_INFLIGHT_APPENDS,
+    DEFAULT_REPLICA_LAG_TIME_MAX_MS, RAFT_ELECTION_TICKS, RAFT_HEARTBEAT_TICKS,
+    RAFT_MAX_APPEND_BYTES, RAFT_MAX_INFLIGHT_APPENDS, RAFT_TICK_MS,
 };
 use crate::storage::batch::{set_base_offset, set_partition_leader_epoch, BatchHeader};
 
@@ -64,6 +66,8 @@ pub struct ReplicaSettings {
     /// random generator; a simulation that must replay from its seed fixes it at `election`
     /// and varies the replicas' clocks instead.
     pub fixed_election_timeout: bool,
+    /// `replica.lag.time.max.ms` in ticks: how long a follower may lag and stay in sync.
+    pub lag_ticks: u64,
 }
 
 impl ReplicaSettings {
@@ -76,6 +80,7 @@ impl ReplicaSettings {
             heartbeat_ticks: RAFT_HEARTBEAT_TICKS,
             election_ticks: RAFT_ELECTION_TICKS,
             fixed_election_timeout: false,
+            lag_ticks: DEFAULT_REPLICA_LAG_TIME_MAX_MS / RAFT_TICK_MS,
         }
     }
 }
@@ -120,6 +125,7 @@ pub struct Replica<D: ReplicaDevice> {
     /// Set once a device operation failed: Raft was possibly told something the disk does
     /// not hold, so the replica stops rather than guess.
     failed: Option<String>,
+    in_sync: InSync,
 }
 
 impl<D: ReplicaDevice> Replica<D> {
@@ -167,6 +173,7 @@ impl<D: ReplicaDevice> Replica<D> {
             applied: (hard.commit, applied_term),
             high_watermark,
             failed: None,
+            in_sync: InSync::new(settings.id, settings.lag_ticks),
         })
     }
 
@@ -226,6 +233,25 @@ impl<D: ReplicaDevice> Replica<D> {
     /// Advances Raft's clock by one tick.
     pub fn tick(&mut self) {
         self.node.tick();
+        if self.role() == Role::Leader {
+            let raft = &self.node.raft;
+            let peers = raft
+                .prs()
+                .iter()
+                .map(|(id, p)| (*id, p.matched, p.recent_active));
+            self.in_sync
+                .leader_tick(raft.term, raft.raft_log.last_index(), peers);
+        } else {
+            self.in_sync.follower_tick();
+        }
+    }
+
+    /// Kafka's in-sync replicas (sorted node ids) as this replica knows them: judged here on
+    /// the leader, heard from the leader on a follower; `None` when not known (see
+    /// [`super::in_sync`]).
+    pub fn in_sync(&self) -> Option<Vec<NodeId>> {
+        self.in_sync
+            .members(self.term(), self.role() == Role::Leader)
     }
 
     /// Starts an election now (a test's or an operator's shortcut past the election timeout).
@@ -254,7 +280,14 @@ impl<D: ReplicaDevice> Replica<D> {
 
     /// Hands a message from a peer to Raft. Messages from unknown peers and stale responses
     /// are dropped, as the network may deliver them.
-    pub fn step(&mut self, msg: Message) {
+    pub fn step(&mut self, mut msg: Message) {
+        if msg.get_msg_type() == MessageType::MsgHeartbeat
+            && !msg.context.is_empty()
+            && self.in_sync.hear(&msg.context)
+        {
+            // Ours, not a ReadIndex context: raft-rs must not echo it back.
+            msg.context = Bytes::new();
+        }
         if let Err(e) = self.node.step(msg) {
             tracing::trace!(error = %e, "raft message dropped");
         }
@@ -402,6 +435,15 @@ impl<D: ReplicaDevice> Replica<D> {
             let committed = light.take_committed_entries();
             self.apply(committed).await?;
             self.node.advance_apply();
+        }
+        let heartbeat =
+            |m: &Message| m.get_msg_type() == MessageType::MsgHeartbeat && m.context.is_empty();
+        if self.role() == Role::Leader && out.iter().any(heartbeat) {
+            if let Some(ctx) = self.in_sync.context(self.term()) {
+                for m in out.iter_mut().filter(|m| heartbeat(m)) {
+                    m.context = ctx.clone();
+                }
+            }
         }
         Ok(out)
     }

@@ -1,6 +1,6 @@
 //! What a clustered broker knows of the cluster right now, gathered from its cores for
 //! Metadata and DescribeCluster: which broker leads each partition it holds a replica of
-//! (and in which term), which broker is the controller, and the brokers' Kafka listeners.
+//! (and in which term, with its in-sync replicas when known), which broker is the controller, and the brokers' Kafka listeners.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -8,19 +8,20 @@ use std::rc::Rc;
 use super::mesh::{Call, LocalFuture, Stage};
 use super::{Shard, TopicPartition, CATALOG_CORE};
 use crate::replication::host::Published;
+use crate::replication::NodeId;
 
-/// The leadership of every replica a core holds.
+/// The leadership of every replica a core holds, with its in-sync replicas when known.
 pub struct Leaderships;
 
 impl Call<Shard> for Leaderships {
-    type Reply = Vec<(TopicPartition, Published)>;
+    type Reply = Vec<(TopicPartition, Published, Option<Vec<NodeId>>)>;
     fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             shard
                 .registry
                 .all()
                 .into_iter()
-                .filter_map(|(tp, p)| p.leadership().map(|l| (tp, l)))
+                .filter_map(|(tp, p)| p.leadership().map(|l| (tp, l, p.in_sync())))
                 .collect()
         })
     }
@@ -44,6 +45,8 @@ impl Call<Shard> for ControllerId {
 pub struct ClusterView {
     pub controller: Option<i32>,
     pub leaders: HashMap<TopicPartition, Published>,
+    /// The in-sync replicas (Raft node ids) of the partitions whose ISR this broker knows.
+    pub in_sync: HashMap<TopicPartition, Vec<NodeId>>,
     /// Every other broker whose Kafka listener this core has learned (`host:port`).
     pub listeners: Vec<(i32, String)>,
 }
@@ -66,7 +69,12 @@ impl Shard {
             .collect();
         for p in pending {
             if let Ok(list) = p.reply().await {
-                view.leaders.extend(list);
+                for (tp, leadership, in_sync) in list {
+                    if let Some(ids) = in_sync {
+                        view.in_sync.insert(tp.clone(), ids);
+                    }
+                    view.leaders.insert(tp, leadership);
+                }
             }
         }
         if let Some(t) = r.link.transport() {

@@ -263,11 +263,14 @@ impl Shard {
             .iter()
             .map(|b| replicas::raft_id(*b as i32))
             .collect();
-        let settings = crate::replication::ReplicaSettings::new(
-            replicas::raft_id(r.broker),
-            voters,
-            format!("{}-{}", tp.topic, tp.partition),
-        );
+        let settings = crate::replication::ReplicaSettings {
+            lag_ticks: r.lag_ticks,
+            ..crate::replication::ReplicaSettings::new(
+                replicas::raft_id(r.broker),
+                voters,
+                format!("{}-{}", tp.topic, tp.partition),
+            )
+        };
         Some(registry::ReplicaOf {
             host: r.host.clone(),
             group,

@@ -97,10 +97,12 @@ pub struct Replication {
     pub brokers: Vec<i32>,
     pub host: Rc<ReplicaHost>,
     pub link: Rc<RpcLink>,
+    /// `replica.lag.time.max.ms` in Raft ticks.
+    pub lag_ticks: u64,
 }
 
 impl Replication {
-    pub fn new(broker: i32, brokers: Vec<i32>, cores: usize) -> Replication {
+    pub fn new(broker: i32, brokers: Vec<i32>, cores: usize, lag: Duration) -> Replication {
         let link = RpcLink::new(cores);
         let host = Host::new(link.clone(), Duration::from_millis(RAFT_TICK_MS));
         Replication {
@@ -108,6 +110,7 @@ impl Replication {
             brokers,
             host,
             link,
+            lag_ticks: (lag.as_millis() as u64 / RAFT_TICK_MS).max(1),
         }
     }
 

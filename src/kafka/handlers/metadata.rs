@@ -1,7 +1,8 @@
 //! Metadata (key 3): brokers, topics and partitions, auto-creating unknown topics when the
 //! request allows it and the broker is configured to. A one-node broker answers for itself;
 //! a clustered broker lists every broker whose listener it has learned, each partition's
-//! leader and leader epoch (the Raft term) as its replica knows them, LEADER_NOT_AVAILABLE
+//! leader and leader epoch (the Raft term) as its replica knows them, the in-sync replicas as
+//! the leader judged them (`crate::replication::in_sync`), LEADER_NOT_AVAILABLE
 //! for a partition with no known leader, and the controller.
 
 use kafka_protocol::messages::metadata_response::{
@@ -16,7 +17,7 @@ use crate::cluster::{Catalog, CatalogError, TopicMeta};
 use crate::kafka::errors;
 use crate::replication::Role;
 use crate::shard::cluster_view::ClusterView;
-use crate::shard::replicas::broker_of;
+use crate::shard::replicas::{broker_of, raft_id};
 use crate::shard::TopicPartition;
 
 /// A clustered broker's view, for the entries.
@@ -54,6 +55,16 @@ fn topic_entry(t: &TopicMeta, node: i32, cluster: Option<&Cluster>) -> MetadataR
                         // (the client then hears NOT_LEADER_OR_FOLLOWER there and asks a replica).
                         None => replicas.first().map(|r| *r as i32),
                     };
+                    // The leader's judgement (Kafka's ISR under Raft); every replica when
+                    // this broker has not heard it.
+                    let isr = match c.view.in_sync.get(&tp) {
+                        Some(ids) => replicas
+                            .iter()
+                            .filter(|r| ids.contains(&raft_id(**r as i32)))
+                            .map(|r| BrokerId(*r as i32))
+                            .collect(),
+                        None => nodes.clone(),
+                    };
                     MetadataResponsePartition::default()
                         .with_partition_index(p)
                         .with_error_code(if leader.is_some() {
@@ -63,8 +74,8 @@ fn topic_entry(t: &TopicMeta, node: i32, cluster: Option<&Cluster>) -> MetadataR
                         })
                         .with_leader_id(BrokerId(leader.unwrap_or(-1)))
                         .with_leader_epoch(leadership.map_or(-1, |l| l.term as i32))
-                        .with_replica_nodes(nodes.clone())
-                        .with_isr_nodes(nodes)
+                        .with_replica_nodes(nodes)
+                        .with_isr_nodes(isr)
                 }
                 None => MetadataResponsePartition::default()
                     .with_partition_index(p)
