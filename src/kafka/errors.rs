@@ -51,6 +51,12 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::Partition(PartitionError::NotLeader { .. }) => {
             ResponseError::NotLeaderOrFollower.code()
         }
+        ShardError::Partition(PartitionError::NotEnoughReplicas { .. }) => {
+            ResponseError::NotEnoughReplicas.code()
+        }
+        ShardError::Partition(PartitionError::NotEnoughReplicasAfterAppend { .. }) => {
+            ResponseError::NotEnoughReplicasAfterAppend.code()
+        }
         ShardError::Partition(PartitionError::LeaderNotReady) => {
             ResponseError::OffsetNotAvailable.code()
         }

@@ -61,8 +61,38 @@ pub enum PartitionError {
     /// The replica stopped, or the proposal could not be made.
     #[error("replication: {0}")]
     Replication(String),
+    /// acks=all with fewer replicas in sync than `min.insync.replicas`: refused before the
+    /// append (Kafka: NOT_ENOUGH_REPLICAS).
+    #[error("{in_sync} replica(s) in sync, min.insync.replicas is {required}")]
+    NotEnoughReplicas { in_sync: usize, required: i32 },
+    /// Committed, but the in-sync replicas fell below `min.insync.replicas` meanwhile (Kafka:
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND; the records are in the log).
+    #[error("appended, but only {in_sync} replica(s) are in sync (min.insync.replicas {required})")]
+    NotEnoughReplicasAfterAppend { in_sync: usize, required: i32 },
     #[error("{0} is not supported on a replicated partition yet")]
     NotSupportedReplicated(&'static str),
+}
+
+/// What a produce waits for before it is answered (Kafka's `acks`). Only a replicated
+/// partition tells them apart: alone, a broker's own append is everything there is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0 or 1: the leader's own append (durable as its flush policy says).
+    Leader,
+    /// acks=all: a majority of the replicas has the batch on disk, with at least
+    /// `min.insync.replicas` in sync.
+    All,
+}
+
+impl Acks {
+    /// Kafka's `acks` field (-1 is all; 0 and 1 wait for the leader alone).
+    pub fn from_kafka(acks: i16) -> Acks {
+        if acks == -1 {
+            Acks::All
+        } else {
+            Acks::Leader
+        }
+    }
 }
 
 /// The cleaner's dirty point of a partition (an `i64`, written atomically with a CRC).
@@ -194,7 +224,7 @@ impl Partition {
     /// Appends and, per the flush policy, syncs before returning (the caller acknowledges
     /// only after this returns): [`Self::append`] then [`Self::commit`].
     pub async fn produce(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, PartitionError> {
-        let info = self.append(records).await?;
+        let info = self.append(records, Acks::All).await?;
         self.commit(&info).await?;
         Ok(info)
     }
@@ -204,9 +234,9 @@ impl Partition {
     /// first: a retry gets its original offsets back and is not written again. Appends take
     /// effect in the order they are called, so once this returns a later produce lands after
     /// this one.
-    pub async fn append(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
+    pub async fn append(&self, records: Bytes, acks: Acks) -> Result<AppendInfo, PartitionError> {
         if let Some(group) = self.group() {
-            return self.append_replicated(&group, records).await;
+            return self.append_replicated(&group, records, acks).await;
         }
         let batches = self.validate(records)?;
         let h = batches.headers()[0];

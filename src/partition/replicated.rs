@@ -20,7 +20,7 @@ use std::rc::{Rc, Weak};
 use bytes::{Bytes, BytesMut};
 
 use super::producer_state::{ProducerState, Verdict};
-use super::{Partition, PartitionError};
+use super::{Acks, Partition, PartitionError};
 use crate::replication::host::{Ack, GroupHandle, GroupId, Host, Published};
 use crate::replication::{LogDevice, Replica, ReplicaError, ReplicaSettings, Role};
 use crate::storage::batch::BatchHeader;
@@ -117,10 +117,42 @@ impl Partition {
         Ok(())
     }
 
+    /// acks=all's `min.insync.replicas` check; `after`: the batch is in the log already.
+    fn check_in_sync(&self, group: &GroupHandle, acks: Acks, after: bool) -> Result<(), PartitionError> {
+        let required = self.log.min_insync_replicas();
+        if acks != Acks::All || required <= 1 {
+            return Ok(());
+        }
+        // Not known only in the first tick of a term: the leader's ISR starts whole.
+        let Some(in_sync) = group.in_sync_count() else {
+            return Ok(());
+        };
+        if in_sync >= required as usize {
+            return Ok(());
+        }
+        Err(if after {
+            PartitionError::NotEnoughReplicasAfterAppend { in_sync, required }
+        } else {
+            PartitionError::NotEnoughReplicas { in_sync, required }
+        })
+    }
+
     pub(super) async fn append_replicated(
         &self,
         group: &GroupHandle,
         records: Bytes,
+        acks: Acks,
+    ) -> Result<AppendInfo, PartitionError> {
+        let info = self.append_replicated_inner(group, records, acks).await?;
+        self.check_in_sync(group, acks, true)?;
+        Ok(info)
+    }
+
+    async fn append_replicated_inner(
+        &self,
+        group: &GroupHandle,
+        records: Bytes,
+        acks: Acks,
     ) -> Result<AppendInfo, PartitionError> {
         let batches = self.validate(records)?;
         let leadership = group.published();
@@ -129,6 +161,11 @@ impl Partition {
                 leader: leadership.leader,
             });
         }
+        self.check_in_sync(group, acks, false)?;
+        let ack = match acks {
+            Acks::All => Ack::Quorum,
+            Acks::Leader => Ack::Leader,
+        };
         let headers = batches.headers().to_vec();
         let (bytes, _) = batches.into_parts();
         let h = headers[0];
@@ -160,7 +197,7 @@ impl Partition {
                 Verdict::Append => {}
             }
             let p = group
-                .propose(BytesMut::from(bytes), Ack::Quorum)
+                .propose(BytesMut::from(bytes), ack)
                 .await
                 .map_err(replication_error)?;
             self.producers.borrow_mut().record(&h, p.base_offset);
@@ -176,7 +213,7 @@ impl Partition {
         let mut at = 0usize;
         for h in &headers {
             let n = h.total_size();
-            waiters.push(group.submit(BytesMut::from(&bytes[at..at + n]), Ack::Quorum));
+            waiters.push(group.submit(BytesMut::from(&bytes[at..at + n]), ack));
             at += n;
         }
         let mut first = None;

@@ -95,9 +95,9 @@ impl GroupHandle {
         self.in_sync.borrow().clone()
     }
 
-    /// How many replicas are in sync; 0 while not known.
-    pub fn in_sync_count(&self) -> usize {
-        self.in_sync.borrow().as_ref().map_or(0, Vec::len)
+    /// How many replicas are in sync; `None` while not known.
+    pub fn in_sync_count(&self) -> Option<usize> {
+        self.in_sync.borrow().as_ref().map(Vec::len)
     }
 
     /// Proposes one batch and waits for `ack`. `Err(NotLeader)` if this replica is not the

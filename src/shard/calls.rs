@@ -45,6 +45,7 @@ routed!(
 pub struct Produce {
     pub tp: TopicPartition,
     pub records: Bytes,
+    pub acks: crate::partition::Acks,
 }
 
 /// A produce's outcome: what the append assigned and the partition's log start.
@@ -59,7 +60,7 @@ impl Call<Shard> for Produce {
     fn run(self, shard: Rc<Shard>, mut stage: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
-            let info = p.append(self.records).await?;
+            let info = p.append(self.records, self.acks).await?;
             stage.reached().await;
             p.commit(&info).await?;
             Ok(Produced {

@@ -212,9 +212,14 @@ impl Shard {
     /// Starts a produce on the core that owns `tp`. The returned call first reports when the
     /// batches are appended (from then on, a later produce to `tp` is ordered after this one),
     /// then the outcome, once the data is as durable as the flush policy asks.
-    pub fn produce(self: &Rc<Self>, tp: TopicPartition, records: Bytes) -> ProduceCall {
+    pub fn produce(
+        self: &Rc<Self>,
+        tp: TopicPartition,
+        records: Bytes,
+        acks: crate::partition::Acks,
+    ) -> ProduceCall {
         let owner = owner_of(&tp, self.shards);
-        ProduceCall(self.mesh.call(self, owner, calls::Produce { tp, records }))
+        ProduceCall(self.mesh.call(self, owner, calls::Produce { tp, records, acks }))
     }
 
     /// The open partition `tp`, opening (and recovering) it on first use if the catalog has it.

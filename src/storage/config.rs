@@ -61,6 +61,10 @@ pub struct LogConfig {
     /// the dirty ratio, and the active segment of a compacted topic rolls at this age (Kafka's
     /// default: never, `i64::MAX`).
     pub max_compaction_lag_ms: i64,
+    /// `min.insync.replicas`: on a replicated partition, an acks=all produce is refused
+    /// (NOT_ENOUGH_REPLICAS) while fewer replicas are in sync. Storage does not read it; it
+    /// is here because it is a topic config like the others.
+    pub min_insync_replicas: i32,
 }
 
 impl Default for LogConfig {
@@ -84,6 +88,7 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -102,6 +107,7 @@ pub const CONFIG_NAMES: &[&str] = &[
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
+    "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -171,6 +177,15 @@ impl LogConfig {
             "max.compaction.lag.ms" => {
                 self.max_compaction_lag_ms = positive(name, parse_num(name, value)?)?
             }
+            "min.insync.replicas" => {
+                let v: i32 = parse_num(name, value)?;
+                if v < 1 {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "min.insync.replicas must be at least 1, not {value}"
+                    )));
+                }
+                self.min_insync_replicas = v;
+            }
             "min.cleanable.dirty.ratio" => {
                 let v: f64 = parse_num(name, value)?;
                 if !(0.0..=1.0).contains(&v) {
@@ -221,6 +236,7 @@ impl LogConfig {
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
             "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
             _ => return None,
         })
     }

@@ -34,7 +34,9 @@ pub fn config_type(name: &str) -> i8 {
     match name {
         "cleanup.policy" => TYPE_LIST,
         "message.timestamp.type" => TYPE_STRING,
-        "index.interval.bytes" | "max.message.bytes" | "segment.bytes" => TYPE_INT,
+        "index.interval.bytes" | "max.message.bytes" | "segment.bytes" | "min.insync.replicas" => {
+            TYPE_INT
+        }
         "flush.messages"
         | "flush.ms"
         | "retention.bytes"
@@ -57,6 +59,7 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "delete.retention.ms" => "How long a tombstone is kept after the clean that first saw it.",
         "min.cleanable.dirty.ratio" => "The share of a log not yet cleaned past which the cleaner cleans it.",
         "min.compaction.lag.ms" => "How old a record must be before the cleaner may remove it.",
+        "min.insync.replicas" => "The fewest in-sync replicas with which a produce with acks=all is taken (NOT_ENOUGH_REPLICAS otherwise); a majority of the replicas acknowledges it in any case.",
         "max.compaction.lag.ms" => "How long a record may stay uncompacted: older dirty records are cleaned whatever the dirty ratio, and the active segment is rolled at this age.",
         "message.timestamp.before.max.ms" => "How far before the broker's clock a CreateTime batch's timestamps may be.",
         "message.timestamp.after.max.ms" => "How far after the broker's clock a CreateTime batch's timestamps may be.",
@@ -161,6 +164,7 @@ pub fn broker_configs(b: &crate::config::BrokerConfig) -> Vec<(&'static str, Str
         ),
         ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
         ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+        ("min.insync.replicas", "min.insync.replicas"),
         ("retention.bytes", "log.retention.bytes"),
         ("retention.ms", "log.retention.ms"),
         ("segment.bytes", "log.segment.bytes"),

@@ -109,7 +109,11 @@ pub async fn stage(ctx: &Ctx, req: ProduceRequest, version: i16) -> Staged {
                         topic: name.clone(),
                         partition: index,
                     };
-                    Part::Appending(ctx.shard.produce(tp, for_append(records, partitions)))
+                    Part::Appending(ctx.shard.produce(
+                        tp,
+                        for_append(records, partitions),
+                        crate::partition::Acks::from_kafka(acks),
+                    ))
                 }
                 (code, _) => Part::Refused(code.unwrap_or(errors::NONE)),
             };

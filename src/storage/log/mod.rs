@@ -183,6 +183,10 @@ impl PartitionLog {
     pub fn set_config(&self, config: LogConfig) {
         *self.config.borrow_mut() = config;
     }
+    /// The topic's `min.insync.replicas`, without copying the config.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.config.borrow().min_insync_replicas
+    }
     /// The topic's flush policy (`flush.messages`, `flush.ms`), without copying the config.
     pub fn flush_policy(&self) -> FlushPolicy {
         self.config.borrow().flush
