@@ -57,6 +57,12 @@ pub fn shard_code(e: &ShardError) -> i16 {
         ShardError::Partition(PartitionError::NotEnoughReplicasAfterAppend { .. }) => {
             ResponseError::NotEnoughReplicasAfterAppend.code()
         }
+        ShardError::Partition(PartitionError::FencedLeaderEpoch { .. }) => {
+            ResponseError::FencedLeaderEpoch.code()
+        }
+        ShardError::Partition(PartitionError::UnknownLeaderEpoch { .. }) => {
+            ResponseError::UnknownLeaderEpoch.code()
+        }
         ShardError::Partition(PartitionError::LeaderNotReady) => {
             ResponseError::OffsetNotAvailable.code()
         }

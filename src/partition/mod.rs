@@ -71,6 +71,14 @@ pub enum PartitionError {
         "appended, but only {in_sync} replica(s) are in sync (min.insync.replicas {required})"
     )]
     NotEnoughReplicasAfterAppend { in_sync: usize, required: i32 },
+    /// The client's `current_leader_epoch` is older than the leader's (Kafka:
+    /// FENCED_LEADER_EPOCH, KIP-320): its metadata is stale.
+    #[error("leader epoch {asked} is older than the current {current}")]
+    FencedLeaderEpoch { asked: i32, current: i32 },
+    /// The client's `current_leader_epoch` is newer than this replica knows (Kafka:
+    /// UNKNOWN_LEADER_EPOCH): this broker is behind.
+    #[error("leader epoch {asked} is newer than the current {current}")]
+    UnknownLeaderEpoch { asked: i32, current: i32 },
     #[error("{0} is not supported on a replicated partition yet")]
     NotSupportedReplicated(&'static str),
 }
@@ -382,8 +390,15 @@ impl Partition {
 
     /// Whole batches from the one holding `offset`, at most `max_bytes` (at least one batch),
     /// never beyond the high watermark.
-    pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<Fetched, PartitionError> {
+    /// `epoch`: the client's `current_leader_epoch` (-1: not checked; KIP-320).
+    pub async fn fetch(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        epoch: i32,
+    ) -> Result<Fetched, PartitionError> {
         self.check_readable()?;
+        self.check_leader_epoch(epoch)?;
         let hw = self.high_watermark();
         let read = self.log.read(offset, max_bytes, hw).await?;
         Ok(Fetched {
@@ -403,8 +418,10 @@ impl Partition {
     pub async fn offset_for(
         &self,
         query: OffsetQuery,
+        epoch: i32,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
         self.check_readable()?;
+        self.check_leader_epoch(epoch)?;
         Ok(match query {
             OffsetQuery::Latest => Some((self.high_watermark(), -1)),
             OffsetQuery::Earliest => Some((self.log.log_start(), -1)),

@@ -103,6 +103,51 @@ impl Partition {
         }
     }
 
+    /// The leader epoch clients see: the Raft term when replicated, 0 for a broker alone
+    /// (it has led every partition since its creation, in one epoch).
+    pub fn leader_epoch(&self) -> i32 {
+        self.group()
+            .map_or(0, |g| i32::try_from(g.published().term).unwrap_or(i32::MAX))
+    }
+
+    /// KIP-320: a client's `current_leader_epoch` (-1: no check) must be this leader's.
+    pub(super) fn check_leader_epoch(&self, asked: i32) -> Result<(), PartitionError> {
+        let current = self.leader_epoch();
+        match asked {
+            a if a < 0 || a == current => Ok(()),
+            a if a < current => Err(PartitionError::FencedLeaderEpoch { asked, current }),
+            _ => Err(PartitionError::UnknownLeaderEpoch { asked, current }),
+        }
+    }
+
+    /// Where `epoch` ended (OffsetForLeaderEpoch), asked of the leader: the current epoch ends
+    /// at the log end, an older one where the next began (the entry index's terms, which are
+    /// the batches' leader epochs); `None` for an epoch newer than the current or undefined
+    /// (-1), as Kafka answers. A broker alone has one epoch, 0, which ends at the high
+    /// watermark.
+    pub fn epoch_end(
+        &self,
+        current: i32,
+        epoch: i32,
+    ) -> Result<Option<(i32, i64)>, PartitionError> {
+        self.check_readable()?;
+        self.check_leader_epoch(current)?;
+        let now = self.leader_epoch();
+        if epoch < 0 || epoch > now {
+            return Ok(None);
+        }
+        let Some(group) = self.group() else {
+            return Ok((epoch == 0).then(|| (0, self.high_watermark())));
+        };
+        if epoch == now {
+            return Ok(Some((now, self.log.log_end())));
+        }
+        Ok(Some(match group.store.epoch_end(epoch as u64) {
+            Some((floor, end)) => (i32::try_from(floor).unwrap_or(epoch), end),
+            None => (now, self.log.log_end()),
+        }))
+    }
+
     /// Reads are served by a leader that has committed an entry of its term.
     pub(super) fn check_readable(&self) -> Result<(), PartitionError> {
         if let Some(g) = self.group() {

@@ -75,6 +75,8 @@ impl Slot {
 pub struct GroupHandle {
     pub group: GroupId,
     published: Cell<Published>,
+    /// The replica's entry index (read-only here: leader-epoch lookups).
+    pub store: Rc<super::store::EntryStore>,
     /// Kafka's in-sync replicas as the replica last knew them (refreshed at each tick).
     in_sync: RefCell<Option<Vec<NodeId>>>,
     /// Fired at each publish (new high watermark, new leader).
@@ -180,6 +182,7 @@ impl<D: ReplicaDevice> Host<D> {
             group,
             published: Cell::new(publish(&replica)),
             in_sync: RefCell::new(replica.in_sync()),
+            store: replica.shared_store(),
             changed: Notify::default(),
             proposals: RefCell::new(VecDeque::new()),
             host_wake: self.wake.clone(),

@@ -230,6 +230,12 @@ impl<D: ReplicaDevice> Replica<D> {
         &self.store
     }
 
+    /// The entry store, shared (a partition answers leader-epoch lookups from it while the
+    /// replication pump holds the replica).
+    pub fn shared_store(&self) -> Rc<EntryStore> {
+        self.store.clone()
+    }
+
     /// Advances Raft's clock by one tick.
     pub fn tick(&mut self) {
         self.node.tick();

@@ -280,6 +280,22 @@ impl EntryStore {
         inner.metas.get(i).map(|(m, _)| (m.term, m.base_offset))
     }
 
+    /// Kafka's `endOffsetFor(epoch)` for an epoch older than the current one: the start of
+    /// the first later term (where `epoch` ended), with the latest term at or below `epoch`
+    /// that this log holds (or `epoch` itself when it holds none that old); `None` when no
+    /// later term is in the log (the caller answers the current term with the log end).
+    pub fn epoch_end(&self, epoch: u64) -> Option<(u64, i64)> {
+        let inner = self.inner.borrow();
+        let i = inner.metas.partition_point(|(m, _)| m.term <= epoch);
+        let (next, _) = inner.metas.get(i)?;
+        let floor = match i {
+            0 if inner.prev.1 > 0 && inner.prev.1 <= epoch => inner.prev.1,
+            0 => epoch,
+            _ => inner.metas[i - 1].0.term,
+        };
+        Some((floor, next.base_offset))
+    }
+
     /// Records a new hard state (term, vote, commit) and configuration in memory; the caller
     /// makes it durable with [`EntryStore::write_state`] when term or vote changed.
     pub fn set_hard_state(&self, hard: HardState) {

@@ -35,6 +35,7 @@ routed!(
     Fetch,
     WaitForData,
     ListOffset,
+    EpochEnd,
     Group,
     DeleteRecords,
     DescribeProducers
@@ -76,6 +77,8 @@ pub struct Fetch {
     pub tp: TopicPartition,
     pub offset: i64,
     pub max_bytes: usize,
+    /// The client's `current_leader_epoch` (-1: none).
+    pub epoch: i32,
 }
 
 impl Call<Shard> for Fetch {
@@ -83,7 +86,7 @@ impl Call<Shard> for Fetch {
     fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
-            Ok(p.fetch(self.offset, self.max_bytes).await?)
+            Ok(p.fetch(self.offset, self.max_bytes, self.epoch).await?)
         })
     }
 }
@@ -110,14 +113,46 @@ impl Call<Shard> for WaitForData {
 pub struct ListOffset {
     pub tp: TopicPartition,
     pub query: OffsetQuery,
+    /// The client's `current_leader_epoch` (-1: none).
+    pub epoch: i32,
+}
+
+/// Where ListOffsets points, with the partition's current leader epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedOffset {
+    /// Offset and timestamp (-1 unless a time lookup); `None`: nothing that recent.
+    pub found: Option<(i64, i64)>,
+    pub leader_epoch: i32,
 }
 
 impl Call<Shard> for ListOffset {
-    type Reply = Result<Option<(i64, i64)>, ShardError>;
+    type Reply = Result<ListedOffset, ShardError>;
     fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
-            Ok(p.offset_for(self.query).await?)
+            Ok(ListedOffset {
+                found: p.offset_for(self.query, self.epoch).await?,
+                leader_epoch: p.leader_epoch(),
+            })
+        })
+    }
+}
+
+/// OffsetForLeaderEpoch of one partition: where `leader_epoch` ended (KIP-320).
+pub struct EpochEnd {
+    pub tp: TopicPartition,
+    /// The client's `current_leader_epoch` (-1: none).
+    pub current: i32,
+    pub leader_epoch: i32,
+}
+
+impl Call<Shard> for EpochEnd {
+    /// The epoch found and its end offset; `None`: not known (-1, -1 to the client).
+    type Reply = Result<Option<(i32, i64)>, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(p.epoch_end(self.current, self.leader_epoch)?)
         })
     }
 }

@@ -22,6 +22,8 @@ struct Want {
     tp: TopicPartition,
     offset: i64,
     max_bytes: usize,
+    /// `current_leader_epoch` (v9+, KIP-320; -1: not checked).
+    epoch: i32,
 }
 
 async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetched, ShardError>>> {
@@ -34,6 +36,7 @@ async fn read_all(ctx: &Ctx, wants: &[Option<Want>]) -> Vec<Option<Result<Fetche
                     tp: w.tp.clone(),
                     offset: w.offset,
                     max_bytes: w.max_bytes,
+                    epoch: w.epoch,
                 };
                 glommio::spawn_local(async move { shard.run(call).await })
             })
@@ -132,6 +135,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> Option<FetchR
                         },
                         offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes.max(0) as usize,
+                        epoch: p.current_leader_epoch,
                     }));
                     unknown_codes.push(errors::NONE);
                 } else {

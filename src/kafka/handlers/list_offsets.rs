@@ -15,7 +15,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::Ctx;
 use crate::kafka::errors;
-use crate::shard::calls::ListOffset;
+use crate::shard::calls::{ListOffset, ListedOffset};
 use crate::shard::{OffsetQuery, TopicPartition};
 
 /// Timestamps of ListOffsets with a special meaning.
@@ -77,12 +77,25 @@ pub async fn handle(
             };
             let reply = ctx
                 .shard
-                .run(ListOffset { tp, query })
+                .run(ListOffset {
+                    tp,
+                    query,
+                    epoch: p.current_leader_epoch,
+                })
                 .await
                 .unwrap_or_else(|e| Err(e.into()));
+            let epoch = |l: &ListedOffset| if version >= 4 { l.leader_epoch } else { -1 };
             partitions.push(match reply {
-                Ok(Some((offset, ts))) => base.with_offset(offset).with_timestamp(ts),
-                Ok(None) => base,
+                Ok(
+                    l @ ListedOffset {
+                        found: Some((offset, ts)),
+                        ..
+                    },
+                ) => base
+                    .with_offset(offset)
+                    .with_timestamp(ts)
+                    .with_leader_epoch(epoch(&l)),
+                Ok(l) => base.with_leader_epoch(epoch(&l)),
                 Err(e) => base.with_error_code(errors::shard_code(&e)),
             });
         }

@@ -1,9 +1,11 @@
 //! OffsetForLeaderEpoch (key 23, v2–v4): where a leader epoch ends in each asked partition,
-//! which a client asks to validate its position after a leader change (KIP-320). This broker
-//! has led every partition since its creation, in epoch 0 (what Metadata reports): epoch 0
-//! ends at the high watermark; a later or undefined epoch has no end (-1, -1), as Kafka
-//! answers an epoch its cache does not know. A current leader epoch in the request newer than
-//! 0 is UNKNOWN_LEADER_EPOCH (-1 asks for no check).
+//! which a client asks to validate its position after a leader change (KIP-320), answered by
+//! the partition's leader from its entry index (`Partition::epoch_end`): the current epoch
+//! ends at the log end, an older one where the next began, with the latest epoch at or below
+//! the one asked; a later or undefined epoch has no end (-1, -1), as Kafka answers an epoch
+//! its cache does not know. A `current_leader_epoch` older than the leader's is
+//! FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH (-1 asks for no check). A broker
+//! alone has led every partition in epoch 0, which ends at the high watermark.
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -12,11 +14,8 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::Ctx;
 use crate::kafka::errors;
-use crate::shard::calls::ListOffset;
-use crate::shard::{OffsetQuery, TopicPartition};
-
-/// The leader epoch of every partition (one broker, never re-elected).
-const LEADER_EPOCH: i32 = 0;
+use crate::shard::calls::EpochEnd;
+use crate::shard::TopicPartition;
 
 pub async fn handle(
     ctx: &Ctx,
@@ -33,30 +32,21 @@ pub async fn handle(
                 partitions.push(base.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             }
-            if p.current_leader_epoch > LEADER_EPOCH {
-                partitions.push(base.with_error_code(errors::UNKNOWN_LEADER_EPOCH));
-                continue;
-            }
-            if p.leader_epoch != LEADER_EPOCH {
-                partitions.push(base);
-                continue;
-            }
             let tp = TopicPartition {
                 topic: name.clone(),
                 partition: p.partition,
             };
             let end = ctx
                 .shard
-                .run(ListOffset {
+                .run(EpochEnd {
                     tp,
-                    query: OffsetQuery::Latest,
+                    current: p.current_leader_epoch,
+                    leader_epoch: p.leader_epoch,
                 })
                 .await
                 .unwrap_or_else(|e| Err(e.into()));
             partitions.push(match end {
-                Ok(Some((offset, _))) => {
-                    base.with_leader_epoch(LEADER_EPOCH).with_end_offset(offset)
-                }
+                Ok(Some((epoch, offset))) => base.with_leader_epoch(epoch).with_end_offset(offset),
                 Ok(None) => base,
                 Err(e) => base.with_error_code(errors::shard_code(&e)),
             });
