@@ -71,6 +71,11 @@ pub struct Settings {
     /// Kafka's `replica.lag.time.max.ms`: a follower that has not caught up with its leader
     /// for this long leaves the partition's in-sync replicas (default 30000).
     pub replica_lag_time_max_ms: Option<u64>,
+    /// How often, in ms, each partition whose preferred replica (the first of its assignment)
+    /// is on this broker and in sync asks for its leadership back (Kafka's
+    /// `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds`, 300 s);
+    /// 0 turns it off.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
     /// This broker's id in the cluster (Kafka's `node.id`); required with `peers`. Without it
     /// (and without `peers`) the broker is a one-node cluster with id 0, as before clusters.
     pub node_id: Option<i32>,
@@ -125,6 +130,9 @@ impl Settings {
             replica_lag_time_max_ms: self
                 .replica_lag_time_max_ms
                 .or(lower.replica_lag_time_max_ms),
+            leader_imbalance_check_interval_ms: self
+                .leader_imbalance_check_interval_ms
+                .or(lower.leader_imbalance_check_interval_ms),
             node_id: self.node_id.or(lower.node_id),
             peers: self.peers.or(lower.peers),
             rpc_listen: self.rpc_listen.or(lower.rpc_listen),
@@ -259,8 +267,13 @@ impl Settings {
                 ))
             }
         };
+        let leader_balance_interval = std::time::Duration::from_millis(
+            self.leader_imbalance_check_interval_ms
+                .unwrap_or(crate::limits::DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_MS),
+        );
         Ok(BrokerConfig {
             replica_lag_time_max,
+            leader_balance_interval,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("strata-data")),
@@ -318,6 +331,8 @@ pub struct BrokerConfig {
     pub retention_check_interval: std::time::Duration,
     /// See [`Settings::replica_lag_time_max_ms`].
     pub replica_lag_time_max: std::time::Duration,
+    /// See [`Settings::leader_imbalance_check_interval_ms`] (zero: off).
+    pub leader_balance_interval: std::time::Duration,
     /// Group coordinator settings.
     pub groups: GroupSettings,
 }

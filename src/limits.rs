@@ -128,6 +128,10 @@ pub const RAFT_TICK_MS: u64 = 100;
 /// leader for this long leaves the in-sync replicas.
 pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
 
+/// Default interval of the automatic return of leaderships to preferred replicas (Kafka's
+/// `leader.imbalance.check.interval.seconds`, 300).
+pub const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_MS: u64 = 300_000;
+
 /// Largest batch of entries a leader sends in one append message to a follower.
 pub const RAFT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
 

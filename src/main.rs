@@ -152,6 +152,11 @@ struct ServeArgs {
     /// (Kafka's replica.lag.time.max.ms, default 30000).
     #[arg(long, env = "STRATA_REPLICA_LAG_TIME_MAX_MS")]
     replica_lag_time_max_ms: Option<u64>,
+    /// How often partitions whose preferred replica is here (and in sync) ask for their
+    /// leadership back, in ms (Kafka's leader.imbalance.check.interval.seconds, default
+    /// 300000; 0: never).
+    #[arg(long, env = "STRATA_LEADER_IMBALANCE_CHECK_INTERVAL_MS")]
+    leader_imbalance_check_interval_ms: Option<u64>,
     /// This broker's id in the cluster (required with --peers; default 0 alone).
     #[arg(long, env = "STRATA_NODE_ID")]
     node_id: Option<i32>,
@@ -215,6 +220,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idle_spin_us: args.idle_spin_us,
         log_retention_check_interval_ms: args.log_retention_check_interval_ms,
         replica_lag_time_max_ms: args.replica_lag_time_max_ms,
+        leader_imbalance_check_interval_ms: args.leader_imbalance_check_interval_ms,
         node_id: args.node_id,
         peers: args.peers,
         rpc_listen: args.rpc_listen,

@@ -13,6 +13,10 @@
 //! the first record written after the failover), the current epoch ends at the log end, and
 //! Fetch, ListOffsets and OffsetForLeaderEpoch with an older `current_leader_epoch` get
 //! FENCED_LEADER_EPOCH, with a newer one UNKNOWN_LEADER_EPOCH.
+//!
+//! Preferred leaders: ElectLeaders makes a partition's first replica its leader (and says
+//! ELECTION_NOT_NEEDED once it is); with `--leader-imbalance-check-interval-ms`, a preferred
+//! replica that was killed and restarted takes its leadership back by itself.
 
 mod common;
 
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::broker::{start_cluster_with, Broker};
 use common::wire::{request, roundtrip};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -27,9 +32,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
-    TopicName,
+    ApiKey, BrokerId, ElectLeadersRequest, ElectLeadersResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -311,4 +316,167 @@ fn leader_epochs_are_raft_terms_and_fence_stale_clients() {
     assert_eq!(list_offsets(lb, epoch), (0, 8, epoch));
     assert_eq!(list_offsets(lb, old_epoch).0, FENCED_LEADER_EPOCH);
     assert_eq!(list_offsets(lb, epoch + 1).0, UNKNOWN_LEADER_EPOCH);
+}
+
+const PREFERRED: &str = "preferred";
+
+/// The preferred replica (first of the assignment) and the leader of partition 0.
+fn preferred_and_leader(b: &Broker) -> Option<(i32, i32)> {
+    let mut s = std::net::TcpStream::connect(b.bootstrap()).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(PREFERRED)))
+    ]));
+    let resp: MetadataResponse = roundtrip(&mut s, &request(ApiKey::Metadata, 9, &req), 9);
+    let p = resp.topics.first()?.partitions.first()?;
+    Some((p.replica_nodes.first()?.0, p.leader_id.0))
+}
+
+/// ElectLeaders v2 at `b`: the code per asked partition (`None`: every partition), in order.
+fn elect(b: &Broker, election_type: i8, partitions: Option<&[i32]>) -> Vec<i16> {
+    elect_all(b, election_type, partitions)
+        .into_iter()
+        .map(|(_, code)| code)
+        .collect()
+}
+
+/// [`elect`] with the topic of each answer.
+fn elect_all(b: &Broker, election_type: i8, partitions: Option<&[i32]>) -> Vec<(String, i16)> {
+    let mut s = b.connect();
+    let req = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_timeout_ms(20_000)
+        .with_topic_partitions(partitions.map(|ps| {
+            vec![TopicPartitions::default()
+                .with_topic(topic_name(PREFERRED))
+                .with_partitions(ps.to_vec())]
+        }));
+    let resp: ElectLeadersResponse = roundtrip(&mut s, &request(ApiKey::ElectLeaders, 2, &req), 2);
+    resp.replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result
+                .iter()
+                .map(|p| (t.topic.0.to_string(), p.error_code))
+        })
+        .collect()
+}
+
+fn wait_for_leader(b: &Broker, want: i32, what: &str, all: &[Broker]) {
+    let start = Instant::now();
+    loop {
+        let now = preferred_and_leader(b);
+        if now.is_some_and(|(_, l)| l == want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: leader is not {want}: {now:?}\n{}",
+            all.iter()
+                .map(|b| b.log_tail(20))
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const ELECTION_NOT_NEEDED: i16 = 84;
+
+#[test]
+fn elect_leaders_hands_leadership_to_the_preferred_replica() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut brokers = start_cluster_with(dir.path(), 3, &[]);
+    let all: String = brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    create(&all, PREFERRED);
+    write(&all, PREFERRED, 3);
+    let (preferred, _) = preferred_and_leader(&brokers[0]).expect("metadata");
+    // Make sure another replica leads: stop the preferred one, wait for a new leader.
+    brokers[preferred as usize - 1].kill9();
+    let other = (1..=3).find(|id| *id != preferred).expect("another");
+    let start = Instant::now();
+    let led_by = loop {
+        if let Some((_, l)) = preferred_and_leader(&brokers[other as usize - 1]) {
+            if l > 0 && l != preferred {
+                break l;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no new leader");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    write(&all, PREFERRED, 3);
+    brokers[preferred as usize - 1].start_again();
+    // Nobody asks (the automatic return is every 300 s by default): the leader stays.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(preferred_and_leader(&brokers[0]).map(|x| x.1), Some(led_by));
+    // Asked at any replica's broker (here one that does not lead): the preferred one leads.
+    let asked_at = (1..=3).find(|id| *id != led_by).expect("a follower");
+    assert_eq!(
+        elect(&brokers[asked_at as usize - 1], 0, Some(&[0])),
+        vec![0]
+    );
+    wait_for_leader(&brokers[0], preferred, "after ElectLeaders", &brokers);
+    assert_eq!(elect(&brokers[0], 0, Some(&[0])), vec![ELECTION_NOT_NEEDED]);
+    // Every partition: the others (`__consumer_offsets`, whose leaders moved with the kill)
+    // are elected, this one, led by its preferred replica, is not reported.
+    let every = elect_all(&brokers[0], 0, None);
+    assert!(
+        every.iter().all(|(t, code)| t != PREFERRED && *code == 0),
+        "{every:?}"
+    );
+    assert_eq!(
+        elect(&brokers[0], 1, Some(&[0])),
+        vec![ELECTION_NOT_NEEDED],
+        "unclean"
+    );
+    assert_eq!(
+        elect(&brokers[0], 0, Some(&[7])),
+        vec![3],
+        "unknown partition"
+    );
+    write(&all, PREFERRED, 1);
+}
+
+#[test]
+fn a_returning_preferred_replica_takes_its_leadership_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut brokers = start_cluster_with(
+        dir.path(),
+        3,
+        &["--leader-imbalance-check-interval-ms", "1000"],
+    );
+    let all: String = brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    create(&all, PREFERRED);
+    write(&all, PREFERRED, 3);
+    let (preferred, _) = preferred_and_leader(&brokers[0]).expect("metadata");
+    wait_for_leader(&brokers[0], preferred, "at first", &brokers);
+    brokers[preferred as usize - 1].kill9();
+    let other = (1..=3).find(|id| *id != preferred).expect("another");
+    let start = Instant::now();
+    loop {
+        if preferred_and_leader(&brokers[other as usize - 1])
+            .is_some_and(|(_, l)| l > 0 && l != preferred)
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no new leader");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    write(&all, PREFERRED, 3);
+    brokers[preferred as usize - 1].start_again();
+    wait_for_leader(
+        &brokers[other as usize - 1],
+        preferred,
+        "after its return",
+        &brokers,
+    );
+    write(&all, PREFERRED, 1);
 }

@@ -175,6 +175,20 @@ async fn core_main(
             }
         }
     });
+    // Leaderships go back to preferred replicas (only when clustered).
+    let balance = config.leader_balance_interval;
+    let balancing = (shard.replication.is_some() && !balance.is_zero()).then(|| {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(balance).await;
+                let asked = shard.prefer_own_leaderships();
+                if asked > 0 {
+                    tracing::info!(core, asked, "asked for preferred leaderships back");
+                }
+            }
+        })
+    });
     let accept = async {
         loop {
             match listener.accept().await {
@@ -211,7 +225,7 @@ async fn core_main(
             "handed leadership over"
         );
     }
-    drop((housekeeping, peers));
+    drop((housekeeping, balancing, peers));
     shard.close_all().await;
     tracing::info!(core, "core stopped cleanly");
     Ok(())

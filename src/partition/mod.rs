@@ -11,7 +11,7 @@
 pub mod producer_state;
 mod replicated;
 
-pub use replicated::ReplicaHost;
+pub use replicated::{Election, ReplicaHost};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -16,15 +16,30 @@
 //! module only talks to it through the group's handle.
 
 use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use super::producer_state::{ProducerState, Verdict};
 use super::{Acks, Partition, PartitionError};
 use crate::replication::host::{Ack, GroupHandle, GroupId, Host, Published};
-use crate::replication::{LogDevice, Replica, ReplicaError, ReplicaSettings, Role};
+use crate::replication::{LogDevice, NodeId, Replica, ReplicaError, ReplicaSettings, Role};
 use crate::storage::batch::BatchHeader;
 use crate::storage::{AppendInfo, StorageError};
+
+/// What asking for the preferred replica's leadership came to (ElectLeaders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// The preferred replica leads already (or the partition has one replica).
+    NotNeeded,
+    /// It leads now.
+    Elected,
+    /// It did not take over in time: not in sync, not alive, or no leader to hand over.
+    NotAvailable,
+}
+
+/// How often an election for the preferred replica asks again.
+const ELECTION_RETRY: Duration = Duration::from_secs(1);
 
 /// The replication host of a core, as partitions see it.
 pub type ReplicaHost = Host<LogDevice>;
@@ -100,6 +115,64 @@ impl Partition {
                 host.remove(a.handle.group);
             }
             a.handle.changed.notify();
+        }
+    }
+
+    fn host(&self) -> Option<Rc<ReplicaHost>> {
+        self.replica
+            .borrow()
+            .as_ref()
+            .and_then(|a| a.host.upgrade())
+    }
+
+    /// Asks for `preferred`'s leadership without waiting (see [`Self::elect_preferred`]):
+    /// only once it is in sync and another replica leads. Returns whether it asked.
+    pub fn prefer_leader(&self, preferred: NodeId) -> bool {
+        let (Some(group), Some(host)) = (self.group(), self.host()) else {
+            return false;
+        };
+        let p = group.published();
+        let in_sync = group.in_sync().is_some_and(|ids| ids.contains(&preferred));
+        if p.leader.is_none() || p.leader == Some(preferred) || !in_sync {
+            return false;
+        }
+        host.transfer(group.group, preferred)
+    }
+
+    /// Makes `preferred` the leader (Raft's leadership transfer: the leader hands over once
+    /// `preferred` holds its whole log) and waits up to `wait` for it to lead.
+    pub async fn elect_preferred(
+        &self,
+        preferred: NodeId,
+        wait: Duration,
+    ) -> Result<Election, PartitionError> {
+        let Some(group) = self.group() else {
+            return Ok(Election::NotNeeded);
+        };
+        if group.published().leader == Some(preferred) {
+            return Ok(Election::NotNeeded);
+        }
+        let deadline = Instant::now() + wait;
+        // A transfer the leader gave up (the preferred replica did not catch up within an
+        // election timeout) is asked for again.
+        let mut asked: Option<Instant> = None;
+        loop {
+            let p = group.published();
+            if p.leader == Some(preferred) {
+                return Ok(Election::Elected);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Election::NotAvailable);
+            }
+            if asked.is_none_or(|at| at.elapsed() >= ELECTION_RETRY)
+                && self.prefer_leader(preferred)
+            {
+                asked = Some(now);
+            }
+            let changed = group.changed.notified();
+            let pause = glommio::timer::sleep((deadline - now).min(Duration::from_millis(100)));
+            futures_lite::future::or(changed, pause).await;
         }
     }
 

@@ -274,6 +274,13 @@ impl<D: ReplicaDevice> Host<D> {
         asked
     }
 
+    /// Asks `group` to hand its leadership to `to` (see [`Replica::transfer_leader`]); false
+    /// when the pump holds the replica right now (ask again) or the group is gone.
+    pub fn transfer(&self, group: GroupId, to: NodeId) -> bool {
+        self.with_replica(group, |r| r.transfer_leader(to))
+            .is_some()
+    }
+
     /// How many of this host's groups it leads, as last published.
     pub fn leading(&self) -> usize {
         self.groups

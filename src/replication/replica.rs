@@ -279,7 +279,9 @@ impl<D: ReplicaDevice> Replica<D> {
             .map(|(id, _)| *id)
     }
 
-    /// Asks the leader to hand leadership to `to` (a clean shutdown does this).
+    /// Asks the leader to hand leadership to `to` (a clean shutdown does this; on a follower
+    /// raft-rs passes the request on to the leader, which is how a preferred replica asks for
+    /// its leadership back).
     pub fn transfer_leader(&mut self, to: NodeId) {
         self.node.transfer_leader(to);
     }

@@ -36,6 +36,7 @@ routed!(
     WaitForData,
     ListOffset,
     EpochEnd,
+    ElectPreferred,
     Group,
     DeleteRecords,
     DescribeProducers
@@ -134,6 +135,24 @@ impl Call<Shard> for ListOffset {
                 found: p.offset_for(self.query, self.epoch).await?,
                 leader_epoch: p.leader_epoch(),
             })
+        })
+    }
+}
+
+/// ElectLeaders (preferred) of one partition: `preferred` (a Raft node id) asked to lead,
+/// waited for up to `wait`.
+pub struct ElectPreferred {
+    pub tp: TopicPartition,
+    pub preferred: crate::replication::NodeId,
+    pub wait: Duration,
+}
+
+impl Call<Shard> for ElectPreferred {
+    type Reply = Result<crate::partition::Election, ShardError>;
+    fn run(self, shard: Rc<Shard>, _: Stage) -> LocalFuture<Self::Reply> {
+        Box::pin(async move {
+            let p = shard.partition(&self.tp).await?;
+            Ok(p.elect_preferred(self.preferred, self.wait).await?)
         })
     }
 }

@@ -324,6 +324,26 @@ impl Shard {
         }
     }
 
+    /// Kafka's automatic leader re-balancing, per partition: each one whose preferred replica
+    /// (the first of its assignment) is this broker's, in sync and not leading, asks for its
+    /// leadership back (a Raft leadership transfer). Returns how many asked.
+    pub fn prefer_own_leaderships(&self) -> usize {
+        let Some(r) = &self.replication else {
+            return 0;
+        };
+        let catalog = self.catalog();
+        let mut asked = 0;
+        for (tp, p) in self.registry.all() {
+            let preferred = catalog
+                .replicas(&tp.topic, tp.partition)
+                .and_then(|replicas| replicas.first().copied());
+            if preferred == Some(r.broker as u64) && p.prefer_leader(replicas::raft_id(r.broker)) {
+                asked += 1;
+            }
+        }
+        asked
+    }
+
     /// Closes every partition of this core (clean shutdown).
     pub async fn close_all(&self) {
         self.registry.close_all().await;

@@ -28,6 +28,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_call;
@@ -98,6 +99,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ListConfigResources, 0, 1),
     (ApiKey::AlterReplicaLogDirs, 1, 2),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The supported version range of an API, if Strata implements it.
@@ -360,6 +362,12 @@ pub async fn dispatch(
         ApiKey::DescribeTopicPartitions => {
             run(api, version, body, out, |r| {
                 describe_topic_partitions::handle(ctx, r)
+            })
+            .await
+        }
+        ApiKey::ElectLeaders => {
+            run(api, version, body, out, |r| {
+                elect_leaders::handle(ctx, r, version)
             })
             .await
         }
