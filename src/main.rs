@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::bench::BenchCommand,
     },
+    /// Inspect a cluster: brokers, controller, under-replicated and offline partitions.
+    Cluster {
+        #[command(flatten)]
+        brokers: Brokers,
+        #[command(subcommand)]
+        command: cli::cluster::ClusterCommand,
+    },
     /// Inspect and manage consumer groups.
     Group {
         #[command(flatten)]
@@ -256,6 +263,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Topic { brokers, command } => cli::topic::run(&brokers.list, command),
         Command::Produce { brokers, args } => cli::produce::run(&brokers.list, args),
+        Command::Cluster { brokers, command } => cli::cluster::run(&brokers.list, command),
         Command::Consume { brokers, args } => cli::consume::run(&brokers.list, args),
         Command::Group { brokers, command } => cli::group::run(&brokers.list, command),
         Command::Stream { brokers, args } => {

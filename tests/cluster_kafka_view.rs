@@ -8,6 +8,9 @@
 //! the lag time; acks=all is then refused with NOT_ENOUGH_REPLICAS while acks=1 is taken; with
 //! the follower back the ISR is whole again and acks=all is taken again.
 //!
+//! `strata cluster status` says the same: every broker alive and nothing under-replicated, then
+//! the killed broker down and the partitions it held under-replicated.
+//!
 //! Leader epochs (KIP-320): the epoch is the Raft term. After the leader is killed and another
 //! leads, OffsetForLeaderEpoch for the old epoch ends where the new term began (the offset of
 //! the first record written after the failover), the current epoch ends at the log end, and
@@ -91,6 +94,20 @@ fn wait_for_isr(asked: &[&Broker], want: &[i32], all: &[Broker]) -> i32 {
     }
 }
 
+/// What `strata cluster status` prints.
+fn cluster_status(bootstrap: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["cluster", "status", "--brokers", bootstrap])
+        .output()
+        .expect("strata cluster status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// One record with `acks`; `retries=0`, so the broker's answer is what the delivery reports
 /// (librdkafka would retry NOT_ENOUGH_REPLICAS, a retriable error, until it times out).
 fn produce(bootstrap: &str, acks: &str, value: &str) -> Result<(), KafkaError> {
@@ -139,6 +156,15 @@ fn the_isr_follows_the_followers_and_min_insync_replicas_guards_acks_all() {
     }
     let leader = wait_for_isr(&brokers.iter().collect::<Vec<_>>(), &[1, 2, 3], &brokers);
     produce(&all, "all", "whole").expect("acks=all with every replica in sync");
+    let status = cluster_status(&all);
+    assert!(status.contains("3 broker(s)"), "{status}");
+    assert!(
+        status.contains(" 0 under-replicated, 0 offline"),
+        "{status}"
+    );
+    // `__consumer_offsets` (50) and this topic's one, every one led by someone.
+    assert!(status.contains("partitions: 51 total,"), "{status}");
+    assert_eq!(status.matches("\talive\t").count(), 3, "{status}");
 
     // Kill a follower: the ISR drops it on every live broker within the lag time.
     let victim = (1..=3).find(|id| *id != leader).expect("a follower");
@@ -146,6 +172,15 @@ fn the_isr_follows_the_followers_and_min_insync_replicas_guards_acks_all() {
     let alive: Vec<i32> = (1..=3).filter(|id| *id != victim).collect();
     let asked: Vec<&Broker> = alive.iter().map(|id| &brokers[*id as usize - 1]).collect();
     wait_for_isr(&asked, &alive, &brokers);
+    let status = cluster_status(&all);
+    assert!(
+        status.contains(&format!("broker {victim}\t")) && status.contains("\tdown\t"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("under-replicated {TOPIC}-0\tleader {leader}\t")),
+        "{status}"
+    );
     match produce(&all, "all", "short") {
         Err(KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)) => {}
         other => panic!("acks=all below min.insync.replicas: {other:?}"),

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_disk;
+pub mod cluster;
 pub mod consume;
 pub mod demo;
 pub mod group;
