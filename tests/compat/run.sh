@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs real third-party Kafka clients against a fresh Strata broker:
+# Runs real third-party Kafka clients against a fresh Strata broker (and a three-broker cluster,
+# tests/compat/cluster.py):
 #   kcat (Debian's, librdkafka 2.0.x) and, in a venv, confluent-kafka, kafka-python, aiokafka,
 #   quixstreams (a stateful app restoring its state from a compacted changelog, tests/compat/quixstreams_state.py).
 # Each produces and consumes, with every compression codec, and consumes as a group member
@@ -73,6 +74,9 @@ echo "== consumer groups"
 if "$venv/bin/python" "$here/groups.py" "$broker"; then passed=$((passed+6)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
 echo "== consumer groups with the KIP-848 consumer protocol (group.protocol=consumer: the broker assigns)"
 if "$venv/bin/python" "$here/groups_consumer_protocol.py" "$broker"; then passed=$((passed+7)); else failed=$((failed+1)); tail -20 "$work/broker.log"; fi
+
+echo "== a three-broker cluster: confluent-kafka, kafka-python and kcat through leader kills, a consumer group through a broker's (tests/compat/cluster.py)"
+if timeout 400 "$venv/bin/python" "$here/cluster.py" "$bin" 2>"$work/cluster.err"; then passed=$((passed+7)); else failed=$((failed+1)); tail -20 "$work/cluster.err"; fi
 
 echo "== kafkajs (a JavaScript client with its own protocol implementation)"
 if ! command -v node >/dev/null; then
