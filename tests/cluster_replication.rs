@@ -7,7 +7,9 @@
 //! Checked: every acknowledged value is in the log exactly once, at the partition and offset
 //! it was acknowledged with; no value is there twice; offsets are dense; the high watermark
 //! seen through ListOffsets never goes back; a restarted broker catches up (every replica
-//! ends with the same high watermark).
+//! ends with the same high watermark). Also: a broker frozen with SIGSTOP for 10 s, then two of
+//! three brokers lost (nothing acknowledged meanwhile, nothing acknowledged lost); group
+//! commits through the loss of each broker; a rolling restart with no error to the producer.
 
 mod common;
 
@@ -205,9 +207,20 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
         acked.len()
     );
 
-    // Read everything back.
+    check_log(&all, &acked);
+    eprintln!(
+        "{kills} leader kills: {sent} sent, {} acknowledged, {} failed ({:?}), {samples} high-watermark samples",
+        acked.len(),
+        failed.len(),
+        failed.iter().take(3).collect::<Vec<_>>()
+    );
+}
+
+/// Reads every partition back to its high watermark: offsets dense, no value twice, every
+/// acknowledged value at the partition and offset it was acknowledged with.
+fn check_log(all: &str, acked: &[(i32, i64, String)]) {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &all)
+        .set("bootstrap.servers", all)
         .set("group.id", "checker")
         .set("enable.auto.commit", "false")
         .create()
@@ -249,18 +262,111 @@ fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
             at.insert((*p, *offset), v.clone());
         }
     }
-    for (p, offset, v) in &acked {
+    for (p, offset, v) in acked {
         assert_eq!(
             at.get(&(*p, *offset)),
             Some(v),
             "acknowledged {v} at {p}/{offset} is not there"
         );
     }
+}
+
+/// A broker frozen with SIGSTOP for 10 s (its sockets open, its leaderships stale) and then the
+/// loss of two brokers of three: while the majority is gone no produce may be acknowledged, and
+/// once everything is back every acknowledged record is in the log exactly once, where it was
+/// acknowledged.
+#[test]
+fn a_paused_broker_and_a_lost_majority_lose_no_acknowledged_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut brokers = start_cluster(dir.path(), 3);
+    let all = bootstrap(&brokers);
+    create_topic(&all, &brokers);
+    let producer: Arc<BaseProducer<Acks>> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &all)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "8000")
+            .set("retry.backoff.ms", "100")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create_with_context(Acks::default())
+            .expect("producer"),
+    );
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let writer = {
+        let (p, phase) = (producer.clone(), phase.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while phase.load(Ordering::SeqCst) < 3 {
+                let v = format!("v{}-{n}", phase.load(Ordering::SeqCst));
+                let part = (n % PARTITIONS as u64) as i32;
+                if p.send(BaseRecord::<(), _>::to(TOPIC).partition(part).payload(&v))
+                    .is_ok()
+                {
+                    n += 1;
+                }
+                p.poll(Duration::from_millis(1));
+                if n % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            let _ = p.flush(Duration::from_secs(60));
+            n
+        })
+    };
+    let acked_now = || producer.context().acked.lock().expect("lock").len();
+    std::thread::sleep(Duration::from_secs(2));
+    // Freeze the leader of partition 0 for 10 s: the others elect, writes go on.
+    let frozen = leader_of(&all, 0).expect("a leader") as usize - 1;
+    let before = acked_now();
+    brokers[frozen].pause();
+    std::thread::sleep(Duration::from_secs(10));
+    let during_pause = acked_now() - before;
+    brokers[frozen].resume();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        during_pause > 100,
+        "writes stopped while one broker was frozen: {during_pause} acknowledged"
+    );
+
+    // Lose two brokers: nothing may be acknowledged while only one is left.
+    phase.store(1, Ordering::SeqCst);
+    let survivor = (frozen + 1) % 3;
+    for (i, b) in brokers.iter_mut().enumerate() {
+        if i != survivor {
+            b.kill9();
+        }
+    }
+    // What was in flight when the majority went may still be answered at once: wait that out.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = acked_now();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        acked_now(),
+        before,
+        "a produce was acknowledged with two of three brokers down"
+    );
+    phase.store(2, Ordering::SeqCst);
+    for (i, b) in brokers.iter_mut().enumerate() {
+        if i != survivor {
+            b.start_again();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    phase.store(3, Ordering::SeqCst);
+    let sent = writer.join().expect("writer");
+    let acked = producer.context().acked.lock().expect("lock").clone();
+    let failed = producer.context().failed.lock().expect("lock").len();
+    assert!(failed > 0, "with the majority gone some produces must fail");
+    assert!(
+        acked.iter().any(|(_, _, v)| v.starts_with("v2-")),
+        "writes resumed once the brokers were back"
+    );
+    check_log(&all, &acked);
     eprintln!(
-        "{kills} leader kills: {sent} sent, {} acknowledged, {} failed ({:?}), {samples} high-watermark samples",
-        acked.len(),
-        failed.len(),
-        failed.iter().take(3).collect::<Vec<_>>()
+        "pause and majority loss: {sent} sent, {} acknowledged ({during_pause} during the pause), {failed} failed",
+        acked.len()
     );
 }
 

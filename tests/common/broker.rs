@@ -130,6 +130,23 @@ impl Broker {
         }
     }
 
+    /// SIGSTOP: the broker freezes (a long GC pause, a stalled VM) with its sockets open.
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Broker::pause`].
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&mut self, sig: libc::c_int) {
+        if let Some(c) = self.child.as_ref() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
