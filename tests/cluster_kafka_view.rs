@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::broker::{start_cluster_with, Broker};
 use common::wire::{request, roundtrip};
+use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -35,9 +36,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, ElectLeadersRequest, ElectLeadersResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    ApiKey, BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+    ElectLeadersRequest, ElectLeadersResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -64,6 +66,24 @@ fn partition_at(b: &Broker, topic: &'static str) -> Option<(i32, i32, Vec<i32>)>
     let mut isr: Vec<i32> = p.isr_nodes.iter().map(|n| n.0).collect();
     isr.sort_unstable();
     Some((p.leader_id.0, p.leader_epoch, isr))
+}
+
+/// Leader, epoch and ISR of partition 0 of [`TOPIC`] as `b` answers DescribeTopicPartitions
+/// (what the Java Admin client of Kafka 4 describes topics with).
+fn described_at(b: &Broker) -> (i32, i32, Vec<i32>) {
+    let mut s = b.connect();
+    let req = DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![TopicRequest::default().with_name(topic_name(TOPIC))])
+        .with_response_partition_limit(100);
+    let resp: DescribeTopicPartitionsResponse = roundtrip(
+        &mut s,
+        &request(ApiKey::DescribeTopicPartitions, 0, &req),
+        0,
+    );
+    let p = &resp.topics[0].partitions[0];
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|n| n.0).collect();
+    isr.sort_unstable();
+    (p.leader_id.0, p.leader_epoch, isr)
 }
 
 /// Leader and ISR of partition 0 as broker `b` answers Metadata v9.
@@ -172,6 +192,15 @@ fn the_isr_follows_the_followers_and_min_insync_replicas_guards_acks_all() {
     let alive: Vec<i32> = (1..=3).filter(|id| *id != victim).collect();
     let asked: Vec<&Broker> = alive.iter().map(|id| &brokers[*id as usize - 1]).collect();
     wait_for_isr(&asked, &alive, &brokers);
+    for b in &asked {
+        let (l, epoch, isr) = described_at(b);
+        let (_, md_epoch, _) = partition_at(b, TOPIC).expect("metadata");
+        assert_eq!(
+            (l, epoch, isr),
+            (leader, md_epoch, alive.clone()),
+            "DescribeTopicPartitions"
+        );
+    }
     let status = cluster_status(&all);
     assert!(
         status.contains(&format!("broker {victim}\t")) && status.contains("\tdown\t"),

@@ -61,7 +61,8 @@ pub async fn handle(
             .collect();
         return Some(DescribeTopicPartitionsResponse::default().with_topics(topics));
     }
-    let node = BrokerId(ctx.broker.node_id);
+    let node = ctx.broker.node_id;
+    let cluster = super::metadata::Cluster::gather(ctx).await;
     let mut remaining = req
         .response_partition_limit
         .clamp(1, DESCRIBE_TOPIC_PARTITIONS_LIMIT);
@@ -94,7 +95,7 @@ pub async fn handle(
         } else {
             0
         };
-        let (topic, next) = page(meta, first, remaining, node);
+        let (topic, next) = page(meta, first, remaining, node, cluster.as_ref());
         remaining -= topic.partitions.len() as i32;
         resp.topics.push(topic);
         if let Some(next) = next {
@@ -117,17 +118,20 @@ fn page(
     t: &TopicMeta,
     first: i32,
     max: i32,
-    node: BrokerId,
+    node: i32,
+    cluster: Option<&super::metadata::Cluster>,
 ) -> (DescribeTopicPartitionsResponseTopic, Option<i32>) {
     let end = t.partitions.min(first.saturating_add(max));
     let partitions = (first..end)
         .map(|p| {
+            let v = super::metadata::partition_view(t, p, node, cluster);
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(v.error_code)
+                .with_leader_id(BrokerId(v.leader))
+                .with_leader_epoch(v.leader_epoch)
+                .with_replica_nodes(v.replicas)
+                .with_isr_nodes(v.isr)
                 .with_eligible_leader_replicas(Some(vec![]))
                 .with_last_known_elr(Some(vec![]))
         })

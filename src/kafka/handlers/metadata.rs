@@ -21,9 +21,20 @@ use crate::shard::replicas::{broker_of, raft_id};
 use crate::shard::TopicPartition;
 
 /// A clustered broker's view, for the entries.
-struct Cluster {
+pub(super) struct Cluster {
     catalog: Rc<Catalog>,
     view: ClusterView,
+}
+
+impl Cluster {
+    /// This broker's view of the cluster; `None` for a broker alone.
+    pub(super) async fn gather(ctx: &Ctx) -> Option<Cluster> {
+        let view = ctx.shard.cluster_view().await?;
+        Some(Cluster {
+            catalog: ctx.shard.catalog(),
+            view,
+        })
+    }
 }
 
 /// `host:port` (or `[v6]:port`) split for a broker entry.
@@ -33,58 +44,85 @@ fn split_listener(listener: &str) -> Option<(String, i32)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
+/// One partition as Metadata and DescribeTopicPartitions report it.
+pub(super) struct PartitionView {
+    /// NONE, or LEADER_NOT_AVAILABLE while no leader is known.
+    pub error_code: i16,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+}
+
+/// Partition `p` of `t` as this broker (`node`) knows it: alone, it leads every partition in
+/// epoch 0; in a cluster, the leader and epoch its replica knows, the ISR the leader judged.
+pub(super) fn partition_view(
+    t: &TopicMeta,
+    p: i32,
+    node: i32,
+    cluster: Option<&Cluster>,
+) -> PartitionView {
+    let Some((c, replicas)) = cluster.and_then(|c| c.catalog.replicas(&t.name, p).map(|r| (c, r)))
+    else {
+        return PartitionView {
+            error_code: errors::NONE,
+            leader: node,
+            leader_epoch: 0,
+            replicas: vec![BrokerId(node)],
+            isr: vec![BrokerId(node)],
+        };
+    };
+    let tp = TopicPartition {
+        topic: t.name.clone(),
+        partition: p,
+    };
+    let nodes: Vec<BrokerId> = replicas.iter().map(|r| BrokerId(*r as i32)).collect();
+    let leadership = c.view.leaders.get(&tp);
+    let leader = match leadership {
+        Some(l) => match l.role {
+            Role::Leader => Some(node),
+            _ => l.leader.map(broker_of),
+        },
+        // This broker holds no replica, so it does not follow the group: it names the
+        // preferred replica, which is the leader unless a failover moved it (the client then
+        // hears NOT_LEADER_OR_FOLLOWER there and asks a replica).
+        None => replicas.first().map(|r| *r as i32),
+    };
+    // The leader's judgement (Kafka's ISR under Raft); every replica when this broker has
+    // not heard it.
+    let isr = match c.view.in_sync.get(&tp) {
+        Some(ids) => replicas
+            .iter()
+            .filter(|r| ids.contains(&raft_id(**r as i32)))
+            .map(|r| BrokerId(*r as i32))
+            .collect(),
+        None => nodes.clone(),
+    };
+    PartitionView {
+        error_code: if leader.is_some() {
+            errors::NONE
+        } else {
+            errors::LEADER_NOT_AVAILABLE
+        },
+        leader: leader.unwrap_or(-1),
+        leader_epoch: leadership.map_or(-1, |l| l.term as i32),
+        replicas: nodes,
+        isr,
+    }
+}
+
 fn topic_entry(t: &TopicMeta, node: i32, cluster: Option<&Cluster>) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
-        .map(
-            |p| match cluster.and_then(|c| c.catalog.replicas(&t.name, p).map(|r| (c, r))) {
-                Some((c, replicas)) => {
-                    let tp = TopicPartition {
-                        topic: t.name.clone(),
-                        partition: p,
-                    };
-                    let nodes: Vec<BrokerId> =
-                        replicas.iter().map(|r| BrokerId(*r as i32)).collect();
-                    let leadership = c.view.leaders.get(&tp);
-                    let leader = match leadership {
-                        Some(l) => match l.role {
-                            Role::Leader => Some(node),
-                            _ => l.leader.map(broker_of),
-                        },
-                        // This broker holds no replica, so it does not follow the group: it names
-                        // the preferred replica, which is the leader unless a failover moved it
-                        // (the client then hears NOT_LEADER_OR_FOLLOWER there and asks a replica).
-                        None => replicas.first().map(|r| *r as i32),
-                    };
-                    // The leader's judgement (Kafka's ISR under Raft); every replica when
-                    // this broker has not heard it.
-                    let isr = match c.view.in_sync.get(&tp) {
-                        Some(ids) => replicas
-                            .iter()
-                            .filter(|r| ids.contains(&raft_id(**r as i32)))
-                            .map(|r| BrokerId(*r as i32))
-                            .collect(),
-                        None => nodes.clone(),
-                    };
-                    MetadataResponsePartition::default()
-                        .with_partition_index(p)
-                        .with_error_code(if leader.is_some() {
-                            errors::NONE
-                        } else {
-                            errors::LEADER_NOT_AVAILABLE
-                        })
-                        .with_leader_id(BrokerId(leader.unwrap_or(-1)))
-                        .with_leader_epoch(leadership.map_or(-1, |l| l.term as i32))
-                        .with_replica_nodes(nodes)
-                        .with_isr_nodes(isr)
-                }
-                None => MetadataResponsePartition::default()
-                    .with_partition_index(p)
-                    .with_leader_id(BrokerId(node))
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![BrokerId(node)])
-                    .with_isr_nodes(vec![BrokerId(node)]),
-            },
-        )
+        .map(|p| {
+            let v = partition_view(t, p, node, cluster);
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_error_code(v.error_code)
+                .with_leader_id(BrokerId(v.leader))
+                .with_leader_epoch(v.leader_epoch)
+                .with_replica_nodes(v.replicas)
+                .with_isr_nodes(v.isr)
+        })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&t.name))))
@@ -109,10 +147,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> Option<Met
         _ => None,
     };
     let auto_create = b.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
-    let cluster = ctx.shard.cluster_view().await.map(|view| Cluster {
-        catalog: ctx.shard.catalog(),
-        view,
-    });
+    let cluster = Cluster::gather(ctx).await;
     let cluster = cluster.as_ref();
     let mut topics = Vec::new();
     match wanted {
