@@ -105,6 +105,17 @@ impl Acks {
     }
 }
 
+/// A produce between [`Partition::stage`] and [`Partition::complete`].
+pub enum Staged {
+    /// In the log at these offsets (durable once completed).
+    Appended(AppendInfo),
+    /// Queued for proposal to the partition's Raft group; its offsets come with the answers.
+    Proposed {
+        proposal: replicated::Proposal,
+        acks: Acks,
+    },
+}
+
 /// The cleaner's dirty point of a partition (an `i64`, written atomically with a CRC).
 pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
 
@@ -237,6 +248,33 @@ impl Partition {
         let info = self.append(records, Acks::All).await?;
         self.commit(&info).await?;
         Ok(info)
+    }
+
+    /// A produce in two halves: [`Self::stage`] takes the batches in order (once it returns, a
+    /// later produce lands after this one), [`Self::complete`] waits until they are durable
+    /// as `acks` asks and says where they are. A connection reads its next request between
+    /// the two.
+    pub async fn stage(&self, records: Bytes, acks: Acks) -> Result<Staged, PartitionError> {
+        if let Some(group) = self.group() {
+            return self.stage_replicated(&group, records, acks).await;
+        }
+        Ok(Staged::Appended(self.append(records, acks).await?))
+    }
+
+    /// The second half of [`Self::stage`].
+    pub async fn complete(self: &Rc<Self>, staged: Staged) -> Result<AppendInfo, PartitionError> {
+        match staged {
+            Staged::Appended(info) => {
+                self.commit(&info).await?;
+                Ok(info)
+            }
+            Staged::Proposed { proposal, acks } => {
+                let group = self.group().ok_or(PartitionError::NotLeader { leader: None })?;
+                let info = self.complete_replicated(&group, proposal, acks).await;
+                self.data.notify();
+                info
+            }
+        }
     }
 
     /// The ordered half of a produce: validates the batches (once), assigns offsets and stages

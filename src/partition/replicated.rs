@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::producer_state::{ProducerState, Verdict};
-use super::{Acks, Partition, PartitionError};
-use crate::replication::host::{Ack, GroupHandle, GroupId, Host, Published};
+use super::{Acks, Partition, PartitionError, Staged};
+use crate::replication::host::{Ack, GroupHandle, GroupId, Host, Published, Waiter};
 use crate::replication::{LogDevice, NodeId, Replica, ReplicaError, ReplicaSettings, Role};
 use crate::storage::batch::BatchHeader;
 use crate::storage::{AppendInfo, StorageError};
@@ -36,6 +36,12 @@ pub enum Election {
     Elected,
     /// It did not take over in time: not in sync, not alive, or no leader to hand over.
     NotAvailable,
+}
+
+/// Batches queued for proposal, in order, with their answers to come.
+pub struct Proposal {
+    waiters: Vec<Waiter>,
+    record_count: i64,
 }
 
 /// How often an election for the preferred replica asks again.
@@ -331,17 +337,38 @@ impl Partition {
                 record_count: h.record_count as i64,
             });
         }
-        // Every batch is queued at once (in order), then the answers are awaited.
+        let proposed = self.submit_replicated(group, bytes, &headers, ack);
+        self.await_proposed(proposed).await
+    }
+
+    /// Queues every batch of a produce for proposal at once, in order (a later produce's
+    /// batches are queued after these): the first half of a produce that needs no sequence
+    /// check, so that a connection's next request can be read while these commit.
+    fn submit_replicated(
+        &self,
+        group: &GroupHandle,
+        bytes: Bytes,
+        headers: &[BatchHeader],
+        ack: Ack,
+    ) -> Proposal {
         let mut waiters = Vec::with_capacity(headers.len());
         let mut at = 0usize;
-        for h in &headers {
+        for h in headers {
             let n = h.total_size();
             waiters.push(group.submit(BytesMut::from(&bytes[at..at + n]), ack));
             at += n;
         }
+        Proposal {
+            waiters,
+            record_count: headers.iter().map(|h| h.record_count as i64).sum(),
+        }
+    }
+
+    /// The second half: waits for every batch's answer.
+    async fn await_proposed(&self, proposal: Proposal) -> Result<AppendInfo, PartitionError> {
         let mut first = None;
         let mut last = -1;
-        for w in waiters {
+        for w in proposal.waiters {
             let p = w.wait().await.map_err(replication_error)?;
             first.get_or_insert(p.base_offset);
             last = p.last_offset;
@@ -350,8 +377,56 @@ impl Partition {
             base_offset: first.unwrap_or(last + 1),
             last_offset: last,
             log_append_time: -1,
-            record_count: headers.iter().map(|h| h.record_count as i64).sum(),
+            record_count: proposal.record_count,
         })
+    }
+
+    /// The first half of a produce to a replicated partition (see [`Partition::stage`]):
+    /// batches of producers without a sequence are checked and queued for proposal, and the
+    /// answer is awaited by [`Self::complete_replicated`]; an idempotent producer's batch is
+    /// appended whole here (one at a time per partition: its sequence is checked against what
+    /// the log really holds).
+    pub(super) async fn stage_replicated(
+        &self,
+        group: &GroupHandle,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<Staged, PartitionError> {
+        let idempotent = BatchHeader::parse(&records).is_some_and(|h| h.producer_id >= 0);
+        if idempotent {
+            return Ok(Staged::Appended(
+                self.append_replicated(group, records, acks).await?,
+            ));
+        }
+        let batches = self.validate(records)?;
+        let leadership = group.published();
+        if leadership.role != Role::Leader {
+            return Err(PartitionError::NotLeader {
+                leader: leadership.leader,
+            });
+        }
+        self.check_in_sync(group, acks, false)?;
+        let ack = match acks {
+            Acks::All => Ack::Quorum,
+            Acks::Leader => Ack::Leader,
+        };
+        let headers = batches.headers().to_vec();
+        let (bytes, _) = batches.into_parts();
+        Ok(Staged::Proposed {
+            proposal: self.submit_replicated(group, bytes, &headers, ack),
+            acks,
+        })
+    }
+
+    pub(super) async fn complete_replicated(
+        &self,
+        group: &GroupHandle,
+        proposal: Proposal,
+        acks: Acks,
+    ) -> Result<AppendInfo, PartitionError> {
+        let info = self.await_proposed(proposal).await?;
+        self.check_in_sync(group, acks, true)?;
+        Ok(info)
     }
 
     /// Producer state from every batch of the log.

@@ -62,9 +62,9 @@ impl Call<Shard> for Produce {
     fn run(self, shard: Rc<Shard>, mut stage: Stage) -> LocalFuture<Self::Reply> {
         Box::pin(async move {
             let p = shard.partition(&self.tp).await?;
-            let info = p.append(self.records, self.acks).await?;
+            let staged = p.stage(self.records, self.acks).await?;
             stage.reached().await;
-            p.commit(&info).await?;
+            let info = p.complete(staged).await?;
             Ok(Produced {
                 info,
                 log_start: p.log_start(),
