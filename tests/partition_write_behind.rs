@@ -60,7 +60,11 @@ fn a_producer_waits_for_the_write_out_once_the_disk_is_behind() {
         // Appends alone stage bytes without writing them (as concurrent producers would).
         let mut last = None;
         while p.stats().staged_bytes < MAX_WRITE_BEHIND_BYTES as u64 {
-            last = Some(p.append(batch.clone(), strata::partition::Acks::All).await.expect("append"));
+            last = Some(
+                p.append(batch.clone(), strata::partition::Acks::All)
+                    .await
+                    .expect("append"),
+            );
         }
         let last = last.expect("appended");
         p.commit(&last).await.expect("commit");

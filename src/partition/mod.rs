@@ -67,7 +67,9 @@ pub enum PartitionError {
     NotEnoughReplicas { in_sync: usize, required: i32 },
     /// Committed, but the in-sync replicas fell below `min.insync.replicas` meanwhile (Kafka:
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND; the records are in the log).
-    #[error("appended, but only {in_sync} replica(s) are in sync (min.insync.replicas {required})")]
+    #[error(
+        "appended, but only {in_sync} replica(s) are in sync (min.insync.replicas {required})"
+    )]
     NotEnoughReplicasAfterAppend { in_sync: usize, required: i32 },
     #[error("{0} is not supported on a replicated partition yet")]
     NotSupportedReplicated(&'static str),

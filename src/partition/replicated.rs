@@ -118,7 +118,12 @@ impl Partition {
     }
 
     /// acks=all's `min.insync.replicas` check; `after`: the batch is in the log already.
-    fn check_in_sync(&self, group: &GroupHandle, acks: Acks, after: bool) -> Result<(), PartitionError> {
+    fn check_in_sync(
+        &self,
+        group: &GroupHandle,
+        acks: Acks,
+        after: bool,
+    ) -> Result<(), PartitionError> {
         let required = self.log.min_insync_replicas();
         if acks != Acks::All || required <= 1 {
             return Ok(());

@@ -219,7 +219,10 @@ impl Shard {
         acks: crate::partition::Acks,
     ) -> ProduceCall {
         let owner = owner_of(&tp, self.shards);
-        ProduceCall(self.mesh.call(self, owner, calls::Produce { tp, records, acks }))
+        ProduceCall(
+            self.mesh
+                .call(self, owner, calls::Produce { tp, records, acks }),
+        )
     }
 
     /// The open partition `tp`, opening (and recovering) it on first use if the catalog has it.
