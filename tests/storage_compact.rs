@@ -560,7 +560,10 @@ fn cleaner_throughput() {
                 .map(|k| (Some(k.as_slice()), Some(value.as_slice())))
                 .collect();
             let info = p
-                .append(Bytes::from(build_batch_nullable(0, 0, &recs)))
+                .append(
+                    Bytes::from(build_batch_nullable(0, 0, &recs)),
+                    strata::partition::Acks::All,
+                )
                 .await
                 .expect("append");
             p.commit(&info).await.expect("commit");
@@ -1032,5 +1035,142 @@ fn small_cleaned_segments_are_merged_and_a_crash_inside_a_merge_loses_nothing() 
             assert_eq!(p.stats().log_end, end + 20);
             check(&p, &model, false).await;
         });
+    }
+}
+
+/// A read in flight on a segment's file while the cleaner swaps a merged copy in under the same
+/// base offset (a consumer fetching while a pass runs, as after a broker restart): what it read
+/// is the old file's bytes, and must never be served later as the new file's. Here the old
+/// first segment is larger than the merged one that replaces it, so its bytes "cover" the new
+/// file: taken for the new file's, a read of the offsets the merged-in segments brought finds
+/// nothing there and goes on in the next segment, skipping them (a consumer misses their
+/// records; the cleaner's next pass reads the merged segment the same way). Deterministic: the
+/// read is polled once (its disk read submitted), the pass runs to its end, then the read ends.
+#[test]
+fn a_read_in_flight_across_a_merge_never_serves_the_replaced_file() {
+    use strata::storage::CleanLimits;
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Rc<dyn Clock> = Rc::new(ManualClock::new(0));
+        let log = PartitionLog::open(dir.path(), compact_config(), clock.clone())
+            .await
+            .expect("open")
+            .0;
+        let mut model = Model::new();
+        let put = |key: String, val: Vec<u8>| {
+            build_batch_nullable(0, 0, &[(Some(key.as_bytes()), Some(val.as_slice()))])
+        };
+        let append = async |model: &mut Model, key: String, val: Vec<u8>| {
+            log.append(&put(key.clone(), val.clone()))
+                .await
+                .expect("append");
+            log.flush(log.log_end()).await.expect("flush");
+            model.insert(key.into_bytes(), Some(val));
+        };
+        // The first segment: keys written once, updated later (the second pass empties it).
+        for i in 0..25 {
+            append(&mut model, format!("h-{i}"), value(i)).await;
+        }
+        // Then many segments of one key updated over and over, with a key written once in
+        // each stretch (what the first pass leaves of them: small segments, merged next).
+        for i in 0..400 {
+            let key = if i % 30 == 0 {
+                format!("s-{i}")
+            } else {
+                "f".to_string()
+            };
+            append(&mut model, key, value(i)).await;
+        }
+        let mut first_dirty = 0;
+        let mut map = big_map();
+        let mut pass = async |log: &PartitionLog, first_dirty: &mut i64| {
+            let limits = CleanLimits {
+                upto: log.flushed_offset().min(log.active_base()),
+                first_dirty: *first_dirty,
+                min_compaction_lag_ms: 0,
+                delete_retention_ms: i64::MAX,
+                last_batches: Default::default(),
+            };
+            let report = log.clean(&limits, &mut map, None).await.expect("clean");
+            *first_dirty = report.cleaned_upto;
+            report
+        };
+        let first = pass(&log, &mut first_dirty).await;
+        assert!(first.segments_rewritten > 5, "{first:?}");
+        let bases = log.segment_bases();
+        assert_eq!(bases[0], 0);
+        // The keys of the first segment updated: the second pass empties it and merges the
+        // small ones after it into it.
+        for i in 0..25 {
+            append(&mut model, format!("h-{i}"), value(1000 + i)).await;
+        }
+        // The first segment's bytes out of the read-ahead: the read below goes to the disk.
+        let hw = log.flushed_offset();
+        for b in &bases[1..3] {
+            log.read(*b, 1, hw).await.expect("read");
+        }
+        let mut in_flight = Box::pin(log.read(0, 1, hw));
+        assert!(
+            futures_lite::future::poll_once(&mut in_flight)
+                .await
+                .is_none(),
+            "the read waits for the disk"
+        );
+        let second = pass(&log, &mut first_dirty).await;
+        assert!(second.segments_merged > 0, "{second:?}");
+        assert_eq!(
+            log.segment_bases()[0],
+            0,
+            "the merged segment took the first base"
+        );
+        let old = in_flight.await.expect("the read in flight ends");
+        assert!(!old.is_empty(), "it read the old file");
+        check_records(&read_log_of(&log).await, &model, "after the merge");
+        // The cleaner's next pass reads the merged segment too: nothing of it may go.
+        append(&mut model, "f".to_string(), value(5000)).await;
+        pass(&log, &mut first_dirty).await;
+        check_records(&read_log_of(&log).await, &model, "after the next pass");
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), compact_config(), clock)
+            .await
+            .expect("reopen");
+        check_records(&read_log_of(&log).await, &model, "after a reopen");
+    });
+}
+
+/// Every record of `log` up to its flushed offset: (offset, key, value).
+async fn read_log_of(log: &PartitionLog) -> Vec<Read> {
+    let mut out = Vec::new();
+    let mut scan = log.scan(log.log_start(), log.flushed_offset());
+    while let Some(b) = scan.next().await.expect("scan") {
+        let mut buf = b.clone();
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decodes");
+        for r in set.records {
+            out.push((
+                r.offset,
+                r.key.map(|k| k.to_vec()).unwrap_or_default(),
+                r.value.map(|v| v.to_vec()),
+            ));
+        }
+    }
+    out
+}
+
+/// Every key of the model has its latest value among `recs`, offsets strictly increase.
+fn check_records(recs: &[Read], model: &Model, what: &str) {
+    let mut latest: BTreeMap<&[u8], &Option<Vec<u8>>> = BTreeMap::new();
+    let mut last = -1;
+    for (o, k, v) in recs {
+        assert!(*o > last, "{what}: offsets increase: {o} after {last}");
+        last = *o;
+        latest.insert(k, v);
+    }
+    for (k, v) in model {
+        assert_eq!(
+            latest.get(k.as_slice()).copied(),
+            Some(v),
+            "{what}: key {}",
+            String::from_utf8_lossy(k)
+        );
     }
 }

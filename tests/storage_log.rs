@@ -625,3 +625,53 @@ fn max_timestamp_lookup_finds_the_first_record_with_the_largest_timestamp() {
         );
     });
 }
+
+/// While a roll seals the full segment (truncate, sync, indexes: I/O the append waits for),
+/// the log still has it: its end stays where it was, its records stay readable (a consumer
+/// fetching there used to get OFFSET_OUT_OF_RANGE, and librdkafka then resets to the end,
+/// skipping records; with a single segment the log had none at all and a read panicked).
+/// Deterministic: the rolling append is polled step by step, the log checked between steps.
+#[test]
+fn a_roll_in_progress_keeps_the_sealed_segment_readable() {
+    common::run(async {
+        for segments_before in [1usize, 3] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = common::open(dir.path(), common::small_segments(4096)).await;
+            let mut next = 0u64;
+            // `segments_before` segments, the active one not empty.
+            while next == 0 || log.segment_count() < segments_before {
+                log.append(&common::numbered_batch("v", next, 10, 0))
+                    .await
+                    .expect("append");
+                next += 10;
+                log.flush(log.log_end()).await.expect("flush");
+            }
+            let end = log.log_end();
+            let count = log.segment_count();
+            // Larger than what is left of the segment: it rolls.
+            let big = common::numbered_batch(&"w".repeat(400), next, 10, 0);
+            let mut rolling = Box::pin(log.append(&big));
+            let mut steps = 0;
+            loop {
+                if futures_lite::future::poll_once(&mut rolling)
+                    .await
+                    .is_some()
+                {
+                    break;
+                }
+                steps += 1;
+                assert!(steps < 10_000, "the roll ends");
+                assert!(
+                    log.log_end() >= end,
+                    "mid-roll, the log end went back from {end}"
+                );
+                let r = log.read(end - 1, 1, end).await.expect("mid-roll read");
+                assert!(!r.is_empty(), "mid-roll, offset {} is readable", end - 1);
+                glommio::timer::sleep(std::time::Duration::from_micros(50)).await;
+            }
+            assert!(steps > 0, "the roll waited for I/O");
+            assert!(log.segment_count() > count, "it rolled");
+            assert_eq!(log.log_end(), end + 10);
+        }
+    });
+}

@@ -398,10 +398,15 @@ impl Segment {
     /// Seals the segment after all its bytes were written and synced: trims the page padding,
     /// writes the indexes. It stays readable.
     pub async fn seal(&mut self, dir: &Path) -> Result<()> {
+        self.begin_seal(dir)?.finish().await
+    }
+
+    /// The in-memory half of [`Self::seal`]: the segment is sealed at once (no stage, final
+    /// time entry, indexes archived) and stays readable; the returned I/O (trim, sync, index
+    /// files) needs no access to it, so a log can seal a segment without taking it out of its
+    /// segment map across the I/O (readers would find its offsets gone meanwhile).
+    pub fn begin_seal(&mut self, dir: &Path) -> Result<SealIo> {
         assert_eq!(self.written, self.size, "seal before every byte is written");
-        self.stage = None;
-        self.file.truncate(self.size).await?;
-        self.file.fdatasync().await?;
         // Final time entry so that the sealed index knows the segment's largest timestamp.
         let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
         if self.max_timestamp >= 0
@@ -415,12 +420,20 @@ impl Segment {
                 relative_offset: rel,
             });
         }
-        self.write_indexes(dir).await
+        let (index, time) = self.archive_indexes(dir)?;
+        self.stage = None;
+        Ok(SealIo {
+            file: self.file.clone(),
+            size: self.size,
+            index,
+            time,
+        })
     }
 
-    /// Archives the indexes to their files (they are derived data: no fsync, a torn one is
-    /// rebuilt). Megabytes for a full segment: written on the blocking pool, off the core.
-    pub async fn write_indexes(&mut self, dir: &Path) -> Result<()> {
+    /// The indexes archived (sealed in memory), with the files their bytes go to (they are
+    /// derived data: written without fsync, a torn one is rebuilt on open).
+    #[allow(clippy::type_complexity)]
+    fn archive_indexes(&mut self, dir: &Path) -> Result<((PathBuf, Vec<u8>), (PathBuf, Vec<u8>))> {
         let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
         let enc = |e: rkyv::rancor::Error| StorageError::Encode {
             what: "an index",
@@ -428,13 +441,7 @@ impl Segment {
         };
         let ib = self.offset_index.seal().map_err(enc)?;
         let tb = self.time_index.seal().map_err(enc)?;
-        glommio::executor()
-            .spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::write(index_path, ib)?;
-                std::fs::write(time_path, tb)
-            })
-            .await?;
-        Ok(())
+        Ok(((index_path, ib), (time_path, tb)))
     }
 
     /// Where to start reading for `offset`: the position of the indexed batch at or before it.
@@ -526,6 +533,35 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// The file I/O of sealing a segment ([`Segment::begin_seal`]): trim the file to its size and
+/// sync it, then write the index files (megabytes for a full segment: on the blocking pool,
+/// off the core).
+#[must_use = "the segment is not sealed on disk until the I/O is done"]
+pub struct SealIo {
+    file: Rc<DmaFile>,
+    size: u64,
+    index: (PathBuf, Vec<u8>),
+    time: (PathBuf, Vec<u8>),
+}
+
+impl SealIo {
+    pub async fn finish(self) -> Result<()> {
+        self.file.truncate(self.size).await?;
+        self.file.fdatasync().await?;
+        write_index_files(self.index, self.time).await
+    }
+}
+
+async fn write_index_files(index: (PathBuf, Vec<u8>), time: (PathBuf, Vec<u8>)) -> Result<()> {
+    glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::write(index.0, index.1)?;
+            std::fs::write(time.0, time.1)
+        })
+        .await?;
+    Ok(())
 }
 
 /// Submits `writes` to `file` in order and returns the logical end they cover.

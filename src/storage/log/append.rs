@@ -194,18 +194,15 @@ impl PartitionLog {
 
     async fn roll_locked(&self, now: i64) -> Result<()> {
         self.write_staged(true).await?;
-        let (base, mut old) = {
+        // Sealed where it is: taken out of the segment map across the sealing I/O, its
+        // offsets would be gone meanwhile (the log end moves back, fetches there are out of
+        // range; with no other segment, there is no log at all).
+        let (base, sealing) = {
             let mut st = self.state.borrow_mut();
             let next = st.log_end();
-            let key = st.active().base_offset;
-            (next, st.segments.remove(&key).expect("active exists"))
+            (next, st.active_mut().begin_seal(&self.dir)?)
         };
-        let sealed = old.seal(&self.dir).await;
-        self.state
-            .borrow_mut()
-            .segments
-            .insert(old.base_offset, old);
-        sealed?;
+        sealing.finish().await?;
         let interval = self.config.borrow().index_interval_bytes;
         let seg = Segment::create(&self.dir, base, interval, now).await?;
         self.state.borrow_mut().segments.insert(base, seg);

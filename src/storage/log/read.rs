@@ -1,6 +1,8 @@
 //! Reads: whole stored batches by offset, from the tail cache, the read-ahead or one direct
 //! read of the segment file; and the search for the first offset at a timestamp.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 
 use super::{PartitionLog, ReadBatches};
@@ -113,10 +115,12 @@ impl PartitionLog {
             .min((readable - pos) as usize);
         // The bytes read ahead serve when they hold the whole stretch wanted (or up to the
         // written end); a read ahead in flight for it is waited for rather than repeated.
+        // Windows are the file's: a window read from a file the cleaner has since replaced
+        // under this base (a read in flight across the swap) is never taken for this one's.
         let enough = |b: &Bytes| b.len() >= want;
-        let mut ahead = self.read_ahead.get(segment, pos).filter(enough);
-        if ahead.is_none() && self.read_ahead.wait_for(segment, pos).await {
-            ahead = self.read_ahead.get(segment, pos).filter(enough);
+        let mut ahead = self.read_ahead.get(segment, &file, pos).filter(enough);
+        if ahead.is_none() && self.read_ahead.wait_for(segment, &file, pos).await {
+            ahead = self.read_ahead.get(segment, &file, pos).filter(enough);
         }
         loop {
             let buf = match ahead.take() {
@@ -124,7 +128,7 @@ impl PartitionLog {
                 None => {
                     self.disk_reads.set(self.disk_reads.get() + 1);
                     let buf = Segment::read(file.clone(), pos, want).await?;
-                    self.read_ahead.keep(segment, pos, buf.clone());
+                    self.read_ahead.keep(segment, &file, pos, buf.clone());
                     buf
                 }
             };
@@ -146,13 +150,15 @@ impl PartitionLog {
             }
             if let Some((from, to)) = range {
                 // A consumer reading in order asks for `next_offset` next, from the position
-                // the index gives for it: read from there now.
+                // the index gives for it: read from there now. Only while the segment still
+                // has this file: the index of a file swapped in meanwhile points into that one.
                 if pos + (to as u64) < readable {
                     let next = self
                         .state
                         .borrow()
                         .segments
                         .get(&segment)
+                        .filter(|s| Rc::ptr_eq(&s.file(), &file))
                         .map(|s| s.position_for(next_offset));
                     if let Some(next) = next.filter(|n| *n < readable) {
                         let len = want.min((readable - next) as usize);
