@@ -851,7 +851,7 @@ fn a_producers_last_batch_stays_empty_so_a_retry_after_a_rebuild_is_a_duplicate(
             "only the last batch, empty, with its offsets and sequence"
         );
         // A fetch there does not answer with the empty batch alone.
-        let fetched = p.fetch(last.base_offset, 1 << 20).await.expect("fetch");
+        let fetched = p.fetch(last.base_offset, 1 << 20, -1).await.expect("fetch");
         let counts: Vec<i32> = fetched
             .chunks
             .iter()
