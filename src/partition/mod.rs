@@ -269,7 +269,9 @@ impl Partition {
                 Ok(info)
             }
             Staged::Proposed { proposal, acks } => {
-                let group = self.group().ok_or(PartitionError::NotLeader { leader: None })?;
+                let group = self
+                    .group()
+                    .ok_or(PartitionError::NotLeader { leader: None })?;
                 let info = self.complete_replicated(&group, proposal, acks).await;
                 self.data.notify();
                 info

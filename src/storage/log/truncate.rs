@@ -41,7 +41,16 @@ impl PartitionLog {
             let later: Vec<i64> = st.segments.range(holder + 1..).map(|(b, _)| *b).collect();
             let doomed: Vec<Segment> = later.iter().filter_map(|b| st.segments.remove(b)).collect();
             st.tail.truncate_from(offset);
-            (doomed, st.segments.remove(&holder))
+            // The holder stays in the map until its cut copy replaces it: a log always has an
+            // active segment, and readers (bounded by the commit point, below the cut) read on.
+            let holder = st.segments.get(&holder).map(|seg| Holder {
+                base: seg.base_offset,
+                from: seg.position_for(offset),
+                size: seg.size(),
+                next: seg.next_offset(),
+                file: seg.file(),
+            });
+            (doomed, holder)
         };
         // The latest segments go first: a crash leaves a prefix of the log.
         for seg in doomed.iter().rev() {
@@ -53,13 +62,13 @@ impl PartitionLog {
                 "truncation found no segment holding the offset",
             )));
         };
-        self.read_ahead.forget(seg.base_offset);
-        let cut = self.position_of(&seg, offset).await?;
-        let file = seg.file();
+        self.read_ahead.forget(seg.base);
+        let cut = position_of(&seg, offset).await?;
+        let file = seg.file.clone();
         file.truncate(cut).await?;
         file.fdatasync().await?;
         self.syncs.set(self.syncs.get() + 1);
-        let base = seg.base_offset;
+        let base = seg.base;
         drop(seg);
         let interval = self.config.borrow().index_interval_bytes;
         let (seg, scan) =
@@ -91,37 +100,47 @@ impl PartitionLog {
         tracing::info!(dir = %self.dir.display(), offset, "log truncated");
         Ok(())
     }
+}
 
-    /// Byte position of the batch starting at `offset` in a segment whose bytes are all on
-    /// the device: from the offset index's floor entry, batch header by batch header.
-    async fn position_of(&self, seg: &Segment, offset: i64) -> Result<u64> {
-        let mut pos = seg.position_for(offset);
-        let size = seg.size();
-        let file = seg.file();
-        while pos < size {
-            let head = Segment::read(file.clone(), pos, HEADER_BYTES).await?;
-            let h = BatchHeader::parse(&head).ok_or_else(|| {
-                StorageError::Io(std::io::Error::other(format!(
-                    "no batch header at position {pos} while truncating"
-                )))
-            })?;
-            if h.base_offset == offset {
-                return Ok(pos);
-            }
-            if h.base_offset > offset || h.next_offset() > offset {
-                return Err(StorageError::Io(std::io::Error::other(format!(
-                    "offset {offset} is inside the batch at {}, not at a boundary",
-                    h.base_offset
-                ))));
-            }
-            pos += h.total_size() as u64;
-        }
-        if pos == size && seg.next_offset() == offset {
+/// What truncation needs of the segment holding the cut, taken out of the log's state so
+/// that no borrow is held across the reads.
+struct Holder {
+    base: i64,
+    /// Where the offset index says to start looking for the cut.
+    from: u64,
+    size: u64,
+    next: i64,
+    file: std::rc::Rc<glommio::io::DmaFile>,
+}
+
+/// Byte position of the batch starting at `offset` in the holder, whose bytes are all on the
+/// device: from the offset index's floor entry, batch header by batch header (its end when
+/// `offset` is the segment's end).
+async fn position_of(seg: &Holder, offset: i64) -> Result<u64> {
+    let mut pos = seg.from;
+    while pos < seg.size {
+        let head = Segment::read(seg.file.clone(), pos, HEADER_BYTES).await?;
+        let h = BatchHeader::parse(&head).ok_or_else(|| {
+            StorageError::Io(std::io::Error::other(format!(
+                "no batch header at position {pos} while truncating"
+            )))
+        })?;
+        if h.base_offset == offset {
             return Ok(pos);
         }
-        Err(StorageError::Io(std::io::Error::other(format!(
-            "offset {offset} not found in the segment at {}",
-            seg.base_offset
-        ))))
+        if h.base_offset > offset || h.next_offset() > offset {
+            return Err(StorageError::Io(std::io::Error::other(format!(
+                "offset {offset} is inside the batch at {}, not at a boundary",
+                h.base_offset
+            ))));
+        }
+        pos += h.total_size() as u64;
     }
+    if pos == seg.size && seg.next == offset {
+        return Ok(pos);
+    }
+    Err(StorageError::Io(std::io::Error::other(format!(
+        "offset {offset} not found in the segment at {}",
+        seg.base
+    ))))
 }
