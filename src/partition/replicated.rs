@@ -277,12 +277,15 @@ impl Partition {
         Ok(info)
     }
 
-    async fn append_replicated_inner(
+    /// What a leader checks before it proposes a produce: valid batches, still the leader,
+    /// enough replicas in sync for acks=all. The batches' bytes and headers, and what the
+    /// proposal waits for.
+    fn admit(
         &self,
         group: &GroupHandle,
         records: Bytes,
         acks: Acks,
-    ) -> Result<AppendInfo, PartitionError> {
+    ) -> Result<(Bytes, Vec<BatchHeader>, Ack), PartitionError> {
         let batches = self.validate(records)?;
         let leadership = group.published();
         if leadership.role != Role::Leader {
@@ -297,6 +300,16 @@ impl Partition {
         };
         let headers = batches.headers().to_vec();
         let (bytes, _) = batches.into_parts();
+        Ok((bytes, headers, ack))
+    }
+
+    async fn append_replicated_inner(
+        &self,
+        group: &GroupHandle,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<AppendInfo, PartitionError> {
+        let (bytes, headers, ack) = self.admit(group, records, acks)?;
         let h = headers[0];
         if h.producer_id >= 0 {
             if headers.len() > 1 {
@@ -307,10 +320,13 @@ impl Partition {
                 .acquire_permit(1)
                 .await
                 .map_err(|_| StorageError::Closed)?;
-            if self.producers_term.get() != leadership.term {
+            // The term now, after waiting for the turn: a replica that led again meanwhile
+            // rebuilds the state of its new term.
+            let term = group.published().term;
+            if self.producers_term.get() != term {
                 let state = self.producers_from_log().await?;
                 *self.producers.borrow_mut() = state;
-                self.producers_term.set(leadership.term);
+                self.producers_term.set(term);
             }
             let verdict = self.producers.borrow().check(&h);
             match verdict {
@@ -398,20 +414,7 @@ impl Partition {
                 self.append_replicated(group, records, acks).await?,
             ));
         }
-        let batches = self.validate(records)?;
-        let leadership = group.published();
-        if leadership.role != Role::Leader {
-            return Err(PartitionError::NotLeader {
-                leader: leadership.leader,
-            });
-        }
-        self.check_in_sync(group, acks, false)?;
-        let ack = match acks {
-            Acks::All => Ack::Quorum,
-            Acks::Leader => Ack::Leader,
-        };
-        let headers = batches.headers().to_vec();
-        let (bytes, _) = batches.into_parts();
+        let (bytes, headers, ack) = self.admit(group, records, acks)?;
         Ok(Staged::Proposed {
             proposal: self.submit_replicated(group, bytes, &headers, ack),
             acks,
