@@ -75,6 +75,9 @@ impl Slot {
 pub struct GroupHandle {
     pub group: GroupId,
     published: Cell<Published>,
+    /// What the replica last reported of the log it may still read back
+    /// ([`Replica::raft_needs_from`]); apart from `published`, whose changes wake consumers.
+    needs_from: Cell<i64>,
     /// Fired at each publish (new high watermark, new leader).
     pub changed: Notify,
     proposals: RefCell<VecDeque<(BytesMut, Ack, Rc<Slot>)>>,
@@ -85,6 +88,13 @@ pub struct GroupHandle {
 impl GroupHandle {
     pub fn published(&self) -> Published {
         self.published.get()
+    }
+
+    /// The lowest Kafka offset the group's Raft may still read from the partition's log, as
+    /// of the host's last pass ([`Replica::raft_needs_from`]): the partition rewrites nothing
+    /// at or above it. It decides what to clean; this only reports.
+    pub fn raft_needs_from(&self) -> i64 {
+        self.needs_from.get()
     }
 
     /// Proposes one batch and waits for `ack`. `Err(NotLeader)` if this replica is not the
@@ -166,6 +176,7 @@ impl<D: ReplicaDevice> Host<D> {
         let handle = Rc::new(GroupHandle {
             group,
             published: Cell::new(publish(&replica)),
+            needs_from: Cell::new(replica.raft_needs_from()),
             changed: Notify::default(),
             proposals: RefCell::new(VecDeque::new()),
             host_wake: self.wake.clone(),
@@ -388,6 +399,7 @@ impl<D: ReplicaDevice> Host<D> {
             } else {
                 publish(&r)
             };
+            g.handle.needs_from.set(r.raft_needs_from());
             if published != g.handle.published.get() {
                 g.handle.published.set(published);
                 g.handle.changed.notify();

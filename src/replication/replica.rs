@@ -215,6 +215,37 @@ impl<D: ReplicaDevice> Replica<D> {
         self.applied.0
     }
 
+    /// The lowest Kafka offset Raft may still read back from this replica's log: below it
+    /// the batches may be rewritten (compacted) by the partition. On the leader it is the end
+    /// of the entry every peer (voters and learners) is known to hold: the smallest matched
+    /// index of raft-rs's progress (a new leader knows nothing of its peers until they answer,
+    /// so until then nothing is released). On every replica it is also at most the end of the
+    /// last applied entry: above it, a divergent tail may be cut and replaced (recovery and
+    /// apply read the entry index only, never the batches). A follower does not see the
+    /// others' progress: its own applied point is all it can tell; should it lead later, a
+    /// peer further behind receives batches it compacted (see `EntryStore::fill_cache`).
+    pub fn raft_needs_from(&self) -> i64 {
+        if self.failed.is_some() {
+            // A stopped replica reads nothing more; what it holds is still released only
+            // below its applied point.
+            return self.high_watermark;
+        }
+        let needed = if self.role() == Role::Leader {
+            let matched = self
+                .node
+                .raft
+                .prs()
+                .iter()
+                .map(|(_, p)| p.matched)
+                .min()
+                .unwrap_or(0);
+            self.store.end_offset_at(matched)
+        } else {
+            self.high_watermark
+        };
+        needed.min(self.high_watermark)
+    }
+
     pub fn device(&self) -> &D {
         &self.device
     }
@@ -368,7 +399,13 @@ impl<D: ReplicaDevice> Replica<D> {
                 .device
                 .read_batches(offset, RAFT_MAX_APPEND_BYTES as usize)
                 .await?;
-            self.store.fill_cache(from, batches);
+            // Every batch from `offset` to where the read stopped (the device's end when it
+            // found none: the cleaner dropped all of them) is in `batches`.
+            let covered = batches
+                .last()
+                .and_then(|b| BatchHeader::parse(b))
+                .map_or(self.device.batch_end(), |h| h.next_offset());
+            self.store.fill_cache(from, batches, covered);
             for c in contexts {
                 self.node.on_entries_fetched(c);
             }
