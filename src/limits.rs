@@ -124,6 +124,12 @@ pub const RAFT_HEARTBEAT_TICKS: usize = 2;
 pub const RAFT_ELECTION_TICKS: usize = 10;
 pub const RAFT_TICK_MS: u64 = 100;
 
+/// Ticks (10 s at [`RAFT_TICK_MS`]) after which a peer the leader has not heard from stops
+/// holding the partition's cleaner back (`Replica::raft_needs_from`): a broker that is down
+/// must not stop compaction on the others for as long as it stays away; when it returns it
+/// is sent the compacted batches, as a peer further behind than a cleaned stretch is.
+pub const RAFT_CLEANER_PEER_TIMEOUT_TICKS: u64 = 100;
+
 /// Largest batch of entries a leader sends in one append message to a follower.
 pub const RAFT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
 

@@ -16,6 +16,7 @@
 //! Whether a proposal was committed or lost is [`Replica::outcome`]; Kafka's answers (acks,
 //! error codes) are the partition layer's.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +29,8 @@ use super::entries::EntryKind;
 use super::store::{EntryStore, StoreHandle};
 use super::NodeId;
 use crate::limits::{
-    RAFT_ELECTION_TICKS, RAFT_HEARTBEAT_TICKS, RAFT_MAX_APPEND_BYTES, RAFT_MAX_INFLIGHT_APPENDS,
+    RAFT_CLEANER_PEER_TIMEOUT_TICKS, RAFT_ELECTION_TICKS, RAFT_HEARTBEAT_TICKS,
+    RAFT_MAX_APPEND_BYTES, RAFT_MAX_INFLIGHT_APPENDS,
 };
 use crate::storage::batch::{set_base_offset, set_partition_leader_epoch, BatchHeader};
 
@@ -120,6 +122,11 @@ pub struct Replica<D: ReplicaDevice> {
     /// Set once a device operation failed: Raft was possibly told something the disk does
     /// not hold, so the replica stops rather than guess.
     failed: Option<String>,
+    /// Ticks so far, and the tick at which each peer was last heard from (a peer away for
+    /// longer than [`RAFT_CLEANER_PEER_TIMEOUT_TICKS`] does not hold the cleaner back; one
+    /// never heard from counts from tick 0).
+    ticks: u64,
+    heard: BTreeMap<NodeId, u64>,
 }
 
 impl<D: ReplicaDevice> Replica<D> {
@@ -167,6 +174,8 @@ impl<D: ReplicaDevice> Replica<D> {
             applied: (hard.commit, applied_term),
             high_watermark,
             failed: None,
+            ticks: 0,
+            heard: BTreeMap::new(),
         })
     }
 
@@ -219,11 +228,14 @@ impl<D: ReplicaDevice> Replica<D> {
     /// the batches may be rewritten (compacted) by the partition. On the leader it is the end
     /// of the entry every peer (voters and learners) is known to hold: the smallest matched
     /// index of raft-rs's progress (a new leader knows nothing of its peers until they answer,
-    /// so until then nothing is released). On every replica it is also at most the end of the
-    /// last applied entry: above it, a divergent tail may be cut and replaced (recovery and
-    /// apply read the entry index only, never the batches). A follower does not see the
-    /// others' progress: its own applied point is all it can tell; should it lead later, a
-    /// peer further behind receives batches it compacted (see `EntryStore::fill_cache`).
+    /// so until then nothing is released), leaving out peers not heard from for
+    /// [`RAFT_CLEANER_PEER_TIMEOUT_TICKS`] (a broker that is down does not stop compaction
+    /// for as long as it is away). On every replica it is also at most the end of the last
+    /// applied entry: above it, a divergent tail may be cut and replaced (recovery and apply
+    /// read the entry index only, never the batches). A follower does not see the others'
+    /// progress: its own applied point is all it can tell. Should it lead later, or a peer
+    /// left out return, that peer is sent the compacted batches (see
+    /// `EntryStore::fill_cache`).
     pub fn raft_needs_from(&self) -> i64 {
         if self.failed.is_some() {
             // A stopped replica reads nothing more; what it holds is still released only
@@ -231,11 +243,18 @@ impl<D: ReplicaDevice> Replica<D> {
             return self.high_watermark;
         }
         let needed = if self.role() == Role::Leader {
+            let me = self.node.raft.id;
+            // A peer never heard from counts from this replica's start.
+            let recent = |id: &NodeId| {
+                let heard = self.heard.get(id).copied().unwrap_or(0);
+                *id == me || self.ticks.saturating_sub(heard) <= RAFT_CLEANER_PEER_TIMEOUT_TICKS
+            };
             let matched = self
                 .node
                 .raft
                 .prs()
                 .iter()
+                .filter(|(id, _)| recent(id))
                 .map(|(_, p)| p.matched)
                 .min()
                 .unwrap_or(0);
@@ -256,6 +275,7 @@ impl<D: ReplicaDevice> Replica<D> {
 
     /// Advances Raft's clock by one tick.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         self.node.tick();
     }
 
@@ -286,6 +306,7 @@ impl<D: ReplicaDevice> Replica<D> {
     /// Hands a message from a peer to Raft. Messages from unknown peers and stale responses
     /// are dropped, as the network may deliver them.
     pub fn step(&mut self, msg: Message) {
+        self.heard.insert(msg.from, self.ticks);
         if let Err(e) = self.node.step(msg) {
             tracing::trace!(error = %e, "raft message dropped");
         }

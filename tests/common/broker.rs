@@ -24,6 +24,11 @@ pub fn free_port() -> u16 {
 /// `n` brokers of one cluster (`--cores 1` each, node ids 1..=n, inter-broker ports free),
 /// their data dirs `b1`, `b2`, ... under `dir`.
 pub fn start_cluster(dir: &Path, n: usize) -> Vec<Broker> {
+    start_cluster_with(dir, n, &[])
+}
+
+/// [`start_cluster`] with more `serve` arguments for every broker.
+pub fn start_cluster_with(dir: &Path, n: usize, extra: &[&str]) -> Vec<Broker> {
     let peers: String = (1..=n)
         .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
         .collect::<Vec<_>>()
@@ -31,10 +36,9 @@ pub fn start_cluster(dir: &Path, n: usize) -> Vec<Broker> {
     (1..=n)
         .map(|id| {
             let id = id.to_string();
-            Broker::start(
-                &dir.join(format!("b{id}")),
-                &["--cores", "1", "--node-id", &id, "--peers", &peers],
-            )
+            let mut args = vec!["--cores", "1", "--node-id", &id, "--peers", &peers];
+            args.extend_from_slice(extra);
+            Broker::start(&dir.join(format!("b{id}")), &args)
         })
         .collect()
 }
