@@ -16,7 +16,10 @@
 //! the map takes several passes (each call is one pass; the caller keeps the dirty point).
 //!
 //! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
-//! swap of each segment takes it. Which logs are cleaned, when, and with which limits is the
+//! swap of each segment takes it. The cleaned copy is written as appends are, O_DIRECT
+//! through io_uring from aligned buffers (`swap::CleanedFile`), and the work between two
+//! awaits is one batch's filtering and copy (`yield_if_needed` after each), so a pass never
+//! holds the core for long. Which logs are cleaned, when, and with which limits is the
 //! partition's decision.
 
 use std::rc::Rc;
@@ -294,19 +297,10 @@ impl PartitionLog {
         tombstones: Tombstones,
         last_batches: &std::collections::HashMap<i64, i64>,
     ) -> Result<(bool, u64, u64)> {
-        let dir = self.dir.clone();
-        let base = seg.base;
-        let mut file = Some(
-            glommio::executor()
-                .spawn_blocking(move || swap::write_cleaned(&dir, base, &[]))
-                .await?,
-        )
-        .map(|p| std::fs::OpenOptions::new().append(true).open(p))
-        .transpose()?;
-        let mut out: Vec<u8> = Vec::new();
+        let mut file = swap::CleanedFile::create(&self.dir, seg.base, seg.size).await?;
         // Batches wholly below the log start (DeleteRecords) are not kept either.
         let from = seg.base.max(self.log_start());
-        let (mut changed, mut removed, mut size) = (from > seg.base, 0u64, 0u64);
+        let (mut changed, mut removed) = (from > seg.base, 0u64);
         let mut scan = self.scan(from, seg.next);
         while let Some(b) = scan.next().await? {
             let Some(h) = BatchHeader::parse(&b) else {
@@ -314,9 +308,8 @@ impl PartitionLog {
                     "unparsable batch in a sealed segment".into(),
                 ));
             };
-            let last_of_segment = h.next_offset() >= seg.next;
             if h.is_control() {
-                out.extend_from_slice(&b);
+                file.push(&b)?;
             } else if let Some((h, section, records)) = batch_records(&b)? {
                 let horizon = h.delete_horizon();
                 let horizon_passed = horizon.is_some_and(|t| tombstones.now >= t);
@@ -347,44 +340,24 @@ impl PartitionLog {
                     changed = true;
                 } else if keep.is_empty() && !records.is_empty() {
                     changed = true;
-                    out.extend_from_slice(&empty_batch(&b, &h));
+                    file.push(&empty_batch(&b, &h))?;
                 } else if keep.len() == records.len() && stamp.is_none() {
-                    out.extend_from_slice(&b);
+                    file.push(&b)?;
                 } else {
                     changed = true;
-                    out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
+                    file.push(&rebuild(&b, &h, &section, &records, &keep, stamp)?)?;
                 }
             } else {
                 // Beyond the decompression bound: kept as it is, uncleaned.
-                out.extend_from_slice(&b);
+                file.push(&b)?;
             }
-            if out.len() >= CLEANER_WRITE_BYTES || last_of_segment {
-                size += out.len() as u64;
-                let chunk = std::mem::take(&mut out);
-                let mut f = file.take().ok_or(StorageError::Closed)?;
-                file = Some(
-                    glommio::executor()
-                        .spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                            use std::io::Write;
-                            f.write_all(&chunk)?;
-                            Ok(f)
-                        })
-                        .await?,
-                );
+            if file.pending_bytes() >= CLEANER_WRITE_BYTES as u64 {
+                file.write_out().await?;
             }
             glommio::yield_if_needed().await;
         }
-        if !out.is_empty() {
-            size += out.len() as u64;
-        }
-        let mut f = file.take().ok_or(StorageError::Closed)?;
-        glommio::executor()
-            .spawn_blocking(move || -> std::io::Result<()> {
-                use std::io::Write;
-                f.write_all(&out)?;
-                f.sync_all()
-            })
-            .await?;
+        drop(scan);
+        let size = file.finish().await?;
         Ok((changed, removed, size))
     }
 
