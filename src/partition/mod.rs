@@ -468,7 +468,7 @@ impl Partition {
     /// Raft cuts and replaces is never a cleaned one; and a peer further behind than a
     /// cleaned stretch is sent the cleaned batches (same offsets, fewer records, as Kafka
     /// followers fetch cleaned segments), a batch dropped whole going as an empty batch over
-    /// its offsets (see `EntryStore::fill_cache`). Records go only when a newer one of their
+    /// its offsets (see `EntryStore::keep_fetched`). Records go only when a newer one of their
     /// key is committed, which that peer receives too.
     fn cleanable_upto(&self) -> i64 {
         let upto = self.high_watermark().min(self.log.active_base());

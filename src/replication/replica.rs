@@ -235,7 +235,7 @@ impl<D: ReplicaDevice> Replica<D> {
     /// read the entry index only, never the batches). A follower does not see the others'
     /// progress: its own applied point is all it can tell. Should it lead later, or a peer
     /// left out return, that peer is sent the compacted batches (see
-    /// `EntryStore::fill_cache`).
+    /// `EntryStore::keep_fetched`).
     pub fn raft_needs_from(&self) -> i64 {
         if self.failed.is_some() {
             // A stopped replica reads nothing more; what it holds is still released only
@@ -426,7 +426,7 @@ impl<D: ReplicaDevice> Replica<D> {
                 .last()
                 .and_then(|b| BatchHeader::parse(b))
                 .map_or(self.device.batch_end(), |h| h.next_offset());
-            self.store.fill_cache(from, batches, covered);
+            self.store.keep_fetched(from, batches, covered);
             for c in contexts {
                 self.node.on_entries_fetched(c);
             }

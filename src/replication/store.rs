@@ -16,7 +16,7 @@
 //! Below what the replica reports it may still read back, the partition's cleaner may have
 //! compacted the batches: a batch read back then has fewer records (it is sent as it is),
 //! or is gone, and its entry goes as an empty batch over its offsets
-//! ([`EntryStore::fill_cache`]).
+//! ([`EntryStore::keep_fetched`]).
 //!
 //! It must not decide anything Raft decides (what to append, what is committed) and knows
 //! nothing of the network.
@@ -456,7 +456,7 @@ impl EntryStore {
     /// offsets ([`empty_header_batch`], stamped with the entry's term), which the peer stores
     /// like any batch. Anything else (a batch starting inside an entry's offsets) is not
     /// this log's: the read stops there, and the entry is not sent.
-    pub fn fill_cache(&self, from_index: u64, batches: Vec<Bytes>, covered: i64) {
+    pub fn keep_fetched(&self, from_index: u64, batches: Vec<Bytes>, covered: i64) {
         let mut inner = self.inner.borrow_mut();
         let mut fetched = BTreeMap::new();
         let mut index = from_index;
