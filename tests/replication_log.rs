@@ -238,8 +238,8 @@ fn latest_per_key(batches: &[bytes::Bytes]) -> std::collections::BTreeMap<String
 }
 
 /// Compaction under replication: the leader reports nothing cleanable while a peer has not
-/// acknowledged anything (its matched index is the floor), a follower releases its applied
-/// point; that follower cleans (whole batches drop: every record superseded), restarts (so
+/// acknowledged anything (its matched index is the floor), until that peer has been silent
+/// for `RAFT_CLEANER_PEER_TIMEOUT_TICKS`; a follower releases its applied point; that follower cleans (whole batches drop: every record superseded), restarts (so
 /// nothing is served from memory), leads, and the peer that was cut off catches up from the
 /// cleaned log: cleaned batches as they
 /// are, dropped ones as empty batches over the same offsets, so its entries still line up
@@ -287,6 +287,12 @@ fn a_peer_behind_catches_up_from_a_compacted_log() {
             Some(0),
             "the leader keeps what node 3 still needs: all of it"
         );
+        // Not heard from for a while, node 3 stops holding the leader's cleaner back.
+        for _ in 0..=strata::limits::RAFT_CLEANER_PEER_TIMEOUT_TICKS {
+            round(&mut nodes, true, Some(3)).await;
+        }
+        assert_eq!(leader(&nodes, None), Some(0), "node 1 still leads");
+        assert_eq!(nodes[0].as_ref().map(|n| n.raft_needs_from()), Some(400));
         let follower = nodes[1].as_ref().expect("node 2");
         assert_eq!(follower.role(), Role::Follower);
         assert_eq!(follower.raft_needs_from(), follower.high_watermark());
