@@ -22,12 +22,12 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 
-use crate::limits::{MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
+use crate::limits::{CLEANER_READ_BYTES, MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
 use crate::notify::Notify;
 use crate::storage::batch::{BatchHeader, ValidBatches};
 use crate::storage::compact::records::every_record_has_a_key;
 use crate::storage::compact::swap::SwapStep;
-use crate::storage::compact::KeyMap;
+use crate::storage::compact::{KeyMap, Slice};
 use crate::storage::{
     meta, AppendInfo, CleanLimits, CleanReport, LogConfig, LogScan, PartitionLog, RetentionLimits,
     StorageError,
@@ -490,14 +490,15 @@ impl Partition {
             .max(self.log.log_start());
         if from < upto {
             let mut seen = HashMap::new();
-            let mut scan = self.log.scan(from, upto);
+            let slice = Slice::default();
+            let mut scan = self.log.scan_by(from, upto, CLEANER_READ_BYTES);
             while let Some(batch) = scan.next().await? {
                 if let Some(h) = BatchHeader::parse(&batch) {
                     if h.producer_id >= 0 && !h.is_control() {
                         seen.insert(h.producer_id, h.base_offset);
                     }
                 }
-                glommio::yield_if_needed().await;
+                slice.pause().await;
             }
             drop(scan);
             let mut c = self.committed_producers.borrow_mut();

@@ -17,19 +17,19 @@
 //!
 //! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
 //! swap of each segment takes it. The cleaned copy is written as appends are, O_DIRECT
-//! through io_uring from aligned buffers (`swap::CleanedFile`), and the work between two
-//! awaits is one batch's filtering and copy (`yield_if_needed` after each), so a pass never
-//! holds the core for long. Which logs are cleaned, when, and with which limits is the
+//! through io_uring from aligned buffers (`swap::CleanedFile`); files are renamed and
+//! deleted on the blocking pool; between two batches the pass gives its core up once it has
+//! run for `limits::CLEANER_SLICE` (`compact::Slice`), so it never holds the core for long. Which logs are cleaned, when, and with which limits is the
 //! partition's decision.
 
 use std::rc::Rc;
 
 use super::PartitionLog;
-use crate::limits::{CLEANER_WRITE_BYTES, MAX_SEGMENT_OFFSET_SPAN};
+use crate::limits::{CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, MAX_SEGMENT_OFFSET_SPAN};
 use crate::storage::batch::{BatchHeader, HEADER_BYTES};
 use crate::storage::compact::records::{batch_records, empty_batch, rebuild};
 use crate::storage::compact::swap::{self, SwapStep};
-use crate::storage::compact::KeyMap;
+use crate::storage::compact::{KeyMap, Slice};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::Segment;
 
@@ -217,9 +217,10 @@ impl PartitionLog {
         if start >= end {
             return Ok(report);
         }
+        let slice = Slice::default();
         // 1. The key map over the dirty part, until it is full.
         let mut map_end = end;
-        let mut scan = self.scan(start, end);
+        let mut scan = self.scan_by(start, end, CLEANER_READ_BYTES);
         'build: while let Some(b) = scan.next().await? {
             report.bytes_read += b.len() as u64;
             let Some((h, section, records)) = batch_records(&b)? else {
@@ -239,7 +240,7 @@ impl PartitionLog {
                     }
                 }
             }
-            glommio::yield_if_needed().await;
+            slice.pause().await;
         }
         drop(scan);
         if map_end <= start {
@@ -297,11 +298,12 @@ impl PartitionLog {
         tombstones: Tombstones,
         last_batches: &std::collections::HashMap<i64, i64>,
     ) -> Result<(bool, u64, u64)> {
+        let slice = Slice::default();
         let mut file = swap::CleanedFile::create(&self.dir, seg.base, seg.size).await?;
         // Batches wholly below the log start (DeleteRecords) are not kept either.
         let from = seg.base.max(self.log_start());
         let (mut changed, mut removed) = (from > seg.base, 0u64);
-        let mut scan = self.scan(from, seg.next);
+        let mut scan = self.scan_by(from, seg.next, CLEANER_READ_BYTES);
         while let Some(b) = scan.next().await? {
             let Some(h) = BatchHeader::parse(&b) else {
                 return Err(StorageError::Corrupt(
@@ -354,7 +356,7 @@ impl PartitionLog {
             if file.pending_bytes() >= CLEANER_WRITE_BYTES as u64 {
                 file.write_out().await?;
             }
-            glommio::yield_if_needed().await;
+            slice.pause().await;
         }
         drop(scan);
         let size = file.finish().await?;
@@ -422,7 +424,10 @@ impl PartitionLog {
             .spawn_blocking(move || swap::commit(&dir, base, merged_end))
             .await?;
         fail(SwapStep::RenamedToSwap)?;
-        swap::delete_old(&self.dir, &bases)?;
+        let (dir, old) = (self.dir.clone(), bases.clone());
+        glommio::executor()
+            .spawn_blocking(move || swap::delete_old(&dir, &old))
+            .await?;
         fail(SwapStep::OldDeleted)?;
         let dir = self.dir.clone();
         glommio::executor()
