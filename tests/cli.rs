@@ -116,3 +116,86 @@ fn topic_produce_consume_alter_delete() {
     let (ok, out) = strata(&b, &["topic", "describe", "events"], None);
     assert!(!ok && out.contains("UNKNOWN_TOPIC"), "{out}");
 }
+
+/// `strata topic describe` shows each partition's cleaner on a compacted topic (Strata's
+/// tagged field in DescribeLogDirs): the dirty ratio, the dirty point and the last clean.
+#[test]
+fn topic_describe_shows_the_cleaner_of_a_compacted_topic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Broker::start(
+        &dir.path().join("data"),
+        &["--log-retention-check-interval-ms", "200"],
+    );
+    for (name, policy) in [("kv", "compact"), ("plain", "delete")] {
+        let cleanup = format!("cleanup.policy={policy}");
+        let (ok, out) = strata(
+            &b,
+            &[
+                "topic",
+                "create",
+                name,
+                "--config",
+                &cleanup,
+                "--config",
+                "segment.bytes=4096",
+                "--config",
+                "min.cleanable.dirty.ratio=0.01",
+            ],
+            None,
+        );
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = strata(&b, &["topic", "describe", "kv"], None);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("    cleaner\tdirty ratio 0.00\tdirty from offset 0\tlast clean none since the broker started"),
+        "{out}"
+    );
+    // Four produces of 100 updates of 5 keys: batches of ~4 KiB, a segment each.
+    for round in 0..4 {
+        let lines: String = (0..100)
+            .map(|i| format!("k{}:value-{round}-{i}-{}\n", i % 5, "x".repeat(20)))
+            .collect();
+        for topic in ["kv", "plain"] {
+            let (ok, out) = strata(
+                &b,
+                &["produce", topic, "--key-separator", ":"],
+                Some(&lines),
+            );
+            assert!(ok, "{out}");
+        }
+    }
+    let start = std::time::Instant::now();
+    let out = loop {
+        let (ok, out) = strata(&b, &["topic", "describe", "kv"], None);
+        assert!(ok, "{out}");
+        // Cleaned, and nothing dirty left once every segment sealed so far is.
+        if out.contains("s ago: up to offset") && out.contains("cleaner\tdirty ratio 0.00") {
+            break out;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no clean shown: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("    cleaner\t"))
+        .expect("a cleaner line");
+    assert!(
+        line.contains("dirty ratio 0.00\tdirty from offset "),
+        "{line}"
+    );
+    let removed: u64 = line
+        .rsplit_once(" bytes, ")
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("records removed");
+    assert!(removed > 0, "{line}");
+    let (ok, out) = strata(&b, &["topic", "describe", "plain"], None);
+    assert!(
+        ok && !out.contains("cleaner"),
+        "no cleaner on a delete topic: {out}"
+    );
+}

@@ -577,6 +577,36 @@ fn cleaner_throughput() {
         let p = open_p(dir.path(), config, Rc::new(ManualClock::new(0))).await;
         let size = p.stats().size_bytes;
         let mut map = KeyMap::with_budget(strata::limits::CLEANER_KEY_MAP_BYTES_PER_CORE);
+        // A task beside the cleaner that wants the core every 100 µs: how late it gets to run
+        // is how long the cleaner held the core at once.
+        let done = Rc::new(std::cell::Cell::new(false));
+        let probe = {
+            let done = done.clone();
+            glommio::spawn_local(async move {
+                let (mut worst, mut late_1ms, mut wakeups) = (0u128, 0u64, 0u64);
+                while !done.get() {
+                    let t = std::time::Instant::now();
+                    glommio::timer::sleep(std::time::Duration::from_micros(100)).await;
+                    let late = t.elapsed().as_micros().saturating_sub(100);
+                    worst = worst.max(late);
+                    late_1ms += u64::from(late > 1000);
+                    wakeups += 1;
+                }
+                (worst, late_1ms, wakeups)
+            })
+        };
+        // The probe alone first: the timer's own lateness on this machine.
+        let idle = std::time::Instant::now();
+        let (mut idle_worst, mut idle_late, mut idle_wakeups) = (0u128, 0u64, 0u64);
+        while idle.elapsed() < std::time::Duration::from_millis(1000) {
+            let t = std::time::Instant::now();
+            glommio::timer::sleep(std::time::Duration::from_micros(100)).await;
+            let late = t.elapsed().as_micros().saturating_sub(100);
+            idle_worst = idle_worst.max(late);
+            idle_late += u64::from(late > 1000);
+            idle_wakeups += 1;
+        }
+        println!("alone, the probe's timer was at most {idle_worst} µs late; {idle_late} of {idle_wakeups} wakeups more than 1 ms late");
         let t = std::time::Instant::now();
         let mut report = None;
         while let Some(r) = p.clean(&mut map, true, None).await.expect("clean") {
@@ -586,11 +616,16 @@ fn cleaner_throughput() {
             }
         }
         let secs = t.elapsed().as_secs_f64();
+        done.set(true);
+        let (worst, late_1ms, wakeups) = probe.await;
         println!(
             "cleaned a {:.0} MiB log in {secs:.2} s: {:.0} MB/s of log; now {:.0} MiB; last pass {report:?}",
             size as f64 / (1 << 20) as f64,
             size as f64 / 1e6 / secs,
             p.stats().size_bytes as f64 / (1 << 20) as f64
+        );
+        println!(
+            "a task beside it waited at most {worst} µs past its 100 µs timer; {late_1ms} of {wakeups} wakeups more than 1 ms late"
         );
     });
 }

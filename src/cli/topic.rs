@@ -10,6 +10,16 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::{
+    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use strata::kafka::handlers::describe_log_dirs::{CleanerTag, CLEANER_TAG};
+
+use super::bench::raw::wire::Conn;
 use super::{client_config, parse_key_value, CALL_TIMEOUT};
 
 #[derive(Subcommand)]
@@ -28,7 +38,8 @@ pub enum TopicCommand {
     },
     /// List topics with their partition counts.
     List,
-    /// Show a topic's partitions, offsets and configs.
+    /// Show a topic's partitions, offsets and configs; for a compacted topic also each
+    /// partition's cleaner (dirty ratio, dirty point, last clean), as its leader reports it.
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
@@ -47,6 +58,86 @@ pub enum TopicCommand {
         #[arg(long = "config", value_parser = parse_key_value, required = true)]
         configs: Vec<(String, String)>,
     },
+}
+
+/// Each partition's cleaner state, from its leader's DescribeLogDirs (Strata's tagged field,
+/// `kafka::handlers::describe_log_dirs::CLEANER_TAG`); partitions of a topic that is not
+/// compacted, or of a broker that does not report it (Kafka), are left out.
+fn cleaner_states(
+    md: &rdkafka::metadata::Metadata,
+    topic: &str,
+) -> BTreeMap<i32, std::result::Result<CleanerTag, String>> {
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            by_leader.entry(p.leader()).or_default().push(p.id());
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (leader, partitions) in by_leader {
+        let Some(b) = md.brokers().iter().find(|b| b.id() == leader) else {
+            for p in partitions {
+                out.insert(p, Err("no leader".to_string()));
+            }
+            continue;
+        };
+        let addr = format!("{}:{}", b.host(), b.port());
+        match log_dirs_cleaner(&addr, topic, &partitions) {
+            Ok(found) => out.extend(found.into_iter().map(|(p, c)| (p, Ok(c)))),
+            Err(e) => {
+                for p in partitions {
+                    out.insert(p, Err(format!("DescribeLogDirs at {addr}: {e}")));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn log_dirs_cleaner(addr: &str, topic: &str, partitions: &[i32]) -> Result<Vec<(i32, CleanerTag)>> {
+    let mut conn = Conn::connect_timeout(addr, CALL_TIMEOUT)?;
+    let req =
+        DescribeLogDirsRequest::default()
+            .with_topics(Some(vec![DescribableLogDirTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(partitions.to_vec())]));
+    let resp: DescribeLogDirsResponse = conn.call(ApiKey::DescribeLogDirs, 4, &req)?;
+    let mut out = Vec::new();
+    for dir in &resp.results {
+        for t in dir.topics.iter().filter(|t| t.name.0.as_str() == topic) {
+            for p in &t.partitions {
+                if let Some(c) = p
+                    .unknown_tagged_fields
+                    .get(&CLEANER_TAG)
+                    .and_then(|b| CleanerTag::decode(b))
+                {
+                    out.push((p.partition_index, c));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One line: the dirty ratio, the dirty point, and the last clean (how long ago, what it did).
+fn describe_cleaner(c: &CleanerTag) -> String {
+    let mut s = format!(
+        "dirty ratio {:.2}\tdirty from offset {}",
+        c.dirty_ratio, c.first_dirty
+    );
+    if c.last_clean_ms < 0 {
+        s.push_str("\tlast clean none since the broker started");
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let ago = now.saturating_sub(c.last_clean_ms).max(0) as f64 / 1000.0;
+        s.push_str(&format!(
+            "\tlast clean {ago:.1} s ago: up to offset {}, {} -> {} bytes, {} records removed",
+            c.cleaned_upto, c.bytes_before, c.bytes_after, c.records_removed
+        ));
+    }
+    s
 }
 
 fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>> {
@@ -136,6 +227,7 @@ pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
                 bail!("{name}: {e:?}");
             }
             println!("topic {name}: {} partition(s)", t.partitions().len());
+            let cleaners = cleaner_states(&md, &name);
             for p in t.partitions() {
                 let (lo, hi) = c.fetch_watermarks(&name, p.id(), CALL_TIMEOUT)?;
                 let replicas: Vec<String> = p.replicas().iter().map(|r| r.to_string()).collect();
@@ -147,6 +239,11 @@ pub fn run(brokers: &str, cmd: TopicCommand) -> Result<()> {
                     replicas.join(","),
                     isr.join(",")
                 );
+                match cleaners.get(&p.id()) {
+                    Some(Ok(c)) => println!("    cleaner\t{}", describe_cleaner(c)),
+                    Some(Err(e)) => println!("    cleaner\tunknown: {e}"),
+                    None => {}
+                }
             }
             let res = block_on(
                 admin(brokers)?.describe_configs([&ResourceSpecifier::Topic(&name)], &opts()),

@@ -14,6 +14,7 @@ mod replicated;
 pub use replicated::{Election, ReplicaHost};
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,12 +22,12 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 
-use crate::limits::{MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
+use crate::limits::{CLEANER_READ_BYTES, MAX_WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES};
 use crate::notify::Notify;
 use crate::storage::batch::{BatchHeader, ValidBatches};
 use crate::storage::compact::records::every_record_has_a_key;
 use crate::storage::compact::swap::SwapStep;
-use crate::storage::compact::KeyMap;
+use crate::storage::compact::{KeyMap, Slice};
 use crate::storage::{
     meta, AppendInfo, CleanLimits, CleanReport, LogConfig, LogScan, PartitionLog, RetentionLimits,
     StorageError,
@@ -186,6 +187,12 @@ pub struct Partition {
     first_dirty: Cell<i64>,
     /// When the last clean ended (ms) and what it did.
     last_clean: RefCell<Option<(i64, CleanReport)>>,
+    /// Replicated only: each idempotent producer's last committed batch (producer id → base
+    /// offset), from the committed batches read so far (below `.0`). The cleaner keeps these
+    /// batches (emptied if need be, Kafka's `RETAIN_EMPTY`), so a producer's last sequence
+    /// stays in the log whichever replica cleaned it and whichever later leads (a follower's
+    /// `producers` is not kept up to date: only a leader sequences).
+    committed_producers: RefCell<(i64, HashMap<i64, i64>)>,
 }
 
 /// What tools see of a partition's compaction.
@@ -239,6 +246,7 @@ impl Partition {
             writing_behind: Cell::new(false),
             first_dirty: Cell::new(first_dirty),
             last_clean: RefCell::new(None),
+            committed_producers: RefCell::new((start, HashMap::new())),
         }))
     }
 
@@ -540,9 +548,53 @@ impl Partition {
     }
 
     /// The part of the log the cleaner may touch ends at the active segment and at the high
-    /// watermark.
+    /// watermark; on a replicated partition also where its Raft group may still read batches
+    /// back (`GroupHandle::raft_needs_from`: on the leader the least any peer is known to
+    /// hold, on a follower its applied point). The partition decides; replication reports.
+    ///
+    /// What stays true whatever the group reports later (a follower that leads, a peer that
+    /// returns): nothing at or above the commit point is rewritten, so a divergent tail that
+    /// Raft cuts and replaces is never a cleaned one; and a peer further behind than a
+    /// cleaned stretch is sent the cleaned batches (same offsets, fewer records, as Kafka
+    /// followers fetch cleaned segments), a batch dropped whole going as an empty batch over
+    /// its offsets (see `EntryStore::keep_fetched`). Records go only when a newer one of their
+    /// key is committed, which that peer receives too.
     fn cleanable_upto(&self) -> i64 {
-        self.high_watermark().min(self.log.active_base())
+        let upto = self.high_watermark().min(self.log.active_base());
+        match self.group() {
+            Some(g) => upto.min(g.raft_needs_from()),
+            None => upto,
+        }
+    }
+
+    /// Replicated: each idempotent producer's last committed batch, after reading the
+    /// committed batches not read before (once the whole log after a start, then only what
+    /// was committed since).
+    async fn committed_last_batches(&self) -> Result<HashMap<i64, i64>, PartitionError> {
+        let upto = self.high_watermark();
+        let from = self
+            .committed_producers
+            .borrow()
+            .0
+            .max(self.log.log_start());
+        if from < upto {
+            let mut seen = HashMap::new();
+            let slice = Slice::default();
+            let mut scan = self.log.scan_by(from, upto, CLEANER_READ_BYTES);
+            while let Some(batch) = scan.next().await? {
+                if let Some(h) = BatchHeader::parse(&batch) {
+                    if h.producer_id >= 0 && !h.is_control() {
+                        seen.insert(h.producer_id, h.base_offset);
+                    }
+                }
+                slice.pause().await;
+            }
+            drop(scan);
+            let mut c = self.committed_producers.borrow_mut();
+            c.1.extend(seen);
+            c.0 = upto;
+        }
+        Ok(self.committed_producers.borrow().1.clone())
     }
 
     /// Whether a dirty sealed segment's first record is older than `max.compaction.lag.ms`:
@@ -560,6 +612,11 @@ impl Partition {
             .now_ms()
             .saturating_sub(config.max_compaction_lag_ms);
         Ok(earliest.is_some_and(|ts| ts < clean_until))
+    }
+
+    /// Whether the topic's cleanup policy compacts it.
+    pub fn compacts(&self) -> bool {
+        self.log.compacts()
     }
 
     /// The cleaner's view of this partition, for tools.
@@ -590,7 +647,7 @@ impl Partition {
         failpoint: Option<SwapStep>,
     ) -> Result<Option<CleanReport>, PartitionError> {
         let config = self.log.config();
-        if !config.compacts() || self.group().is_some() {
+        if !config.compacts() {
             return Ok(None);
         }
         let state = self.cleaner_state();
@@ -601,12 +658,20 @@ impl Partition {
         if !due {
             return Ok(None);
         }
+        // Taken before the committed batches are read: they are read up to the high
+        // watermark of now, at least as far.
+        let upto = self.cleanable_upto();
+        let last_batches = if self.group().is_some() {
+            self.committed_last_batches().await?
+        } else {
+            self.producers.borrow().last_batches()
+        };
         let limits = CleanLimits {
-            upto: self.cleanable_upto(),
+            upto,
             first_dirty: self.first_dirty.get().max(self.log.log_start()),
             min_compaction_lag_ms: config.min_compaction_lag_ms,
             delete_retention_ms: config.delete_retention_ms,
-            last_batches: self.producers.borrow().last_batches(),
+            last_batches,
         };
         let report = self.log.clean(&limits, map, failpoint).await?;
         if report.cleaned_upto != self.first_dirty.get() {

@@ -25,7 +25,11 @@ pub trait ReplicaDevice {
     async fn append_batches(&self, batches: &[Bytes]) -> Result<(), DeviceError>;
     /// Drops every batch at or above `offset` (a batch boundary).
     async fn truncate_batches(&self, offset: i64) -> Result<(), DeviceError>;
-    /// Whole batches from `from` (a batch boundary) up to about `max_bytes` (at least one).
+    /// Whole batches from `from` (a batch boundary) up to about `max_bytes` (at least one),
+    /// in offset order with none left out between them. Batches below the partition's
+    /// cleanable limit may have been compacted: fewer records, or gone entirely (the answer
+    /// then starts with the next batch that is there; nothing at all means no batch from
+    /// `from` to [`Self::batch_end`]).
     async fn read_batches(&self, from: i64, max_bytes: usize) -> Result<Vec<Bytes>, DeviceError>;
     /// Appends bytes to the entry index.
     async fn append_index(&self, bytes: &[u8]) -> Result<(), DeviceError>;

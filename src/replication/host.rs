@@ -79,6 +79,9 @@ pub struct GroupHandle {
     pub store: Rc<super::store::EntryStore>,
     /// Kafka's in-sync replicas as the replica last knew them (refreshed at each tick).
     in_sync: RefCell<Option<Vec<NodeId>>>,
+    /// What the replica last reported of the log it may still read back
+    /// ([`Replica::raft_needs_from`]); apart from `published`, whose changes wake consumers.
+    needs_from: Cell<i64>,
     /// Fired at each publish (new high watermark, new leader).
     pub changed: Notify,
     proposals: RefCell<VecDeque<(BytesMut, Ack, Rc<Slot>)>>,
@@ -100,6 +103,13 @@ impl GroupHandle {
     /// How many replicas are in sync; `None` while not known.
     pub fn in_sync_count(&self) -> Option<usize> {
         self.in_sync.borrow().as_ref().map(Vec::len)
+    }
+
+    /// The lowest Kafka offset the group's Raft may still read from the partition's log, as
+    /// of the host's last pass ([`Replica::raft_needs_from`]): the partition rewrites nothing
+    /// at or above it. It decides what to clean; this only reports.
+    pub fn raft_needs_from(&self) -> i64 {
+        self.needs_from.get()
     }
 
     /// Proposes one batch and waits for `ack`. `Err(NotLeader)` if this replica is not the
@@ -183,6 +193,7 @@ impl<D: ReplicaDevice> Host<D> {
             published: Cell::new(publish(&replica)),
             in_sync: RefCell::new(replica.in_sync()),
             store: replica.shared_store(),
+            needs_from: Cell::new(replica.raft_needs_from()),
             changed: Notify::default(),
             proposals: RefCell::new(VecDeque::new()),
             host_wake: self.wake.clone(),
@@ -416,6 +427,7 @@ impl<D: ReplicaDevice> Host<D> {
                 let in_sync = if failed { None } else { r.in_sync() };
                 *g.handle.in_sync.borrow_mut() = in_sync;
             }
+            g.handle.needs_from.set(r.raft_needs_from());
             if published != g.handle.published.get() {
                 g.handle.published.set(published);
                 g.handle.changed.notify();

@@ -16,6 +16,7 @@
 //! Whether a proposal was committed or lost is [`Replica::outcome`]; Kafka's answers (acks,
 //! error codes) are the partition layer's.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -29,8 +30,8 @@ use super::in_sync::InSync;
 use super::store::{EntryStore, StoreHandle};
 use super::NodeId;
 use crate::limits::{
-    DEFAULT_REPLICA_LAG_TIME_MAX_MS, RAFT_ELECTION_TICKS, RAFT_HEARTBEAT_TICKS,
-    RAFT_MAX_APPEND_BYTES, RAFT_MAX_INFLIGHT_APPENDS, RAFT_TICK_MS,
+    DEFAULT_REPLICA_LAG_TIME_MAX_MS, RAFT_CLEANER_PEER_TIMEOUT_TICKS, RAFT_ELECTION_TICKS,
+    RAFT_HEARTBEAT_TICKS, RAFT_MAX_APPEND_BYTES, RAFT_MAX_INFLIGHT_APPENDS, RAFT_TICK_MS,
 };
 use crate::storage::batch::{set_base_offset, set_partition_leader_epoch, BatchHeader};
 
@@ -126,6 +127,11 @@ pub struct Replica<D: ReplicaDevice> {
     /// not hold, so the replica stops rather than guess.
     failed: Option<String>,
     in_sync: InSync,
+    /// Ticks so far, and the tick at which each peer was last heard from (a peer away for
+    /// longer than [`RAFT_CLEANER_PEER_TIMEOUT_TICKS`] does not hold the cleaner back; one
+    /// never heard from counts from tick 0).
+    ticks: u64,
+    heard: BTreeMap<NodeId, u64>,
 }
 
 impl<D: ReplicaDevice> Replica<D> {
@@ -174,6 +180,8 @@ impl<D: ReplicaDevice> Replica<D> {
             high_watermark,
             failed: None,
             in_sync: InSync::new(settings.id, settings.lag_ticks),
+            ticks: 0,
+            heard: BTreeMap::new(),
         })
     }
 
@@ -222,6 +230,47 @@ impl<D: ReplicaDevice> Replica<D> {
         self.applied.0
     }
 
+    /// The lowest Kafka offset Raft may still read back from this replica's log: below it
+    /// the batches may be rewritten (compacted) by the partition. On the leader it is the end
+    /// of the entry every peer (voters and learners) is known to hold: the smallest matched
+    /// index of raft-rs's progress (a new leader knows nothing of its peers until they answer,
+    /// so until then nothing is released), leaving out peers not heard from for
+    /// [`RAFT_CLEANER_PEER_TIMEOUT_TICKS`] (a broker that is down does not stop compaction
+    /// for as long as it is away). On every replica it is also at most the end of the last
+    /// applied entry: above it, a divergent tail may be cut and replaced (recovery and apply
+    /// read the entry index only, never the batches). A follower does not see the others'
+    /// progress: its own applied point is all it can tell. Should it lead later, or a peer
+    /// left out return, that peer is sent the compacted batches (see
+    /// `EntryStore::keep_fetched`).
+    pub fn raft_needs_from(&self) -> i64 {
+        if self.failed.is_some() {
+            // A stopped replica reads nothing more; what it holds is still released only
+            // below its applied point.
+            return self.high_watermark;
+        }
+        let needed = if self.role() == Role::Leader {
+            let me = self.node.raft.id;
+            // A peer never heard from counts from this replica's start.
+            let recent = |id: &NodeId| {
+                let heard = self.heard.get(id).copied().unwrap_or(0);
+                *id == me || self.ticks.saturating_sub(heard) <= RAFT_CLEANER_PEER_TIMEOUT_TICKS
+            };
+            let matched = self
+                .node
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, _)| recent(id))
+                .map(|(_, p)| p.matched)
+                .min()
+                .unwrap_or(0);
+            self.store.end_offset_at(matched)
+        } else {
+            self.high_watermark
+        };
+        needed.min(self.high_watermark)
+    }
+
     pub fn device(&self) -> &D {
         &self.device
     }
@@ -238,6 +287,7 @@ impl<D: ReplicaDevice> Replica<D> {
 
     /// Advances Raft's clock by one tick.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         self.node.tick();
         if self.role() == Role::Leader {
             let raft = &self.node.raft;
@@ -289,6 +339,7 @@ impl<D: ReplicaDevice> Replica<D> {
     /// Hands a message from a peer to Raft. Messages from unknown peers and stale responses
     /// are dropped, as the network may deliver them.
     pub fn step(&mut self, mut msg: Message) {
+        self.heard.insert(msg.from, self.ticks);
         if msg.get_msg_type() == MessageType::MsgHeartbeat
             && !msg.context.is_empty()
             && self.in_sync.hear(&msg.context)
@@ -409,7 +460,13 @@ impl<D: ReplicaDevice> Replica<D> {
                 .device
                 .read_batches(offset, RAFT_MAX_APPEND_BYTES as usize)
                 .await?;
-            self.store.fill_cache(from, batches);
+            // Every batch from `offset` to where the read stopped (the device's end when it
+            // found none: the cleaner dropped all of them) is in `batches`.
+            let covered = batches
+                .last()
+                .and_then(|b| BatchHeader::parse(b))
+                .map_or(self.device.batch_end(), |h| h.next_offset());
+            self.store.keep_fetched(from, batches, covered);
             for c in contexts {
                 self.node.on_entries_fetched(c);
             }

@@ -13,6 +13,11 @@
 //! context (the committed entries raft hands back to be applied) yields the entry without
 //! its data: applying a data entry needs only its offsets, which the index has.
 //!
+//! Below what the replica reports it may still read back, the partition's cleaner may have
+//! compacted the batches: a batch read back then has fewer records (it is sent as it is),
+//! or is gone, and its entry goes as an empty batch over its offsets
+//! ([`EntryStore::keep_fetched`]).
+//!
 //! It must not decide anything Raft decides (what to append, what is committed) and knows
 //! nothing of the network.
 
@@ -27,9 +32,9 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
 use super::device::{DeviceError, ReplicaDevice};
 use super::entries::{decode_index, EntryKind, EntryMeta};
-use crate::storage::batch::BatchHeader;
+use crate::storage::batch::{empty_header_batch, BatchHeader};
 
-use crate::limits::REPLICA_ENTRY_CACHE_BYTES;
+use crate::limits::{RAFT_MAX_APPEND_BYTES, REPLICA_ENTRY_CACHE_BYTES};
 
 struct Inner {
     hard: HardState,
@@ -45,6 +50,10 @@ struct Inner {
     /// Data of recent data entries, by index.
     cache: BTreeMap<u64, Bytes>,
     cache_bytes: usize,
+    /// Data of the entries last read back from the device for a follower further behind
+    /// than the cache (replaced by each read, so a read is never evicted by the recent
+    /// batches before raft-rs takes it).
+    fetched: BTreeMap<u64, Bytes>,
     /// Contexts raft-rs gave with an unanswered "temporarily unavailable", and the lowest
     /// index it asked for.
     fetch: Vec<GetEntriesContext>,
@@ -86,6 +95,10 @@ impl Inner {
     fn cache_cut(&mut self, from_index: u64) {
         let cut = self.cache.split_off(&from_index);
         self.cache_bytes -= cut.values().map(|b| b.len()).sum::<usize>();
+        self.fetched.split_off(&from_index);
+    }
+    fn data(&self, index: u64) -> Option<&Bytes> {
+        self.cache.get(&index).or_else(|| self.fetched.get(&index))
     }
 }
 
@@ -231,6 +244,7 @@ impl EntryStore {
                 index_len: pos,
                 cache: BTreeMap::new(),
                 cache_bytes: 0,
+                fetched: BTreeMap::new(),
                 fetch: Vec::new(),
                 fetch_from: None,
             }),
@@ -446,24 +460,60 @@ impl EntryStore {
         Some((offset, from, contexts))
     }
 
-    /// Puts batches read from the device (from `from_index` on) into the cache.
-    pub fn fill_cache(&self, from_index: u64, batches: Vec<Bytes>) {
+    /// Keeps batches read from the device (from `from_index` on) for raft-rs to send.
+    /// `covered` is where the read stopped looking: every batch the log holds from the first
+    /// entry's offset up to it is in `batches`.
+    ///
+    /// The partition's cleaner may have rewritten these batches (same base offset and
+    /// `lastOffsetDelta`, fewer records: sent as they are, as Kafka followers fetch cleaned
+    /// segments) or dropped one whose records were all superseded. A dropped batch is known
+    /// by the read passing its offsets (the next batch starts at or after its end, or the
+    /// read found nothing up to `covered`): its entry is sent as an empty batch over the same
+    /// offsets ([`empty_header_batch`], stamped with the entry's term), which the peer stores
+    /// like any batch. Anything else (a batch starting inside an entry's offsets) is not
+    /// this log's: the read stops there, and the entry is not sent.
+    pub fn keep_fetched(&self, from_index: u64, batches: Vec<Bytes>, covered: i64) {
         let mut inner = self.inner.borrow_mut();
+        let mut fetched = BTreeMap::new();
         let mut index = from_index;
         let mut batches = batches.into_iter().peekable();
+        let mut emptied_bytes = 0u64;
         while let Some(meta) = inner.meta(index).cloned() {
             if meta.kind == EntryKind::Data {
-                let Some(b) = batches.next() else { break };
-                match BatchHeader::parse(&b) {
-                    Some(h) if h.base_offset == meta.base_offset => inner.cache_insert(index, b),
-                    _ => break,
+                let next = batches.peek().and_then(|b| BatchHeader::parse(b));
+                let dropped = match next {
+                    Some(h) if h.base_offset == meta.base_offset => {
+                        if let Some(b) = batches.next() {
+                            fetched.insert(index, b);
+                        }
+                        false
+                    }
+                    Some(h) => h.base_offset >= meta.next_offset,
+                    None => meta.next_offset <= covered,
+                };
+                if dropped {
+                    let (Ok(delta), Ok(epoch)) = (
+                        i32::try_from(meta.next_offset - meta.base_offset - 1),
+                        i32::try_from(meta.term),
+                    ) else {
+                        break;
+                    };
+                    if emptied_bytes >= RAFT_MAX_APPEND_BYTES {
+                        break;
+                    }
+                    let b = Bytes::from(empty_header_batch(meta.base_offset, delta, epoch));
+                    emptied_bytes += b.len() as u64;
+                    fetched.insert(index, b);
+                } else if !fetched.contains_key(&index) {
+                    break;
                 }
             }
             index += 1;
-            if batches.peek().is_none() {
+            if batches.peek().is_none() && meta.next_offset >= covered {
                 break;
             }
         }
+        inner.fetched = fetched;
     }
 
     fn entry(inner: &Inner, meta: &EntryMeta) -> Entry {
@@ -473,7 +523,7 @@ impl EntryStore {
         match meta.kind {
             EntryKind::Data => {
                 e.set_entry_type(EntryType::EntryNormal);
-                if let Some(data) = inner.cache.get(&meta.index) {
+                if let Some(data) = inner.data(meta.index) {
                     e.data = data.clone();
                 }
             }
@@ -518,7 +568,7 @@ impl Storage for StoreHandle {
             let Some(meta) = inner.meta(index) else {
                 return Err(raft::Error::Store(StorageError::Unavailable));
             };
-            let missing = meta.kind == EntryKind::Data && !inner.cache.contains_key(&index);
+            let missing = meta.kind == EntryKind::Data && inner.data(index).is_none();
             if missing && context.can_async() {
                 // Whatever is cached before the miss goes now; the rest once it is read.
                 if out.is_empty() {

@@ -257,11 +257,13 @@ pub struct PartitionSizes {
     pub only: Option<Vec<TopicPartition>>,
 }
 
-/// One partition's size on disk, as its owner measured it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One partition's size on disk, as its owner measured it, and its cleaner's state when the
+/// topic is compacted.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartitionSize {
     pub tp: TopicPartition,
     pub size_bytes: u64,
+    pub cleaner: Option<crate::partition::CleanerState>,
 }
 
 impl Call<Shard> for PartitionSizes {
@@ -290,6 +292,7 @@ impl Call<Shard> for PartitionSizes {
                 match shard.partition(&tp).await {
                     Ok(p) => out.push(PartitionSize {
                         size_bytes: p.stats().size_bytes,
+                        cleaner: p.compacts().then(|| p.cleaner_state()),
                         tp,
                     }),
                     Err(ShardError::UnknownPartition) => {}

@@ -407,6 +407,20 @@ pub fn build_batch_nullable(
     b
 }
 
+/// A batch with no record covering offsets `base_offset ..= base_offset + last_offset_delta`
+/// (the header Kafka's `writeEmptyHeader` writes): no producer, no timestamp (-1), no
+/// compression. A replica sends it in place of a batch its cleaner dropped whole (every
+/// record superseded), so that the Raft entry still covers its offsets on a peer.
+pub fn empty_header_batch(base_offset: i64, last_offset_delta: i32, leader_epoch: i32) -> Vec<u8> {
+    let mut b = build_batch_nullable(base_offset, -1, &[]);
+    b[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    b[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4]
+        .copy_from_slice(&last_offset_delta.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// Appends `v` as a zig-zag varlong (Kafka's record encoding).
 pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;

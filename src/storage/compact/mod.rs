@@ -4,15 +4,46 @@
 //! segment files in crash-safely ([`swap`]). The pass over a log's segments is
 //! `PartitionLog::clean` (`storage::log::compact`).
 //!
-//! It knows files and batches, never the network, and decides nothing: when a partition is
+//! It also owns the cleaner's share of the core ([`Slice`]). It knows files and batches,
+//! never the network, and decides nothing: when a partition is
 //! cleaned, and with which limits (`min.cleanable.dirty.ratio`, `min.compaction.lag.ms`,
 //! `delete.retention.ms`), is the partition's call (`crate::partition`).
 
 pub mod records;
 pub mod swap;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+use crate::limits::CLEANER_SLICE;
+
+/// The cleaner's share of its core: call [`Slice::pause`] between two pieces of work (a
+/// batch); once the cleaner has run for [`CLEANER_SLICE`] since it last gave the core up, it
+/// yields its task queue, so the executor polls I/O and runs the tasks that wait.
+pub struct Slice {
+    since: Cell<Instant>,
+}
+
+impl Default for Slice {
+    fn default() -> Self {
+        Slice {
+            since: Cell::new(Instant::now()),
+        }
+    }
+}
+
+impl Slice {
+    pub async fn pause(&self) {
+        if self.since.get().elapsed() >= CLEANER_SLICE {
+            glommio::executor().yield_task_queue_now().await;
+            self.since.set(Instant::now());
+        } else {
+            glommio::yield_if_needed().await;
+        }
+    }
+}
 
 /// Bytes one entry of a [`KeyMap`] costs: the 16-byte key digest, the offset and the hash
 /// table's own overhead.

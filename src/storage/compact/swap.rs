@@ -3,7 +3,8 @@
 //! A cleaned copy replaces one segment, or a group of consecutive ones merged into one file
 //! (Kafka merges small cleaned segments the same way): the segments with base offsets in
 //! `[B, E)`, `B` the first one's base (its 20-digit file stem), `E` the next offset of the last.
-//! 1. the cleaned copy is written to `B.log.cleaned` and fsynced;
+//! 1. the cleaned copy is written to `B.log.cleaned` and fsynced ([`CleanedFile`]: through
+//!    the same O_DIRECT path as segment appends, aligned DMA buffers written by io_uring);
 //! 2. it is renamed to `B.log.swap` (one segment) or `B-E.log.swap` (a merge: the name says
 //!    which segments it replaces) and the folder fsynced: **the commit point**;
 //! 3. the old segments' `.log`, `.index` and `.timeindex` files are deleted;
@@ -21,8 +22,11 @@
 
 use std::path::{Path, PathBuf};
 
+use glommio::io::{DmaFile, OpenOptions};
+
 use crate::storage::error::Result;
-use crate::storage::segment::file_stem;
+use crate::storage::segment::{file_stem, submit_writes};
+use crate::storage::stage::{align_up, Stage};
 
 pub const CLEANED_SUFFIX: &str = ".log.cleaned";
 pub const SWAP_SUFFIX: &str = ".log.swap";
@@ -88,15 +92,66 @@ fn remove_if_there(p: &Path) -> Result<()> {
     }
 }
 
-/// Writes `bytes` as the cleaned copy of segment `base` and syncs it (step 1). Blocking: run
-/// it on the blocking pool.
-pub fn write_cleaned(dir: &Path, base: i64, bytes: &[u8]) -> Result<PathBuf> {
-    use std::io::Write;
-    let path = cleaned_path(dir, base);
-    let mut f = std::fs::File::create(&path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(path)
+/// Step 1: the cleaned copy of segment `base`, written as the active segment is: batches are
+/// copied into aligned DMA buffers ([`Stage`]) and go out as whole-page O_DIRECT writes
+/// through io_uring (glommio's `DmaFile`), never through the page cache or the blocking pool;
+/// the partial last page is written padded and rewritten by the next write. The file is
+/// allocated ahead (as segments are: a direct write that must allocate is done synchronously
+/// by ext4), then cut to its size and synced by [`CleanedFile::finish`].
+pub struct CleanedFile {
+    file: DmaFile,
+    stage: Stage,
+}
+
+impl CleanedFile {
+    /// Creates (or empties) `B.log.cleaned`, allocating `expected_bytes` ahead (best effort).
+    pub async fn create(dir: &Path, base: i64, expected_bytes: u64) -> Result<CleanedFile> {
+        let path = cleaned_path(dir, base);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&path)
+            .await?;
+        if expected_bytes > 0 {
+            // Without it the writes are slower, not wrong.
+            if let Err(e) = file.pre_allocate(align_up(expected_bytes), false).await {
+                tracing::debug!(path = %path.display(), error = %e, "preallocation failed");
+            }
+        }
+        Ok(CleanedFile {
+            file,
+            stage: Stage::new(0, &[])?,
+        })
+    }
+
+    /// Stages `bytes` after what is already there (a memory copy, no I/O).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stage.push(bytes)
+    }
+
+    /// Bytes staged and not written yet.
+    pub fn pending_bytes(&self) -> u64 {
+        self.stage.pending_bytes()
+    }
+
+    /// Writes what is staged (whole pages; the last one padded).
+    pub async fn write_out(&mut self) -> Result<()> {
+        let writes = self.stage.take_writes()?;
+        submit_writes(&self.file, writes).await?;
+        Ok(())
+    }
+
+    /// Writes the rest, cuts the file to its size, syncs and closes it. Returns the size.
+    pub async fn finish(mut self) -> Result<u64> {
+        self.write_out().await?;
+        let size = self.stage.end();
+        self.file.truncate(size).await?;
+        self.file.fdatasync().await?;
+        self.file.close().await?;
+        Ok(size)
+    }
 }
 
 /// Step 2: the commit point. `end`: see [`swap_path`].

@@ -16,17 +16,20 @@
 //! the map takes several passes (each call is one pass; the caller keeps the dirty point).
 //!
 //! Reading and writing run without the log's I/O permit (appends and syncs go on); only the
-//! swap of each segment takes it. Which logs are cleaned, when, and with which limits is the
+//! swap of each segment takes it. The cleaned copy is written as appends are, O_DIRECT
+//! through io_uring from aligned buffers (`swap::CleanedFile`); files are renamed and
+//! deleted on the blocking pool; between two batches the pass gives its core up once it has
+//! run for `limits::CLEANER_SLICE` (`compact::Slice`), so it never holds the core for long. Which logs are cleaned, when, and with which limits is the
 //! partition's decision.
 
 use std::rc::Rc;
 
 use super::PartitionLog;
-use crate::limits::{CLEANER_WRITE_BYTES, MAX_SEGMENT_OFFSET_SPAN};
+use crate::limits::{CLEANER_READ_BYTES, CLEANER_WRITE_BYTES, MAX_SEGMENT_OFFSET_SPAN};
 use crate::storage::batch::{BatchHeader, HEADER_BYTES};
 use crate::storage::compact::records::{batch_records, empty_batch, rebuild};
 use crate::storage::compact::swap::{self, SwapStep};
-use crate::storage::compact::KeyMap;
+use crate::storage::compact::{KeyMap, Slice};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::Segment;
 
@@ -214,9 +217,10 @@ impl PartitionLog {
         if start >= end {
             return Ok(report);
         }
+        let slice = Slice::default();
         // 1. The key map over the dirty part, until it is full.
         let mut map_end = end;
-        let mut scan = self.scan(start, end);
+        let mut scan = self.scan_by(start, end, CLEANER_READ_BYTES);
         'build: while let Some(b) = scan.next().await? {
             report.bytes_read += b.len() as u64;
             let Some((h, section, records)) = batch_records(&b)? else {
@@ -236,7 +240,7 @@ impl PartitionLog {
                     }
                 }
             }
-            glommio::yield_if_needed().await;
+            slice.pause().await;
         }
         drop(scan);
         if map_end <= start {
@@ -294,29 +298,20 @@ impl PartitionLog {
         tombstones: Tombstones,
         last_batches: &std::collections::HashMap<i64, i64>,
     ) -> Result<(bool, u64, u64)> {
-        let dir = self.dir.clone();
-        let base = seg.base;
-        let mut file = Some(
-            glommio::executor()
-                .spawn_blocking(move || swap::write_cleaned(&dir, base, &[]))
-                .await?,
-        )
-        .map(|p| std::fs::OpenOptions::new().append(true).open(p))
-        .transpose()?;
-        let mut out: Vec<u8> = Vec::new();
+        let slice = Slice::default();
+        let mut file = swap::CleanedFile::create(&self.dir, seg.base, seg.size).await?;
         // Batches wholly below the log start (DeleteRecords) are not kept either.
         let from = seg.base.max(self.log_start());
-        let (mut changed, mut removed, mut size) = (from > seg.base, 0u64, 0u64);
-        let mut scan = self.scan(from, seg.next);
+        let (mut changed, mut removed) = (from > seg.base, 0u64);
+        let mut scan = self.scan_by(from, seg.next, CLEANER_READ_BYTES);
         while let Some(b) = scan.next().await? {
             let Some(h) = BatchHeader::parse(&b) else {
                 return Err(StorageError::Corrupt(
                     "unparsable batch in a sealed segment".into(),
                 ));
             };
-            let last_of_segment = h.next_offset() >= seg.next;
             if h.is_control() {
-                out.extend_from_slice(&b);
+                file.push(&b)?;
             } else if let Some((h, section, records)) = batch_records(&b)? {
                 let horizon = h.delete_horizon();
                 let horizon_passed = horizon.is_some_and(|t| tombstones.now >= t);
@@ -347,44 +342,24 @@ impl PartitionLog {
                     changed = true;
                 } else if keep.is_empty() && !records.is_empty() {
                     changed = true;
-                    out.extend_from_slice(&empty_batch(&b, &h));
+                    file.push(&empty_batch(&b, &h))?;
                 } else if keep.len() == records.len() && stamp.is_none() {
-                    out.extend_from_slice(&b);
+                    file.push(&b)?;
                 } else {
                     changed = true;
-                    out.extend_from_slice(&rebuild(&b, &h, &section, &records, &keep, stamp)?);
+                    file.push(&rebuild(&b, &h, &section, &records, &keep, stamp)?)?;
                 }
             } else {
                 // Beyond the decompression bound: kept as it is, uncleaned.
-                out.extend_from_slice(&b);
+                file.push(&b)?;
             }
-            if out.len() >= CLEANER_WRITE_BYTES || last_of_segment {
-                size += out.len() as u64;
-                let chunk = std::mem::take(&mut out);
-                let mut f = file.take().ok_or(StorageError::Closed)?;
-                file = Some(
-                    glommio::executor()
-                        .spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                            use std::io::Write;
-                            f.write_all(&chunk)?;
-                            Ok(f)
-                        })
-                        .await?,
-                );
+            if file.pending_bytes() >= CLEANER_WRITE_BYTES as u64 {
+                file.write_out().await?;
             }
-            glommio::yield_if_needed().await;
+            slice.pause().await;
         }
-        if !out.is_empty() {
-            size += out.len() as u64;
-        }
-        let mut f = file.take().ok_or(StorageError::Closed)?;
-        glommio::executor()
-            .spawn_blocking(move || -> std::io::Result<()> {
-                use std::io::Write;
-                f.write_all(&out)?;
-                f.sync_all()
-            })
-            .await?;
+        drop(scan);
+        let size = file.finish().await?;
         Ok((changed, removed, size))
     }
 
@@ -449,7 +424,10 @@ impl PartitionLog {
             .spawn_blocking(move || swap::commit(&dir, base, merged_end))
             .await?;
         fail(SwapStep::RenamedToSwap)?;
-        swap::delete_old(&self.dir, &bases)?;
+        let (dir, old) = (self.dir.clone(), bases.clone());
+        glommio::executor()
+            .spawn_blocking(move || swap::delete_old(&dir, &old))
+            .await?;
         fail(SwapStep::OldDeleted)?;
         let dir = self.dir.clone();
         glommio::executor()

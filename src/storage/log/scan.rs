@@ -17,16 +17,25 @@ pub struct LogScan<'a> {
     /// The first offset not yet handed out.
     next: i64,
     upto: i64,
+    /// Bytes asked for per read.
+    step: usize,
     ready: VecDeque<Bytes>,
 }
 
 impl PartitionLog {
     /// Every batch holding an offset in `from..upto`, starting with the one that holds `from`.
     pub fn scan(&self, from: i64, upto: i64) -> LogScan<'_> {
+        self.scan_by(from, upto, SCAN_READ_BYTES)
+    }
+
+    /// [`Self::scan`] reading about `step` bytes at a time (the cleaner's smaller steps keep
+    /// each read's copy short, see `limits::CLEANER_READ_BYTES`).
+    pub fn scan_by(&self, from: i64, upto: i64, step: usize) -> LogScan<'_> {
         LogScan {
             log: self,
             next: from,
             upto,
+            step,
             ready: VecDeque::new(),
         }
     }
@@ -42,7 +51,7 @@ impl LogScan<'_> {
             if self.next >= self.upto {
                 return Ok(None);
             }
-            let read = self.log.read(self.next, SCAN_READ_BYTES, self.upto).await?;
+            let read = self.log.read(self.next, self.step, self.upto).await?;
             for b in read.batches() {
                 if let Some(h) = BatchHeader::parse(&b) {
                     if h.next_offset() > self.next {

@@ -184,6 +184,19 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection whose reads and writes give up after `timeout` (tools that must not
+    /// hang on a broker that does not answer).
+    pub fn connect_timeout(addr: &str, timeout: std::time::Duration) -> Result<Conn> {
+        let conn = Conn::connect(addr)?;
+        conn.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(io("socket timeout"))?;
+        conn.stream
+            .set_write_timeout(Some(timeout))
+            .map_err(io("socket timeout"))?;
+        Ok(conn)
+    }
+
     pub fn connect(addr: &str) -> Result<Conn> {
         let stream = connect(addr)?;
         let reader = BufReader::new(stream.try_clone().map_err(io("socket clone"))?);
