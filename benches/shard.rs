@@ -58,6 +58,7 @@ fn round_trip(c: &mut Criterion, idle_spin_us: u64) {
                         data_dir: data,
                         groups: Default::default(),
                         cache_bytes: CACHE_BYTES,
+                        replication: None,
                     };
                     let shard = Shard::start(core, 2, catalog, settings, mesh)
                         .await
@@ -71,6 +72,7 @@ fn round_trip(c: &mut Criterion, idle_spin_us: u64) {
                                         .run(ListOffset {
                                             tp: remote.clone(),
                                             query: OffsetQuery::Latest,
+                                            epoch: -1,
                                         })
                                         .await,
                                 );
