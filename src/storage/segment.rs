@@ -17,8 +17,10 @@ use super::index::{Index, OffsetEntry, TimeEntry};
 use super::stage::{align_down, Stage, Write};
 use crate::limits::MAX_READ_BYTES;
 
-/// Bytes read per I/O while scanning a segment during recovery.
-const SCAN_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes read per I/O while scanning a segment (recovery, and the cleaner's check of each
+/// copy it swaps in): each chunk is copied and its batches CRC-checked between two awaits, so
+/// a chunk is what a scan holds the core for at least (1 MiB: a fraction of a millisecond).
+const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// File name stem of a segment: its base offset, zero-padded to 20 digits as in Kafka.
 pub fn file_stem(base_offset: i64) -> String {
@@ -232,6 +234,9 @@ impl Segment {
         let mut carry_pos = 0u64; // file position of carry[0]
         let mut read_pos = 0u64;
         let mut problem: Option<FrameProblem> = None;
+        // The scan gives its core up between batches once it has held it for a slice: a
+        // cleaned copy is checked while the partition serves appends and fetches.
+        let slice = crate::storage::compact::Slice::default();
         'scan: while read_pos < file_size {
             let want = SCAN_CHUNK_BYTES.min((file_size - read_pos) as usize);
             let chunk = seg
@@ -255,6 +260,7 @@ impl Segment {
                         seg.track(&h, carry_pos + at as u64);
                         seg.size += n as u64;
                         at += n;
+                        slice.pause().await;
                     }
                     Ok(h) => {
                         problem = Some(FrameProblem::BadCount {
