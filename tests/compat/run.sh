@@ -102,7 +102,7 @@ qport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
   --topic-default min.cleanable.dirty.ratio=0.01 --log-retention-check-interval-ms 500 >"$work/quix.log" 2>&1 &
 qpid=$!
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$qport) 2>/dev/null && break; sleep 0.1; done
-if timeout 180 "$venv/bin/python" "$here/quixstreams_state.py" "127.0.0.1:$qport"; then passed=$((passed+3)); else failed=$((failed+1)); tail -20 "$work/quix.log"; fi
+if timeout 180 "$venv/bin/python" "$here/quixstreams_state.py" "127.0.0.1:$qport"; then passed=$((passed+4)); else failed=$((failed+1)); tail -20 "$work/quix.log"; fi
 kill -TERM $qpid; wait $qpid || true
 
 echo "== Spark Structured Streaming and strata stream: the attendance query"
