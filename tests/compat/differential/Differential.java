@@ -400,6 +400,26 @@ public class Differential {
         return "absent";
     }
 
+    /**
+     * The value of a topic config once it is no longer {@code before}, or after 5 s: Kafka answers an
+     * alter once its controller committed it, and the broker that answers DescribeConfigs applies it a
+     * moment later (Strata installs it before it answers).
+     */
+    static String configValueChangedFrom(Broker b, String topic, String key, String before) throws IOException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        String now = configValue(b, topic, key);
+        while (now.equals(before) && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            now = configValue(b, topic, key);
+        }
+        return now;
+    }
+
     // groups
 
     /** The topic the scenario's group members subscribe to. */
@@ -969,8 +989,9 @@ public class Differential {
             String t = "ac-" + sfx;
             createTopic(b, t, 1);
             BiFunction<String, Map<String, String>, String> alter = (topic, cfg) -> alter(b, topic, cfg, false);
+            String before = configValue(b, t, "retention.ms");
             o.put("alterconfigs.ok", alter.apply(t, Map.of("retention.ms", "100000")));
-            o.put("alterconfigs.ok.value", configValue(b, t, "retention.ms"));
+            o.put("alterconfigs.ok.value", configValueChangedFrom(b, t, "retention.ms", before));
             o.put("alterconfigs.replaces-others", alter.apply(t, Map.of("segment.ms", "200000")) + " retention.ms="
                     + configValue(b, t, "retention.ms"));
             o.put("alterconfigs.bad-value", alter.apply(t, Map.of("retention.ms", "abc")));
@@ -980,21 +1001,25 @@ public class Differential {
             o.put("alterconfigs.validate-only", alter(b, t, Map.of("retention.ms", "5000"), true) + " then "
                     + configValue(b, t, "retention.ms"));
 
+            before = configValue(b, t, "retention.ms");
             o.put("incremental.set", incr(b, t, "retention.ms", (byte) 0, "300000"));
-            o.put("incremental.set.value", configValue(b, t, "retention.ms"));
+            o.put("incremental.set.value", configValueChangedFrom(b, t, "retention.ms", before));
             o.put("incremental.set.kept-other", configValue(b, t, "segment.ms"));
+            before = configValue(b, t, "retention.ms");
             o.put("incremental.delete", incr(b, t, "retention.ms", (byte) 1, null));
-            o.put("incremental.delete.value", configValue(b, t, "retention.ms"));
+            o.put("incremental.delete.value", configValueChangedFrom(b, t, "retention.ms", before));
             o.put("incremental.delete-not-set", incr(b, t, "retention.bytes", (byte) 1, null));
             o.put("incremental.bad-value", incr(b, t, "retention.ms", (byte) 0, "abc"));
             o.put("incremental.null-value-set", incr(b, t, "retention.ms", (byte) 0, null));
             o.put("incremental.out-of-range", incr(b, t, "segment.bytes", (byte) 0, "10"));
             o.put("incremental.unknown-name", incr(b, t, "no.such.config", (byte) 0, "1"));
             o.put("incremental.append-non-list", incr(b, t, "retention.ms", (byte) 2, "5"));
+            before = configValue(b, t, "cleanup.policy");
             o.put("incremental.append-list", incr(b, t, "cleanup.policy", (byte) 2, "compact"));
-            o.put("incremental.append-list.value", configValue(b, t, "cleanup.policy"));
+            o.put("incremental.append-list.value", configValueChangedFrom(b, t, "cleanup.policy", before));
+            before = configValue(b, t, "cleanup.policy");
             o.put("incremental.subtract-list", incr(b, t, "cleanup.policy", (byte) 3, "compact"));
-            o.put("incremental.subtract-list.value", configValue(b, t, "cleanup.policy"));
+            o.put("incremental.subtract-list.value", configValueChangedFrom(b, t, "cleanup.policy", before));
             o.put("incremental.bad-operation", incr(b, t, "retention.ms", (byte) 9, "5"));
             o.put("incremental.unknown-topic", incr(b, "nope-" + sfx, "retention.ms", (byte) 0, "5"));
         });
