@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::broker::{start_cluster_with, Broker};
+use common::broker::{bootstrap_all, start_cluster_with, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -26,14 +26,6 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 const TOPIC: &str = "compacted";
 const KEYS: usize = 10;
-
-fn bootstrap(brokers: &[Broker]) -> String {
-    brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 fn logs(brokers: &[Broker]) -> String {
     brokers
@@ -245,7 +237,7 @@ fn a_replicated_compacted_topic_is_cleaned_on_every_replica_and_survives_the_lea
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers =
         start_cluster_with(dir.path(), 3, &["--log-retention-check-interval-ms", "200"]);
-    let all = bootstrap(&brokers);
+    let all = bootstrap_all(&brokers);
     create_topic(&all, &brokers);
 
     // 300 updates of each of 10 keys: ~400 KiB, ~25 segments of 16 KiB per replica.

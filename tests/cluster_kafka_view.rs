@@ -25,7 +25,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::broker::{start_cluster_with, Broker};
+use common::broker::{bootstrap_all, start_cluster_with, Broker};
 use common::wire::{request, roundtrip};
 use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
@@ -150,11 +150,7 @@ fn produce(bootstrap: &str, acks: &str, value: &str) -> Result<(), KafkaError> {
 fn the_isr_follows_the_followers_and_min_insync_replicas_guards_acks_all() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster_with(dir.path(), 3, &["--replica-lag-time-max-ms", "1500"]);
-    let all: String = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let all = bootstrap_all(&brokers);
     let start = Instant::now();
     loop {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -336,11 +332,7 @@ const UNKNOWN_LEADER_EPOCH: i16 = 75;
 fn leader_epochs_are_raft_terms_and_fence_stale_clients() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster_with(dir.path(), 3, &[]);
-    let all: String = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let all = bootstrap_all(&brokers);
     create(&all, EPOCHS);
     write(&all, EPOCHS, 5);
     let (old_leader, old_epoch) = leader_and_epoch(&brokers[0], EPOCHS, None);
@@ -451,11 +443,7 @@ const ELECTION_NOT_NEEDED: i16 = 84;
 fn elect_leaders_hands_leadership_to_the_preferred_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster_with(dir.path(), 3, &[]);
-    let all: String = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let all = bootstrap_all(&brokers);
     create(&all, PREFERRED);
     write(&all, PREFERRED, 3);
     let (preferred, _) = preferred_and_leader(&brokers[0]).expect("metadata");
@@ -513,11 +501,7 @@ fn a_returning_preferred_replica_takes_its_leadership_back() {
         3,
         &["--leader-imbalance-check-interval-ms", "1000"],
     );
-    let all: String = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let all = bootstrap_all(&brokers);
     create(&all, PREFERRED);
     write(&all, PREFERRED, 3);
     let (preferred, _) = preferred_and_leader(&brokers[0]).expect("metadata");

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::broker::{start_cluster, Broker};
+use common::broker::{bootstrap_all, start_cluster, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -55,14 +55,6 @@ impl ProducerContext for Acks {
             }
         }
     }
-}
-
-fn bootstrap(brokers: &[Broker]) -> String {
-    brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn create_topic(bootstrap: &str, brokers: &[Broker]) {
@@ -111,7 +103,7 @@ fn leader_of(bootstrap: &str, partition: i32) -> Option<i32> {
 fn acknowledged_records_survive_leader_kills_exactly_once_at_their_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster(dir.path(), 3);
-    let all = bootstrap(&brokers);
+    let all = bootstrap_all(&brokers);
     create_topic(&all, &brokers);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -279,7 +271,7 @@ fn check_log(all: &str, acked: &[(i32, i64, String)]) {
 fn a_paused_broker_and_a_lost_majority_lose_no_acknowledged_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster(dir.path(), 3);
-    let all = bootstrap(&brokers);
+    let all = bootstrap_all(&brokers);
     create_topic(&all, &brokers);
     let producer: Arc<BaseProducer<Acks>> = Arc::new(
         ClientConfig::new()
@@ -377,7 +369,7 @@ fn a_paused_broker_and_a_lost_majority_lose_no_acknowledged_record() {
 fn group_commits_survive_the_loss_of_each_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster(dir.path(), 3);
-    let all = bootstrap(&brokers);
+    let all = bootstrap_all(&brokers);
     create_topic(&all, &brokers);
     let producer: BaseProducer<Acks> = ClientConfig::new()
         .set("bootstrap.servers", &all)
@@ -472,7 +464,7 @@ fn group_commits_survive_the_loss_of_each_broker() {
 fn a_rolling_restart_under_load_shows_the_producer_no_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut brokers = start_cluster(dir.path(), 3);
-    let all = bootstrap(&brokers);
+    let all = bootstrap_all(&brokers);
     create_topic(&all, &brokers);
     let stop = Arc::new(AtomicBool::new(false));
     let producer: Arc<BaseProducer<Acks>> = Arc::new(

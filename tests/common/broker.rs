@@ -27,6 +27,15 @@ pub fn start_cluster(dir: &Path, n: usize) -> Vec<Broker> {
     start_cluster_with(dir, n, &[])
 }
 
+/// The bootstrap list of `brokers` (`host:port,host:port,...`).
+pub fn bootstrap_all(brokers: &[Broker]) -> String {
+    brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// [`start_cluster`] with more flags for every broker.
 pub fn start_cluster_with(dir: &Path, n: usize, more: &[&str]) -> Vec<Broker> {
     let peers: String = (1..=n)
